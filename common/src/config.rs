@@ -1,0 +1,301 @@
+//! Configuration: defaults for everything, then a TOML file, then `SLUICE_*` environment
+//! variables (`SLUICE_PROCESSOR__BATCH_MAX_RECORDS=5000`: a double underscore goes one table
+//! down), then command-line flags, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::fraud::FraudConfig;
+use crate::queue::wal::WalConfig;
+use crate::validate::Limits;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("{setting} = {url:?}: {reason}")]
+    Backend {
+        setting: &'static str,
+        url: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the embedded backends keep their files.
+    pub data_dir: PathBuf,
+    pub queue: QueueConfig,
+    pub store: StoreConfig,
+    pub ingest: IngestConfig,
+    pub processor: ProcessorConfig,
+    pub geoip: GeoIpConfig,
+    pub fraud: FraudConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            queue: QueueConfig::default(),
+            store: StoreConfig::default(),
+            ingest: IngestConfig::default(),
+            processor: ProcessorConfig::default(),
+            geoip: GeoIpConfig::default(),
+            fraud: FraudConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// `wal://PATH`; default `wal://<data_dir>/queue`.
+    pub url: Option<String>,
+    /// Settings of the embedded queue (`[queue.wal]`).
+    pub wal: WalConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `tantivy://PATH`; default `tantivy://<data_dir>/index`.
+    pub url: Option<String>,
+    /// Indexing buffer of the embedded store, in MiB.
+    pub writer_memory_mb: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            writer_memory_mb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest body of `POST /api/logs/ingest` and `POST /_bulk`.
+    pub max_body_bytes: usize,
+    /// Largest file of `POST /api/logs/upload`.
+    pub max_upload_bytes: usize,
+    /// Records per queue append while an upload streams in.
+    pub upload_chunk_records: usize,
+    /// Bounds on each record (`[ingest.limits]`).
+    pub limits: Limits,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 20 * 1024 * 1024,
+            max_upload_bytes: 100 * 1024 * 1024,
+            upload_chunk_records: 5_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessorConfig {
+    /// Most records per batch (one store write and one queue commit per batch).
+    pub batch_max_records: usize,
+    /// How long a batch waits to fill before it is processed anyway.
+    pub batch_max_wait_ms: u64,
+    /// First delay before retrying a failed store write; doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            batch_max_records: 10_000,
+            batch_max_wait_ms: 200,
+            retry_initial_ms: 100,
+            retry_max_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoIpConfig {
+    /// A City database (.mmdb). Default: the first .mmdb in `<data_dir>/geoip/`, if any.
+    pub path: Option<PathBuf>,
+    /// IPs whose lookup result is cached.
+    pub cache_size: usize,
+}
+
+impl Default for GeoIpConfig {
+    fn default() -> Self {
+        GeoIpConfig {
+            path: None,
+            cache_size: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter, e.g. `info` or `sluice=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// Which queue to use, decided from `queue.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    Wal(PathBuf),
+}
+
+/// Which event store to use, decided from `store.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    Tantivy(PathBuf),
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then `SLUICE_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("SLUICE_").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    pub fn queue_backend(&self) -> Result<QueueBackend, ConfigError> {
+        match &self.queue.url {
+            None => Ok(QueueBackend::Wal(self.data_dir.join("queue"))),
+            Some(url) => match url.split_once("://") {
+                Some(("wal", path)) if !path.is_empty() => Ok(QueueBackend::Wal(path.into())),
+                _ => Err(ConfigError::Backend {
+                    setting: "queue.url",
+                    url: url.clone(),
+                    reason: "this build supports the embedded queue only: wal://PATH".into(),
+                }),
+            },
+        }
+    }
+
+    pub fn store_backend(&self) -> Result<StoreBackend, ConfigError> {
+        match &self.store.url {
+            None => Ok(StoreBackend::Tantivy(self.data_dir.join("index"))),
+            Some(url) => match url.split_once("://") {
+                Some(("tantivy", path)) if !path.is_empty() => {
+                    Ok(StoreBackend::Tantivy(path.into()))
+                }
+                _ => Err(ConfigError::Backend {
+                    setting: "store.url",
+                    url: url.clone(),
+                    reason: "this build supports the embedded store only: tantivy://PATH".into(),
+                }),
+            },
+        }
+    }
+
+    /// The GeoIP database to load: the configured path, else the first `.mmdb` (by name) in
+    /// `<data_dir>/geoip/`.
+    pub fn geoip_path(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.geoip.path {
+            return Some(path.clone());
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.data_dir.join("geoip"))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "mmdb"))
+            .collect();
+        found.sort();
+        found.into_iter().next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_nothing() {
+        let config = Config::default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.queue_backend().expect("default queue"),
+            QueueBackend::Wal(PathBuf::from("./data/queue"))
+        );
+        assert_eq!(
+            config.store_backend().expect("default store"),
+            StoreBackend::Tantivy(PathBuf::from("./data/index"))
+        );
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\n[fraud]\nthreshold = 70\n[fraud.high_amount]\namount = 500\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file)).expect("loads");
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.fraud.threshold, 70.0);
+        assert_eq!(config.fraud.high_amount.amount, 500.0);
+        std::fs::write(&file, "[fraud]\ntreshold = 70\n").expect("write");
+        let err = Config::load(Some(&file)).expect_err("typo is refused");
+        assert!(err.to_string().contains("treshold"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_backend_url_says_what_works() {
+        let config = Config {
+            queue: QueueConfig {
+                url: Some("kafka://localhost:9092".into()),
+                ..QueueConfig::default()
+            },
+            ..Config::default()
+        };
+        let err = config.queue_backend().expect_err("not in this build");
+        assert!(err.to_string().contains("wal://"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        assert!(Config::load(Some(Path::new("/nonexistent/sluice.toml"))).is_err());
+    }
+}

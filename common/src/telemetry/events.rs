@@ -1,0 +1,305 @@
+//! Every internal event Sluice emits, with the metric it counts and the log line it writes.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use tracing::{debug, error, info, warn};
+
+use super::InternalEvent;
+use crate::event::Source;
+use crate::validate::RejectCode;
+
+pub const RECEIVED: &str = "sluice_events_received_total";
+pub const ACCEPTED: &str = "sluice_events_accepted_total";
+pub const REJECTED: &str = "sluice_events_rejected_total";
+pub const REQUESTS_REFUSED: &str = "sluice_ingest_requests_refused_total";
+pub const QUEUE_APPEND: &str = "sluice_queue_append_duration_seconds";
+pub const QUEUE_LAG: &str = "sluice_queue_lag_records";
+pub const QUEUE_BACKLOG_BYTES: &str = "sluice_queue_backlog_bytes";
+pub const PROCESSED: &str = "sluice_events_processed_total";
+pub const INDEXED: &str = "sluice_events_indexed_total";
+pub const DEAD_LETTERED: &str = "sluice_events_dead_lettered_total";
+pub const BATCH_DURATION: &str = "sluice_processor_batch_duration_seconds";
+pub const BATCH_SIZE: &str = "sluice_processor_batch_size_records";
+pub const STORE_WRITE: &str = "sluice_store_write_duration_seconds";
+pub const STORE_ERRORS: &str = "sluice_store_errors_total";
+pub const GEOIP_LOOKUPS: &str = "sluice_geoip_lookups_total";
+pub const GEOIP_LOADED: &str = "sluice_geoip_database_loaded";
+pub const FRAUD_SCORED: &str = "sluice_fraud_scored_total";
+pub const FRAUD_DETECTED: &str = "sluice_fraud_detections_total";
+pub const FRAUD_INDICATORS: &str = "sluice_fraud_indicators_total";
+pub const HTTP_DURATION: &str = "sluice_http_request_duration_seconds";
+
+pub(super) fn describe() {
+    describe_counter!(RECEIVED, "Records received by ingest, valid or not");
+    describe_counter!(
+        ACCEPTED,
+        "Records accepted by ingest and durable in the queue"
+    );
+    describe_counter!(REJECTED, "Records refused by ingest validation, by reason");
+    describe_counter!(
+        REQUESTS_REFUSED,
+        "Whole ingest requests refused (413, 415, 429/503)"
+    );
+    describe_histogram!(
+        QUEUE_APPEND,
+        "Time to make an ingest batch durable in the queue"
+    );
+    describe_gauge!(
+        QUEUE_LAG,
+        "Records in the queue not yet committed by the processor"
+    );
+    describe_gauge!(
+        QUEUE_BACKLOG_BYTES,
+        "Bytes held by the queue waiting for the processor"
+    );
+    describe_counter!(PROCESSED, "Records read from the queue by the processor");
+    describe_counter!(INDEXED, "Documents acknowledged by the event store");
+    describe_counter!(
+        DEAD_LETTERED,
+        "Records sent to the dead-letter queue, by reason"
+    );
+    describe_histogram!(BATCH_DURATION, "Processor batch time: read to queue commit");
+    describe_histogram!(BATCH_SIZE, "Records per processor batch");
+    describe_histogram!(STORE_WRITE, "Event store write (bulk + commit) time");
+    describe_counter!(STORE_ERRORS, "Failed event store writes (retried)");
+    describe_counter!(
+        GEOIP_LOOKUPS,
+        "GeoIP lookups by result (found, not_found, cached)"
+    );
+    describe_gauge!(GEOIP_LOADED, "1 when a GeoIP database is loaded");
+    describe_counter!(FRAUD_SCORED, "Transactions scored by the fraud engine");
+    describe_counter!(
+        FRAUD_DETECTED,
+        "Transactions at or above the fraud threshold"
+    );
+    describe_counter!(FRAUD_INDICATORS, "Fraud indicators fired, by indicator");
+    describe_histogram!(
+        HTTP_DURATION,
+        "HTTP request latency by method, route and status"
+    );
+}
+
+/// Records arrived at an ingest endpoint.
+pub struct EventsReceived {
+    pub source: Source,
+    pub count: usize,
+}
+
+impl InternalEvent for EventsReceived {
+    fn emit(self) {
+        counter!(RECEIVED, "source" => self.source.as_str()).increment(self.count as u64);
+    }
+}
+
+/// Records made durable in the queue.
+pub struct EventsAccepted {
+    pub source: Source,
+    pub count: usize,
+    pub append: Duration,
+}
+
+impl InternalEvent for EventsAccepted {
+    fn emit(self) {
+        debug!(
+            source = self.source.as_str(),
+            count = self.count,
+            "events accepted"
+        );
+        counter!(ACCEPTED, "source" => self.source.as_str()).increment(self.count as u64);
+        histogram!(QUEUE_APPEND).record(self.append.as_secs_f64());
+    }
+}
+
+/// A record refused by validation at ingest (the producer is told; this counts it).
+pub struct EventRejected {
+    pub source: Source,
+    pub code: RejectCode,
+}
+
+impl InternalEvent for EventRejected {
+    fn emit(self) {
+        counter!(REJECTED, "source" => self.source.as_str(), "reason" => self.code.as_str())
+            .increment(1);
+    }
+}
+
+/// A whole ingest request refused before its records were looked at.
+pub struct RequestRefused<'a> {
+    pub source: Source,
+    pub reason: &'static str,
+    pub detail: &'a str,
+}
+
+impl InternalEvent for RequestRefused<'_> {
+    fn emit(self) {
+        warn!(
+            source = self.source.as_str(),
+            reason = self.reason,
+            detail = self.detail,
+            "ingest request refused"
+        );
+        counter!(REQUESTS_REFUSED, "source" => self.source.as_str(), "reason" => self.reason)
+            .increment(1);
+    }
+}
+
+/// How much waits in the queue; emitted after each append and commit.
+pub struct QueueBacklog {
+    pub records: u64,
+    pub bytes: usize,
+}
+
+impl InternalEvent for QueueBacklog {
+    fn emit(self) {
+        gauge!(QUEUE_LAG).set(self.records as f64);
+        gauge!(QUEUE_BACKLOG_BYTES).set(self.bytes as f64);
+    }
+}
+
+/// A processor batch went all the way: stored (or dead-lettered) and committed.
+pub struct BatchProcessed {
+    pub records: usize,
+    pub indexed: usize,
+    pub duration: Duration,
+}
+
+impl InternalEvent for BatchProcessed {
+    fn emit(self) {
+        debug!(
+            records = self.records,
+            indexed = self.indexed,
+            elapsed_ms = self.duration.as_millis() as u64,
+            "batch processed"
+        );
+        counter!(PROCESSED).increment(self.records as u64);
+        counter!(INDEXED).increment(self.indexed as u64);
+        histogram!(BATCH_DURATION).record(self.duration.as_secs_f64());
+        histogram!(BATCH_SIZE).record(self.records as f64);
+    }
+}
+
+/// The store acknowledged a write.
+pub struct StoreWritten {
+    pub documents: usize,
+    pub duration: Duration,
+}
+
+impl InternalEvent for StoreWritten {
+    fn emit(self) {
+        debug!(
+            documents = self.documents,
+            elapsed_ms = self.duration.as_millis() as u64,
+            "store write"
+        );
+        histogram!(STORE_WRITE).record(self.duration.as_secs_f64());
+    }
+}
+
+/// A store write failed and will be retried; nothing is committed meanwhile.
+pub struct StoreWriteFailed<'a> {
+    pub error: &'a str,
+    pub attempt: u32,
+    pub retry_in: Duration,
+}
+
+impl InternalEvent for StoreWriteFailed<'_> {
+    fn emit(self) {
+        error!(
+            error = self.error,
+            attempt = self.attempt,
+            retry_in_ms = self.retry_in.as_millis() as u64,
+            "event store write failed; retrying, queue position held"
+        );
+        counter!(STORE_ERRORS).increment(1);
+    }
+}
+
+/// Records sent to the dead-letter queue.
+pub struct EventsDeadLettered<'a> {
+    pub stage: &'a str,
+    pub code: RejectCode,
+    pub count: usize,
+    pub example: &'a str,
+}
+
+impl InternalEvent for EventsDeadLettered<'_> {
+    fn emit(self) {
+        warn!(
+            stage = self.stage,
+            reason = self.code.as_str(),
+            count = self.count,
+            example = self.example,
+            "records dead-lettered"
+        );
+        counter!(DEAD_LETTERED, "stage" => self.stage.to_owned(), "reason" => self.code.as_str())
+            .increment(self.count as u64);
+    }
+}
+
+/// GeoIP lookups of one batch.
+pub struct GeoIpLookups {
+    pub found: usize,
+    pub not_found: usize,
+    pub cached: usize,
+}
+
+impl InternalEvent for GeoIpLookups {
+    fn emit(self) {
+        counter!(GEOIP_LOOKUPS, "result" => "found").increment(self.found as u64);
+        counter!(GEOIP_LOOKUPS, "result" => "not_found").increment(self.not_found as u64);
+        counter!(GEOIP_LOOKUPS, "result" => "cached").increment(self.cached as u64);
+    }
+}
+
+/// A GeoIP database was loaded, or there is none (said once, at start).
+pub struct GeoIpDatabase<'a> {
+    pub loaded: Option<&'a str>,
+    pub detail: &'a str,
+}
+
+impl InternalEvent for GeoIpDatabase<'_> {
+    fn emit(self) {
+        match self.loaded {
+            Some(path) => info!(path, detail = self.detail, "GeoIP database loaded"),
+            None => warn!(
+                detail = self.detail,
+                "running without GeoIP: events get no geo.* fields"
+            ),
+        }
+        gauge!(GEOIP_LOADED).set(if self.loaded.is_some() { 1.0 } else { 0.0 });
+    }
+}
+
+/// A transaction scored by the fraud engine.
+pub struct FraudScored<'a> {
+    pub detected: bool,
+    pub indicators: &'a [crate::fraud::Indicator],
+}
+
+impl InternalEvent for FraudScored<'_> {
+    fn emit(self) {
+        counter!(FRAUD_SCORED).increment(1);
+        if self.detected {
+            counter!(FRAUD_DETECTED).increment(1);
+        }
+        for indicator in self.indicators {
+            counter!(FRAUD_INDICATORS, "indicator" => indicator.as_str()).increment(1);
+        }
+    }
+}
+
+/// An HTTP request answered.
+pub struct HttpRequestServed {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+    pub duration: Duration,
+}
+
+impl InternalEvent for HttpRequestServed {
+    fn emit(self) {
+        histogram!(HTTP_DURATION, "method" => self.method, "route" => self.route, "status" => self.status.to_string())
+            .record(self.duration.as_secs_f64());
+    }
+}

@@ -1,0 +1,477 @@
+//! Validation of one record against the event model: the same rules at ingest (answered to the
+//! producer, record by record) and in the processor (for records that reached the queue another
+//! way; failures are dead-lettered). Every problem names the field and says what is wrong.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use simd_json::prelude::*;
+use simd_json::{BorrowedValue, StaticNode};
+
+use crate::event::schema::{self, FieldKind};
+use crate::event::{LogType, MAX_EVENT_ID_BYTES, check_epoch_ms_value, parse_timestamp};
+
+/// Why a record was refused: a small closed set, used as the `reason` label of the rejection
+/// metrics (so its cardinality stays bounded) and as `code` in error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    MalformedJson,
+    NotAnObject,
+    TooDeep,
+    Oversized,
+    MissingField,
+    WrongType,
+    InvalidValue,
+    UnknownLogType,
+    InvalidIp,
+    InvalidTimestamp,
+    FutureTimestamp,
+    ReservedField,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::MalformedJson => "malformed_json",
+            RejectCode::NotAnObject => "not_an_object",
+            RejectCode::TooDeep => "too_deep",
+            RejectCode::Oversized => "oversized",
+            RejectCode::MissingField => "missing_field",
+            RejectCode::WrongType => "wrong_type",
+            RejectCode::InvalidValue => "invalid_value",
+            RejectCode::UnknownLogType => "unknown_log_type",
+            RejectCode::InvalidIp => "invalid_ip",
+            RejectCode::InvalidTimestamp => "invalid_timestamp",
+            RejectCode::FutureTimestamp => "future_timestamp",
+            RejectCode::ReservedField => "reserved_field",
+        }
+    }
+}
+
+/// One problem with one field of a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldIssue {
+    /// The field at fault; empty when the record as a whole is (malformed JSON, too large).
+    pub field: String,
+    pub code: RejectCode,
+    pub reason: String,
+}
+
+impl FieldIssue {
+    pub fn new(field: &str, code: RejectCode, reason: impl Into<String>) -> Self {
+        FieldIssue {
+            field: field.to_owned(),
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn whole_record(code: RejectCode, reason: impl Into<String>) -> Self {
+        FieldIssue::new("", code, reason)
+    }
+
+    /// Ties the issue to its record number (1-based, in the order the producer sent them).
+    pub fn at(self, record: usize) -> RecordError {
+        RecordError {
+            record,
+            field: self.field,
+            code: self.code,
+            reason: self.reason,
+        }
+    }
+}
+
+/// A field issue tied to its record, as answered to producers: `{record, field, code, reason}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordError {
+    pub record: usize,
+    pub field: String,
+    pub code: RejectCode,
+    pub reason: String,
+}
+
+/// Bounds on what one record may be. Defaults suit e-commerce logs; all are configurable.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest record, in bytes of JSON.
+    pub max_record_bytes: usize,
+    /// Longest text value of any top-level field.
+    pub max_field_bytes: usize,
+    /// Deepest nesting of arrays and objects.
+    pub max_depth: usize,
+    /// How far ahead of the receive time an event may claim to be, in milliseconds.
+    pub max_future_skew_ms: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_bytes: 1024 * 1024,
+            max_field_bytes: 32 * 1024,
+            max_depth: 32,
+            max_future_skew_ms: 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// The typed view of a valid record: what the fraud engine, GeoIP and the stores need, read once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent {
+    pub log_type: LogType,
+    /// Event time: the record's timestamp, or its receive time when it had none.
+    pub event_time_ms: i64,
+    pub ip: Option<IpAddr>,
+    pub user_id: Option<String>,
+    pub amount: Option<f64>,
+}
+
+/// Parses one record's bytes (in place: simd-json needs them mutable) into a JSON object,
+/// after checking the bounds that protect the parser itself.
+pub fn parse_record<'a>(
+    bytes: &'a mut [u8],
+    limits: &Limits,
+) -> Result<BorrowedValue<'a>, FieldIssue> {
+    if bytes.len() > limits.max_record_bytes {
+        return Err(FieldIssue::whole_record(
+            RejectCode::Oversized,
+            format!(
+                "record is {} bytes, the limit is {}",
+                bytes.len(),
+                limits.max_record_bytes
+            ),
+        ));
+    }
+    if nesting_depth(bytes) > limits.max_depth {
+        return Err(FieldIssue::whole_record(
+            RejectCode::TooDeep,
+            format!("record nests deeper than {} levels", limits.max_depth),
+        ));
+    }
+    let value = simd_json::to_borrowed_value(bytes).map_err(|e| {
+        FieldIssue::whole_record(RejectCode::MalformedJson, format!("malformed JSON: {e}"))
+    })?;
+    if !value.is_object() {
+        return Err(FieldIssue::whole_record(
+            RejectCode::NotAnObject,
+            format!("a record must be a JSON object, got {}", type_name(&value)),
+        ));
+    }
+    Ok(value)
+}
+
+/// Deepest bracket nesting outside strings. Checked before parsing so a hostile record like
+/// `[[[[…` cannot exhaust the stack of the code that later walks or drops the parsed value.
+pub fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Checks a parsed record against the event model. `received_at_ms` stands in for a missing
+/// timestamp and anchors the "too far in the future" rule.
+pub fn validate(
+    record: &BorrowedValue<'_>,
+    received_at_ms: i64,
+    limits: &Limits,
+) -> Result<ValidEvent, Vec<FieldIssue>> {
+    let mut issues = Vec::new();
+    let Some(object) = record.as_object() else {
+        return Err(vec![FieldIssue::whole_record(
+            RejectCode::NotAnObject,
+            "a record must be a JSON object",
+        )]);
+    };
+
+    for (key, value) in object.iter() {
+        let key: &str = key;
+        if schema::RESERVED.contains(&key) {
+            issues.push(FieldIssue::new(
+                key,
+                RejectCode::ReservedField,
+                format!("`{key}` is written by Sluice and cannot be sent"),
+            ));
+            continue;
+        }
+        if let Some(text) = value.as_str()
+            && text.len() > limits.max_field_bytes
+        {
+            issues.push(FieldIssue::new(
+                key,
+                RejectCode::Oversized,
+                format!(
+                    "value is {} bytes, the limit is {}",
+                    text.len(),
+                    limits.max_field_bytes
+                ),
+            ));
+            continue;
+        }
+        if let Some(spec) = schema::field(key)
+            && !value.is_null()
+            && let Err(issue) = check_kind(key, spec.kind, value)
+        {
+            issues.push(issue);
+        }
+    }
+
+    let log_type = match record.get("log_type") {
+        None | Some(BorrowedValue::Static(StaticNode::Null)) => {
+            issues.push(FieldIssue::new(
+                "log_type",
+                RejectCode::MissingField,
+                "log_type is required (transaction, error, user_behavior, performance, fraud)",
+            ));
+            None
+        }
+        Some(value) => match value.as_str() {
+            Some(text) => match text.parse::<LogType>() {
+                Ok(t) => Some(t),
+                Err(()) => {
+                    issues.push(FieldIssue::new(
+                        "log_type",
+                        RejectCode::UnknownLogType,
+                        format!(
+                            "unknown log_type {:?}; expected one of transaction, error, \
+                             user_behavior, performance, fraud",
+                            text.chars().take(64).collect::<String>()
+                        ),
+                    ));
+                    None
+                }
+            },
+            // Already reported as a wrong type by the field check above.
+            None => None,
+        },
+    };
+
+    if let Some(log_type) = log_type {
+        for spec in schema::FIELDS
+            .iter()
+            .filter(|f| f.required_by.contains(&log_type))
+        {
+            let present = record
+                .get(spec.name)
+                .is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()));
+            if !present {
+                issues.push(FieldIssue::new(
+                    spec.name,
+                    RejectCode::MissingField,
+                    format!("{} is required for {log_type} logs", spec.name),
+                ));
+            }
+        }
+    }
+
+    let event_time_ms = match event_time(record) {
+        Ok(Some(ms)) if ms > received_at_ms.saturating_add(limits.max_future_skew_ms) => {
+            issues.push(FieldIssue::new(
+                timestamp_field(record),
+                RejectCode::FutureTimestamp,
+                format!(
+                    "timestamp is {} s ahead of the receive time; at most {} s is allowed",
+                    (ms - received_at_ms) / 1000,
+                    limits.max_future_skew_ms / 1000
+                ),
+            ));
+            received_at_ms
+        }
+        Ok(Some(ms)) => ms,
+        Ok(None) | Err(()) => received_at_ms,
+    };
+
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    let Some(log_type) = log_type else {
+        return Err(vec![FieldIssue::new(
+            "log_type",
+            RejectCode::MissingField,
+            "log_type is required",
+        )]);
+    };
+    Ok(ValidEvent {
+        log_type,
+        event_time_ms,
+        ip: record.get_str("ip").and_then(|s| s.trim().parse().ok()),
+        user_id: record.get("user_id").and_then(code_text),
+        amount: record.get("amount").and_then(ValueAsScalar::cast_f64),
+    })
+}
+
+/// The event time a record states, if any (`timestamp`, else the ECS `@timestamp`).
+/// `Err` means it stated one that does not parse (reported by the field checks).
+fn event_time(record: &BorrowedValue<'_>) -> Result<Option<i64>, ()> {
+    let Some(value) = record
+        .get("timestamp")
+        .or_else(|| record.get("@timestamp"))
+        .filter(|v| !v.is_null())
+    else {
+        return Ok(None);
+    };
+    timestamp_ms(value).map(Some).map_err(|_| ())
+}
+
+fn timestamp_field(record: &BorrowedValue<'_>) -> &'static str {
+    if record.contains_key("timestamp") {
+        "timestamp"
+    } else {
+        "@timestamp"
+    }
+}
+
+fn timestamp_ms(value: &BorrowedValue<'_>) -> Result<i64, String> {
+    if let Some(text) = value.as_str() {
+        return parse_timestamp(text).map_err(|e| e.to_string());
+    }
+    if let Some(ms) = value.as_i64() {
+        return check_epoch_ms_value(ms).map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "expected RFC 3339 text or epoch milliseconds, got {}",
+        type_name(value)
+    ))
+}
+
+/// Text of a field that may be text or an integer (`user_id`, `error_code`, …).
+pub fn code_text(value: &BorrowedValue<'_>) -> Option<String> {
+    if let Some(text) = value.as_str() {
+        return Some(text.to_owned());
+    }
+    if let Some(i) = value.as_i64() {
+        return Some(i.to_string());
+    }
+    value.as_u64().map(|u| u.to_string())
+}
+
+fn check_kind(key: &str, kind: FieldKind, value: &BorrowedValue<'_>) -> Result<(), FieldIssue> {
+    let wrong_type = |expected: &str| {
+        FieldIssue::new(
+            key,
+            RejectCode::WrongType,
+            format!("expected {expected}, got {}", type_name(value)),
+        )
+    };
+    match kind {
+        FieldKind::Text => {
+            value.as_str().ok_or_else(|| wrong_type("text"))?;
+            if key == "event_id" && value.as_str().is_some_and(|s| s.len() > MAX_EVENT_ID_BYTES) {
+                return Err(FieldIssue::new(
+                    key,
+                    RejectCode::Oversized,
+                    format!("event_id is longer than {MAX_EVENT_ID_BYTES} bytes"),
+                ));
+            }
+        }
+        FieldKind::Code => {
+            if code_text(value).is_none() {
+                return Err(wrong_type("text or an integer"));
+            }
+        }
+        FieldKind::Number { min, max } => {
+            let n = value
+                .cast_f64()
+                .filter(|_| value.is_number())
+                .ok_or_else(|| wrong_type("a number"))?;
+            check_bounds(key, n, min, max)?;
+        }
+        FieldKind::Integer { min, max } => {
+            let n = value.as_i64().ok_or_else(|| wrong_type("an integer"))?;
+            check_bounds(key, n as f64, min.map(|m| m as f64), max.map(|m| m as f64))?;
+        }
+        FieldKind::Bool => {
+            value.as_bool().ok_or_else(|| wrong_type("true or false"))?;
+        }
+        FieldKind::Ip => {
+            let text = value
+                .as_str()
+                .ok_or_else(|| wrong_type("an IP address as text"))?;
+            text.trim().parse::<IpAddr>().map_err(|_| {
+                FieldIssue::new(
+                    key,
+                    RejectCode::InvalidIp,
+                    format!(
+                        "{:?} is not an IPv4 or IPv6 address",
+                        text.chars().take(64).collect::<String>()
+                    ),
+                )
+            })?;
+        }
+        FieldKind::Timestamp => {
+            timestamp_ms(value)
+                .map_err(|reason| FieldIssue::new(key, RejectCode::InvalidTimestamp, reason))?;
+        }
+        FieldKind::TextList => {
+            let ok = value
+                .as_array()
+                .is_some_and(|items| items.iter().all(|i| i.as_str().is_some()));
+            if !ok {
+                return Err(wrong_type("an array of text"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_bounds(key: &str, n: f64, min: Option<f64>, max: Option<f64>) -> Result<(), FieldIssue> {
+    if !n.is_finite() {
+        return Err(FieldIssue::new(
+            key,
+            RejectCode::InvalidValue,
+            "must be finite",
+        ));
+    }
+    if let Some(min) = min
+        && n < min
+    {
+        return Err(FieldIssue::new(
+            key,
+            RejectCode::InvalidValue,
+            format!("must be at least {min}, got {n}"),
+        ));
+    }
+    if let Some(max) = max
+        && n > max
+    {
+        return Err(FieldIssue::new(
+            key,
+            RejectCode::InvalidValue,
+            format!("must be at most {max}, got {n}"),
+        ));
+    }
+    Ok(())
+}
+
+fn type_name(value: &BorrowedValue<'_>) -> &'static str {
+    match value {
+        BorrowedValue::Static(StaticNode::Null) => "null",
+        BorrowedValue::Static(StaticNode::Bool(_)) => "a boolean",
+        BorrowedValue::Static(_) => "a number",
+        BorrowedValue::String(_) => "text",
+        BorrowedValue::Array(_) => "an array",
+        BorrowedValue::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests;
