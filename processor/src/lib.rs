@@ -1,1 +1,13 @@
+//! The processor role: reads the queue in batches, turns each record into an indexed document
+//! (parse → validate → GeoIP → fraud score → document), writes the batch to the event store and
+//! only then commits the queue position. Records that cannot become documents go to the
+//! dead-letter queue with their original bytes and the reason; nothing is dropped silently.
 
+mod document;
+mod pipeline;
+mod retry;
+mod service;
+
+pub use pipeline::{BatchOutput, Pipeline};
+pub use retry::Backoff;
+pub use service::Processor;

@@ -65,7 +65,7 @@ pub trait Queue: Send + Sync {
 
 /// The consumer side: what the processor reads from.
 #[async_trait]
-pub trait QueueConsumer: Send {
+pub trait QueueConsumer: Send + Sync {
     /// Up to `max` records after those already delivered, waiting at most `wait` for the first.
     /// An empty batch means nothing arrived in time.
     async fn next_batch(
@@ -76,6 +76,9 @@ pub trait QueueConsumer: Send {
 
     /// Marks every record delivered so far as done; they will not be delivered again.
     async fn commit(&mut self) -> Result<(), QueueError>;
+
+    /// What waits in the queue, for the lag metrics.
+    fn backlog(&self) -> Backlog;
 }
 
 /// A record the pipeline could not index, kept with its original bytes and the reason.

@@ -306,6 +306,13 @@ impl QueueConsumer for WalConsumer {
         queue.refresh_gauges(&state);
         Ok(())
     }
+
+    fn backlog(&self) -> Backlog {
+        WalQueue {
+            inner: Arc::clone(&self.inner),
+        }
+        .backlog()
+    }
 }
 
 impl WalConsumer {

@@ -6,6 +6,8 @@
 
 pub mod tantivy;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use thiserror::Error;
 
@@ -88,8 +90,8 @@ pub struct SearchResults {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Writes documents (a document with an id already present replaces it) and returns once
-    /// they are durable and visible to search.
-    async fn index(&self, documents: Vec<StoreDocument>) -> Result<IndexReport, StoreError>;
+    /// they are durable and visible to search. Shared, so a failed write can be retried as is.
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError>;
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
 

@@ -100,7 +100,7 @@ impl TantivyStore {
         })
     }
 
-    fn write(inner: &Inner, documents: Vec<StoreDocument>) -> Result<IndexReport, StoreError> {
+    fn write(inner: &Inner, documents: &[StoreDocument]) -> Result<IndexReport, StoreError> {
         let f = inner.fields;
         let mut writer = inner
             .writer
@@ -110,21 +110,21 @@ impl TantivyStore {
         for document in documents {
             writer.delete_term(Term::from_field_text(f.id, &document.id));
             let mut tantivy_doc = doc!(
-                f.id => document.id,
+                f.id => document.id.as_str(),
                 f.timestamp => document.timestamp_ms,
                 f.log_type => document.log_type.as_str(),
-                f.source => document.source,
+                f.source => document.source.as_slice(),
             );
-            if let Some(level) = document.level {
-                tantivy_doc.add_text(f.level, normalize_level(&level));
+            if let Some(level) = &document.level {
+                tantivy_doc.add_text(f.level, normalize_level(level));
             }
-            if let Some(service) = document.service {
+            if let Some(service) = &document.service {
                 tantivy_doc.add_text(f.service, service);
             }
-            if let Some(message) = document.message {
+            if let Some(message) = &document.message {
                 tantivy_doc.add_text(f.message, message);
             }
-            if let Some(error_message) = document.error_message {
+            if let Some(error_message) = &document.error_message {
                 tantivy_doc.add_text(f.error_message, error_message);
             }
             writer
@@ -196,7 +196,7 @@ impl TantivyStore {
         let (total, top_docs) = searcher
             .search(&tantivy_query, &(Count, top))
             .map_err(|e| StoreError::Search(e.to_string()))?;
-        let mut hits = Vec::with_capacity(if query.size == 0 { 0 } else { top_docs.len() });
+        let mut hits = Vec::with_capacity(top_docs.len());
         if query.size > 0 {
             for (_, address) in top_docs {
                 let stored: TantivyDocument = searcher
@@ -222,12 +222,12 @@ impl TantivyStore {
 
 #[async_trait]
 impl EventStore for TantivyStore {
-    async fn index(&self, documents: Vec<StoreDocument>) -> Result<IndexReport, StoreError> {
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
         if documents.is_empty() {
             return Ok(IndexReport::default());
         }
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || Self::write(&inner, documents))
+        tokio::task::spawn_blocking(move || Self::write(&inner, &documents))
             .await
             .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
     }
@@ -282,14 +282,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
         store
-            .index(vec![
+            .index(Arc::new(vec![
                 document("a", 1, LogType::Error, "first"),
                 document("a", 1, LogType::Error, "replayed"),
-            ])
+            ]))
             .await
             .expect("index");
         store
-            .index(vec![document("a", 1, LogType::Error, "again")])
+            .index(Arc::new(vec![document("a", 1, LogType::Error, "again")]))
             .await
             .expect("index");
         let results = store.search(&all(10)).await.expect("search");
@@ -302,11 +302,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
         store
-            .index(vec![
+            .index(Arc::new(vec![
                 document("1", 100, LogType::Error, "payment gateway timeout"),
                 document("2", 300, LogType::Error, "gateway refused"),
                 document("3", 200, LogType::Transaction, "gateway ok"),
-            ])
+            ]))
             .await
             .expect("index");
         let ids = |r: SearchResults| r.hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
@@ -343,7 +343,7 @@ mod tests {
         {
             let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
             store
-                .index(vec![document("x", 5, LogType::Error, "kept")])
+                .index(Arc::new(vec![document("x", 5, LogType::Error, "kept")]))
                 .await
                 .expect("index");
         }

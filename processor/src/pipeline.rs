@@ -1,0 +1,189 @@
+//! The CPU part of the processor, free of I/O so it runs on a blocking thread and benchmarks
+//! on its own: records in, documents and dead letters out.
+
+use std::sync::Arc;
+
+use simd_json::BorrowedValue;
+use simd_json::prelude::*;
+use sluice_common::event::{LogType, QueuedRecord, document_id};
+use sluice_common::fraud::{
+    Activity, Assessment, FraudEngine, FraudInput, GeoFacts, is_failure_action, is_failure_status,
+};
+use sluice_common::queue::DeadLetter;
+use sluice_common::store::StoreDocument;
+use sluice_common::telemetry::emit;
+use sluice_common::telemetry::events::FraudScored;
+use sluice_common::validate::{FieldIssue, Limits, RejectCode, ValidEvent, parse_record, validate};
+use sluice_geoip::{GeoRecord, GeoResolver, Lookup};
+
+use crate::document::build_document;
+
+/// What one batch became.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    pub documents: Vec<StoreDocument>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+pub struct Pipeline {
+    limits: Limits,
+    geo: GeoResolver,
+    fraud: FraudEngine,
+    scratch: Vec<u8>,
+}
+
+impl Pipeline {
+    pub fn new(limits: Limits, geo: GeoResolver, fraud: FraudEngine) -> Pipeline {
+        Pipeline {
+            limits,
+            geo,
+            fraud,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn geo_mut(&mut self) -> &mut GeoResolver {
+        &mut self.geo
+    }
+
+    pub fn process(&mut self, records: &[QueuedRecord]) -> BatchOutput {
+        let mut output = BatchOutput {
+            documents: Vec::with_capacity(records.len()),
+            dead_letters: Vec::new(),
+        };
+        for record in records {
+            match self.process_one(record) {
+                Ok(document) => output.documents.push(document),
+                Err(issues) => output.dead_letters.push(dead_letter(record, issues)),
+            }
+        }
+        output
+    }
+
+    /// One record to one document.
+    pub fn process_one(&mut self, record: &QueuedRecord) -> Result<StoreDocument, Vec<FieldIssue>> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(&record.payload);
+        let result = self.process_parsed(record, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    fn process_parsed(
+        &mut self,
+        record: &QueuedRecord,
+        bytes: &mut [u8],
+    ) -> Result<StoreDocument, Vec<FieldIssue>> {
+        let mut value = parse_record(bytes, &self.limits).map_err(|issue| vec![issue])?;
+        let event = validate(&value, record.received_at_ms, &self.limits)?;
+        let id = match &record.id {
+            Some(id) => id.clone(),
+            None => document_id(&value, record.received_at_ms),
+        };
+        let geo = match event.ip {
+            Some(ip) => self.geo.lookup(ip),
+            None => Lookup::NotPublic,
+        };
+        let fraud = self.score(&value, &event, &geo);
+        let geo_record = match &geo {
+            Lookup::Found(record) => Some(Arc::clone(record)),
+            _ => None,
+        };
+        build_document(
+            &mut value,
+            id,
+            &event,
+            record,
+            geo_record.as_deref(),
+            fraud.as_ref(),
+        )
+        .map_err(|reason| vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)])
+    }
+
+    fn score(
+        &mut self,
+        value: &BorrowedValue<'_>,
+        event: &ValidEvent,
+        geo: &Lookup,
+    ) -> Option<Fraud> {
+        if event.log_type == LogType::Fraud {
+            return Some(Fraud::Upstream);
+        }
+        let activity = match event.log_type {
+            LogType::Transaction => Activity::Transaction {
+                amount: event.amount.unwrap_or(0.0),
+                failed: value.get_str("status").is_some_and(is_failure_status),
+            },
+            LogType::UserBehavior if value.get_str("action").is_some_and(is_failure_action) => {
+                Activity::FailedAttempt
+            }
+            _ => return None,
+        };
+        let input = FraudInput {
+            user_id: event.user_id.as_deref(),
+            ip: event.ip,
+            event_time_ms: event.event_time_ms,
+            activity,
+            declared_country: value.get_str("country"),
+            geo: geo_facts(geo),
+        };
+        let assessment = self.fraud.assess(&input)?;
+        emit(FraudScored {
+            detected: assessment.detected,
+            indicators: &assessment.indicators,
+        });
+        Some(Fraud::Scored(assessment))
+    }
+}
+
+/// The fraud part of a document: scored here, or detected upstream (a `fraud` record).
+pub(crate) enum Fraud {
+    Scored(Assessment),
+    Upstream,
+}
+
+fn geo_facts(lookup: &Lookup) -> GeoFacts<'_> {
+    match lookup {
+        Lookup::NoDatabase => GeoFacts::NoDatabase,
+        Lookup::NotPublic => GeoFacts::NotApplicable,
+        Lookup::Unknown => GeoFacts::Unknown,
+        Lookup::Found(record) => geo_record_facts(record),
+    }
+}
+
+fn geo_record_facts(record: &GeoRecord) -> GeoFacts<'_> {
+    GeoFacts::Found {
+        country_iso: record.country_iso_code.as_deref(),
+        coordinates: record.location,
+        anonymous: record.anonymous,
+    }
+}
+
+fn dead_letter(record: &QueuedRecord, issues: Vec<FieldIssue>) -> DeadLetter {
+    let first = issues.first().cloned().unwrap_or_else(|| {
+        FieldIssue::whole_record(RejectCode::InvalidValue, "record could not be processed")
+    });
+    let reason = issues
+        .iter()
+        .map(|i| match i.field.as_str() {
+            "" => i.reason.clone(),
+            field => format!("{field}: {}", i.reason),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    DeadLetter {
+        id: record.id.clone(),
+        failed_at_ms: sluice_common::now_ms(),
+        received_at_ms: record.received_at_ms,
+        source: record.source,
+        stage: "validate".into(),
+        code: first.code,
+        field: (!first.field.is_empty()).then_some(first.field),
+        reason,
+        payload: record.payload.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
