@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod event;
 pub mod fraud;
+pub mod http;
 pub mod queue;
 pub mod sample;
 pub mod store;

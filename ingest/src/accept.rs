@@ -1,0 +1,217 @@
+//! Validating a batch of raw records and making the valid ones durable: the step every ingest
+//! format ends in, so all of them answer alike.
+
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use sluice_common::event::{QueuedRecord, Source, document_id};
+use sluice_common::http::ApiError;
+use sluice_common::queue::{Queue, QueueError};
+use sluice_common::telemetry::emit;
+use sluice_common::telemetry::events::{
+    EventRejected, EventsAccepted, EventsReceived, QueueBacklog, RequestRefused,
+};
+use sluice_common::validate::{FieldIssue, Limits, RecordError, parse_record, validate};
+
+/// Errors answered per request, at most.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// Raw records of one request (or one chunk of an upload), numbered as the producer sees them.
+#[derive(Debug, Default)]
+pub struct RecordBatch {
+    pub records: Vec<RawRecord>,
+    /// Problems found while splitting the body (a line too long, a broken CSV row).
+    pub issues: Vec<RecordError>,
+}
+
+#[derive(Debug)]
+pub struct RawRecord {
+    /// 1-based: array position, NDJSON line or CSV data row.
+    pub number: usize,
+    pub bytes: Vec<u8>,
+    /// Document id chosen by the producer outside the record (the `_id` of a bulk action).
+    pub id: Option<String>,
+}
+
+/// The outcome of a batch, in the shape answered to producers.
+#[derive(Debug, Default, Serialize)]
+pub struct Accepted {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub errors: Vec<RecordError>,
+    /// Document ids of accepted records, by record number (used by `_bulk` answers).
+    #[serde(skip)]
+    pub ids: Vec<(usize, String)>,
+}
+
+impl Accepted {
+    pub fn merge(&mut self, other: Accepted) {
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(other.errors.into_iter().take(room));
+        self.ids.extend(other.ids);
+    }
+}
+
+/// How much of the outcome a caller needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Counts and the first [`MAX_REPORTED_ERRORS`] errors.
+    Summary,
+    /// Every error and the id of every accepted record (`_bulk` answers item by item).
+    PerRecord,
+}
+
+/// Validates records on a blocking thread (parsing is CPU work), appends the valid ones to the
+/// queue and returns once they are durable.
+pub async fn accept(
+    queue: &dyn Queue,
+    batch: RecordBatch,
+    source: Source,
+    limits: Limits,
+    report: Report,
+) -> Result<Accepted, ApiError> {
+    let received_at_ms = sluice_common::now_ms();
+    let (queued, outcome) =
+        tokio::task::spawn_blocking(move || check(batch, source, received_at_ms, &limits, report))
+            .await
+            .map_err(|e| ApiError::internal(format!("validation thread failed: {e}")))?;
+    if !queued.is_empty() {
+        let count = queued.len();
+        let started = Instant::now();
+        queue
+            .append(queued)
+            .await
+            .map_err(|e| queue_error(e, source))?;
+        emit(EventsAccepted {
+            source,
+            count,
+            append: started.elapsed(),
+        });
+        let backlog = queue.backlog();
+        emit(QueueBacklog {
+            records: backlog.records,
+            bytes: backlog.bytes,
+        });
+    }
+    Ok(outcome)
+}
+
+fn check(
+    batch: RecordBatch,
+    source: Source,
+    received_at_ms: i64,
+    limits: &Limits,
+    report: Report,
+) -> (Vec<QueuedRecord>, Accepted) {
+    let mut outcome = Accepted::default();
+    let max_errors = match report {
+        Report::Summary => MAX_REPORTED_ERRORS,
+        Report::PerRecord => usize::MAX,
+    };
+    let mut queued = Vec::with_capacity(batch.records.len());
+    emit(EventsReceived {
+        source,
+        count: batch.records.len() + batch.issues.len(),
+    });
+    for issue in batch.issues {
+        reject(&mut outcome, source, issue, max_errors);
+    }
+    let mut scratch = Vec::new();
+    for raw in batch.records {
+        scratch.clear();
+        scratch.extend_from_slice(&raw.bytes);
+        let checked = parse_record(&mut scratch, limits)
+            .map_err(|issue| vec![issue])
+            .and_then(|value| {
+                validate(&value, received_at_ms, limits)?;
+                Ok(raw
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| document_id(&value, received_at_ms)))
+            });
+        match checked {
+            Ok(id) => {
+                if report == Report::PerRecord {
+                    outcome.ids.push((raw.number, id.clone()));
+                }
+                outcome.accepted += 1;
+                queued.push(QueuedRecord {
+                    id: Some(id),
+                    received_at_ms,
+                    source,
+                    payload: raw.bytes,
+                });
+            }
+            Err(issues) => {
+                let mut issues = issues.into_iter().map(|i: FieldIssue| i.at(raw.number));
+                // The record counts once; every issue of it is reported.
+                if let Some(first) = issues.next() {
+                    reject(&mut outcome, source, first, max_errors);
+                }
+                for issue in issues {
+                    if outcome.errors.len() < max_errors {
+                        outcome.errors.push(issue);
+                    }
+                }
+            }
+        }
+    }
+    (queued, outcome)
+}
+
+fn reject(outcome: &mut Accepted, source: Source, error: RecordError, max_errors: usize) {
+    emit(EventRejected {
+        source,
+        code: error.code,
+    });
+    outcome.rejected += 1;
+    if outcome.errors.len() < max_errors {
+        outcome.errors.push(error);
+    }
+}
+
+/// A queue failure as answered: full → 503 with `Retry-After` (nothing was written, send again
+/// later); anything else → 503 too, since the records were not made durable.
+pub fn queue_error(error: QueueError, source: Source) -> ApiError {
+    let message = error.to_string();
+    emit(RequestRefused {
+        source,
+        reason: match error {
+            QueueError::Full { .. } => "queue_full",
+            _ => "queue_unavailable",
+        },
+        detail: &message,
+    });
+    match error {
+        QueueError::Full { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            format!("{message}; nothing from this request was accepted, retry later"),
+        )
+        .retry_after(5),
+        _ => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            format!("records could not be made durable ({message}); nothing was accepted"),
+        )
+        .retry_after(5),
+    }
+}
+
+/// Refuses work up front when the queue is past its high-water mark.
+pub fn check_room(queue: &dyn Queue, source: Source) -> Result<(), ApiError> {
+    let backlog = queue.backlog();
+    if backlog.is_full() {
+        return Err(queue_error(
+            QueueError::Full {
+                backlog_bytes: backlog.bytes,
+                limit_bytes: backlog.limit_bytes,
+            },
+            source,
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! The Elasticsearch bulk API (`POST /_bulk`, `POST /{index}/_bulk`), so shippers configured for
+//! Elasticsearch send to Sluice unchanged. `index` and `create` actions are accepted; the answer
+//! follows Elasticsearch's format item by item, with the validation error as the item's reason.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use sluice_common::event::Source;
+
+use crate::IngestState;
+use crate::accept::{RawRecord, RecordBatch, Report, accept, check_room};
+use crate::body::read_limited;
+use crate::elasticsearch::product_header;
+use crate::split::NdjsonSplitter;
+
+pub async fn bulk(State(state): State<IngestState>, body: Body) -> Response {
+    run(state, None, body).await
+}
+
+pub async fn bulk_into(
+    State(state): State<IngestState>,
+    Path(index): Path<String>,
+    body: Body,
+) -> Response {
+    run(state, Some(index), body).await
+}
+
+/// One action of the request, in order, with what became of it.
+struct Item {
+    action: String,
+    index: String,
+    id: Option<String>,
+    accepted: bool,
+    outcome: Option<ItemError>,
+}
+
+struct ItemError {
+    status: u16,
+    kind: &'static str,
+    reason: String,
+}
+
+async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Response {
+    let started = Instant::now();
+    let source = Source::Bulk;
+    if let Err(e) = check_room(state.queue.as_ref(), source) {
+        // Shippers back off on 429, as they do with a busy Elasticsearch.
+        return es_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "es_rejected_execution_exception",
+            &e.message,
+            e.retry_after,
+        );
+    }
+    let bytes = match read_limited(body, state.config.max_body_bytes, source).await {
+        Ok(bytes) => bytes,
+        Err(e) => return es_error(e.status, "illegal_argument_exception", &e.message, None),
+    };
+    let mut lines = RecordBatch::default();
+    let mut splitter = NdjsonSplitter::new(state.config.limits.max_record_bytes);
+    splitter.feed(&bytes, &mut lines);
+    splitter.finish(&mut lines);
+    if let Some(issue) = lines.issues.first() {
+        return es_error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            &format!("line [{}]: {}", issue.record, issue.reason),
+            None,
+        );
+    }
+
+    let (items, batch) = match pair_actions(lines.records, path_index.as_deref()) {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &reason,
+                None,
+            );
+        }
+    };
+    let mut items = items;
+    if !batch.records.is_empty() {
+        let outcome = match accept(
+            state.queue.as_ref(),
+            batch,
+            source,
+            state.config.limits,
+            Report::PerRecord,
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                return es_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "es_rejected_execution_exception",
+                    &e.message,
+                    e.retry_after,
+                );
+            }
+        };
+        for (number, id) in outcome.ids {
+            if let Some(item) = items.get_mut(number - 1) {
+                item.id = Some(id);
+                item.accepted = true;
+            }
+        }
+        // Items with all their validation errors folded into one reason, as ES gives one.
+        let mut reasons: Map<String, Value> = Map::new();
+        for error in outcome.errors {
+            let text = if error.field.is_empty() {
+                error.reason
+            } else {
+                format!("[{}] {}", error.field, error.reason)
+            };
+            let key = error.record.to_string();
+            let joined = match reasons.remove(&key) {
+                Some(Value::String(prev)) => format!("{prev}; {text}"),
+                _ => text,
+            };
+            reasons.insert(key, Value::String(joined));
+        }
+        for (number, reason) in reasons {
+            if let (Ok(n), Value::String(reason)) = (number.parse::<usize>(), reason)
+                && let Some(item) = items.get_mut(n - 1)
+            {
+                item.outcome = Some(ItemError {
+                    status: 400,
+                    kind: "document_parsing_exception",
+                    reason,
+                });
+            }
+        }
+        // Every record is reported, but make sure no refused one could look accepted.
+        for item in items
+            .iter_mut()
+            .filter(|i| !i.accepted && i.outcome.is_none())
+        {
+            item.outcome = Some(ItemError {
+                status: 400,
+                kind: "document_parsing_exception",
+                reason: "record is invalid".into(),
+            });
+        }
+    }
+    answer(items, started)
+}
+
+/// Reads action lines and their source lines. Items are numbered from 1 in request order; the
+/// batch holds the source lines of `index`/`create` items under those numbers.
+fn pair_actions(
+    lines: Vec<RawRecord>,
+    path_index: Option<&str>,
+) -> Result<(Vec<Item>, RecordBatch), String> {
+    let mut items = Vec::new();
+    let mut batch = RecordBatch::default();
+    let mut lines = lines.into_iter();
+    while let Some(line) = lines.next() {
+        let action: Value = serde_json::from_slice(&line.bytes).map_err(|e| {
+            format!(
+                "Malformed action/metadata line [{}], expected START_OBJECT: {e}",
+                line.number
+            )
+        })?;
+        let Some((name, meta)) = action
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+        else {
+            return Err(format!(
+                "Malformed action/metadata line [{}], expected an object with exactly one action",
+                line.number
+            ));
+        };
+        let meta = meta.as_object().cloned().unwrap_or_default();
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .or(path_index)
+            .unwrap_or("sluice")
+            .to_owned();
+        let id = meta.get("_id").and_then(Value::as_str).map(str::to_owned);
+        let number = items.len() + 1;
+        match name.as_str() {
+            "index" | "create" => {
+                let Some(source) = lines.next() else {
+                    return Err(format!(
+                        "Validation Failed: action [{name}] on line [{}] has no source line",
+                        line.number
+                    ));
+                };
+                batch.records.push(RawRecord {
+                    number,
+                    bytes: source.bytes,
+                    id: id.clone().filter(|id| !id.is_empty()),
+                });
+                items.push(Item {
+                    action: name.clone(),
+                    index,
+                    id,
+                    accepted: false,
+                    outcome: None,
+                });
+            }
+            "update" | "delete" => {
+                if name == "update" {
+                    lines.next();
+                }
+                items.push(Item {
+                    action: name.clone(),
+                    index,
+                    id,
+                    accepted: false,
+                    outcome: Some(ItemError {
+                        status: 400,
+                        kind: "action_request_validation_exception",
+                        reason: format!(
+                            "Sluice keeps logs append-only: [{name}] is not supported, use index or create"
+                        ),
+                    }),
+                });
+            }
+            other => {
+                return Err(format!(
+                    "Malformed action/metadata line [{}], expected one of [create, delete, index, update] but found [{other}]",
+                    line.number
+                ));
+            }
+        }
+    }
+    Ok((items, batch))
+}
+
+fn answer(items: Vec<Item>, started: Instant) -> Response {
+    let errors = items.iter().any(|i| i.outcome.is_some());
+    let items: Vec<Value> = items
+        .into_iter()
+        .enumerate()
+        .map(|(seq, item)| {
+            let body = match item.outcome {
+                None => json!({
+                    "_index": item.index,
+                    "_id": item.id,
+                    "_version": 1,
+                    "result": "created",
+                    "_shards": {"total": 1, "successful": 1, "failed": 0},
+                    "_seq_no": seq,
+                    "_primary_term": 1,
+                    "status": 201,
+                }),
+                Some(error) => json!({
+                    "_index": item.index,
+                    "_id": item.id,
+                    "status": error.status,
+                    "error": {"type": error.kind, "reason": error.reason},
+                }),
+            };
+            json!({ item.action: body })
+        })
+        .collect();
+    let body = json!({
+        "took": started.elapsed().as_millis() as u64,
+        "errors": errors,
+        "items": items,
+    });
+    ([product_header()], Json(body)).into_response()
+}
+
+/// A whole-request error in Elasticsearch's shape.
+fn es_error(status: StatusCode, kind: &str, reason: &str, retry_after: Option<u64>) -> Response {
+    let body = json!({
+        "error": {
+            "root_cause": [{"type": kind, "reason": reason}],
+            "type": kind,
+            "reason": reason,
+        },
+        "status": status.as_u16(),
+    });
+    let mut response = (status, [product_header()], Json(body)).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
+}

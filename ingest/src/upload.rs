@@ -1,0 +1,436 @@
+//! `POST /api/logs/upload`: a file in the multipart field `file`, as a JSON array, NDJSON or CSV,
+//! up to `ingest.max_upload_bytes`. The file is read as a stream and appended to the queue in
+//! chunks, so memory stays flat whatever the file size; the answer comes once every chunk is
+//! durable.
+
+use std::io;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sluice_common::event::Source;
+use sluice_common::http::ApiError;
+use sluice_common::validate::{FieldIssue, RejectCode};
+use tokio_util::io::StreamReader;
+
+use crate::IngestState;
+use crate::accept::{Accepted, RawRecord, RecordBatch, Report, accept, check_room};
+use crate::body::{refuse, too_large_error};
+use crate::csv::Columns;
+use crate::split::{ArraySplitter, NdjsonSplitter};
+
+/// Room for the multipart framing around the file when checking `Content-Length` up front.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Json,
+    Ndjson,
+    Csv,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadParams {
+    /// Overrides detection from the file name, the part's type and the first byte.
+    format: Option<FileFormat>,
+}
+
+#[derive(Debug, Serialize)]
+struct UploadAnswer {
+    #[serde(flatten)]
+    outcome: Accepted,
+    lines: usize,
+    format: FileFormat,
+}
+
+pub async fn upload(
+    State(state): State<IngestState>,
+    Query(params): Query<UploadParams>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let source = Source::Upload;
+    let limit = state.config.max_upload_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit + MULTIPART_OVERHEAD) {
+        return Err(refuse(source, "too_large", too_large_error(limit)));
+    }
+    check_room(state.queue.as_ref(), source)?;
+    let mut multipart = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| {
+            refuse(
+                source,
+                "unsupported_media_type",
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("send the file as multipart/form-data in a field named `file` ({e})"),
+                ),
+            )
+        })?;
+    loop {
+        let field = multipart.next_field().await.map_err(|e| {
+            ApiError::bad_request(
+                "malformed_multipart",
+                format!("cannot read the upload: {e}"),
+            )
+        })?;
+        let Some(field) = field else {
+            return Err(ApiError::bad_request(
+                "missing_file",
+                "no multipart field named `file` in the upload",
+            ));
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        let hint = params.format.or_else(|| {
+            format_from_name(field.file_name()).or_else(|| format_from_type(field.content_type()))
+        });
+        let stream = limited(field, limit);
+        return read_file(&state, stream, hint, limit).await;
+    }
+}
+
+/// The part's bytes, failing with an I/O error once more than `limit` bytes came.
+fn limited<S, E>(stream: S, limit: usize) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut total = 0usize;
+    stream.map(move |chunk| {
+        let chunk = chunk.map_err(io::Error::other)?;
+        total += chunk.len();
+        if total > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "upload too large",
+            ));
+        }
+        Ok(chunk)
+    })
+}
+
+fn format_from_name(name: Option<&str>) -> Option<FileFormat> {
+    let extension = name?.rsplit_once('.')?.1.to_ascii_lowercase();
+    match extension.as_str() {
+        "csv" => Some(FileFormat::Csv),
+        "ndjson" | "jsonl" => Some(FileFormat::Ndjson),
+        "json" => Some(FileFormat::Json),
+        _ => None,
+    }
+}
+
+fn format_from_type(content_type: Option<&str>) -> Option<FileFormat> {
+    match content_type?.split(';').next()?.trim() {
+        "text/csv" => Some(FileFormat::Csv),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+            Some(FileFormat::Ndjson)
+        }
+        "application/json" => Some(FileFormat::Json),
+        _ => None,
+    }
+}
+
+/// From the first meaningful byte: `[` an array, `{` NDJSON, anything else CSV.
+fn sniff(first: &[u8]) -> FileFormat {
+    match first
+        .iter()
+        .find(|b| !b.is_ascii_whitespace() && !matches!(b, 0xEF | 0xBB | 0xBF))
+    {
+        Some(b'[') => FileFormat::Json,
+        Some(b'{') => FileFormat::Ndjson,
+        _ => FileFormat::Csv,
+    }
+}
+
+/// Appends full chunks as the file streams in, so memory holds one chunk at a time.
+struct ChunkedAccept<'a> {
+    state: &'a IngestState,
+    batch: RecordBatch,
+    outcome: Accepted,
+}
+
+impl ChunkedAccept<'_> {
+    async fn maybe_flush(&mut self) -> Result<(), ApiError> {
+        if self.batch.records.len() + self.batch.issues.len()
+            >= self.state.config.upload_chunk_records
+        {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ApiError> {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.records.is_empty() && batch.issues.is_empty() {
+            return Ok(());
+        }
+        let limits = self.state.config.limits;
+        let outcome = accept(
+            self.state.queue.as_ref(),
+            batch,
+            Source::Upload,
+            limits,
+            Report::Summary,
+        )
+        .await
+        .map_err(|e| {
+            let accepted = self.outcome.accepted;
+            ApiError {
+                message: format!(
+                    "{} ({accepted} records of this file were accepted before)",
+                    e.message
+                ),
+                ..e
+            }
+        })?;
+        self.outcome.merge(outcome);
+        Ok(())
+    }
+}
+
+async fn read_file<S>(
+    state: &IngestState,
+    mut stream: S,
+    hint: Option<FileFormat>,
+    limit: usize,
+) -> Result<Response, ApiError>
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + Unpin,
+{
+    let first = match stream.next().await {
+        Some(chunk) => chunk.map_err(|e| stream_error(e, 0, limit))?,
+        None => Bytes::new(),
+    };
+    let format = hint.unwrap_or_else(|| sniff(&first));
+    let mut chunks = ChunkedAccept {
+        state,
+        batch: RecordBatch::default(),
+        outcome: Accepted::default(),
+    };
+    let max_record = state.config.limits.max_record_bytes;
+    let rest = futures::stream::iter(std::iter::once(Ok(first))).chain(stream);
+    let read = match format {
+        FileFormat::Ndjson => read_ndjson(rest, &mut chunks, max_record).await,
+        FileFormat::Json => read_json_array(rest, &mut chunks, max_record).await,
+        FileFormat::Csv => read_csv(rest, &mut chunks).await,
+    };
+    let lines = match read {
+        Ok(lines) => lines,
+        Err(ReadError::Api(e)) => return Err(e),
+        Err(ReadError::Io(e)) => {
+            // What was complete before the failure is already durable; say so.
+            let e = stream_error(e, chunks.outcome.accepted, limit);
+            return Ok(partial_failure(e, &chunks.outcome));
+        }
+        Err(ReadError::Format(reason)) => {
+            chunks.flush().await?;
+            let e = ApiError::bad_request(
+                "malformed_file",
+                format!("{format:?} file is malformed: {reason}"),
+            );
+            return Ok(partial_failure(e, &chunks.outcome));
+        }
+    };
+    chunks.flush().await?;
+    if chunks.outcome.accepted + chunks.outcome.rejected == 0 {
+        return Err(ApiError::bad_request(
+            "empty_file",
+            "the uploaded file holds no records",
+        ));
+    }
+    let status = if chunks.outcome.accepted == 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let answer = UploadAnswer {
+        outcome: chunks.outcome,
+        lines,
+        format,
+    };
+    if status == StatusCode::BAD_REQUEST {
+        let mut body = serde_json::to_value(&answer).unwrap_or_default();
+        body["error"] = json!({"code": "no_valid_records", "message": "none of the records in the file is valid; see errors"});
+        return Ok((status, Json(body)).into_response());
+    }
+    Ok((status, Json(answer)).into_response())
+}
+
+enum ReadError {
+    Io(io::Error),
+    Api(ApiError),
+    Format(String),
+}
+
+impl From<ApiError> for ReadError {
+    fn from(e: ApiError) -> Self {
+        ReadError::Api(e)
+    }
+}
+
+fn stream_error(e: io::Error, accepted: usize, limit: usize) -> ApiError {
+    if e.kind() == io::ErrorKind::FileTooLarge {
+        refuse(
+            Source::Upload,
+            "too_large",
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the file is larger than {limit} bytes; the {accepted} records read before the \
+                     limit were accepted"
+                ),
+            ),
+        )
+    } else {
+        ApiError::bad_request(
+            "upload_interrupted",
+            format!("reading the upload failed: {e}"),
+        )
+    }
+}
+
+/// An error answered with how far the file got.
+fn partial_failure(error: ApiError, outcome: &Accepted) -> Response {
+    let mut body = error.body();
+    body["accepted"] = json!(outcome.accepted);
+    body["rejected"] = json!(outcome.rejected);
+    body["errors"] = json!(outcome.errors);
+    (error.status, Json(body)).into_response()
+}
+
+async fn read_ndjson<S>(
+    mut stream: S,
+    chunks: &mut ChunkedAccept<'_>,
+    max_record: usize,
+) -> Result<usize, ReadError>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    let mut splitter = NdjsonSplitter::new(max_record);
+    while let Some(chunk) = stream.next().await {
+        splitter.feed(&chunk.map_err(ReadError::Io)?, &mut chunks.batch);
+        chunks.maybe_flush().await?;
+    }
+    splitter.finish(&mut chunks.batch);
+    Ok(splitter.lines())
+}
+
+async fn read_json_array<S>(
+    mut stream: S,
+    chunks: &mut ChunkedAccept<'_>,
+    max_record: usize,
+) -> Result<usize, ReadError>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    let mut splitter = ArraySplitter::new(max_record);
+    let mut newlines = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(ReadError::Io)?;
+        newlines += chunk.iter().filter(|b| **b == b'\n').count();
+        splitter
+            .feed(&chunk, &mut chunks.batch)
+            .map_err(ReadError::Format)?;
+        chunks.maybe_flush().await?;
+    }
+    splitter
+        .finish(&mut chunks.batch)
+        .map_err(ReadError::Format)?;
+    Ok(newlines + 1)
+}
+
+async fn read_csv<S>(stream: S, chunks: &mut ChunkedAccept<'_>) -> Result<usize, ReadError>
+where
+    S: Stream<Item = io::Result<Bytes>> + Send + Unpin,
+{
+    let reader = StreamReader::new(stream);
+    let mut csv = csv_async::AsyncReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .create_reader(reader);
+    let mut record = csv_async::ByteRecord::new();
+    let has_header = csv.read_byte_record(&mut record).await.map_err(csv_error)?;
+    if !has_header {
+        return Ok(0);
+    }
+    let columns = Columns::from_header(record.iter()).map_err(ReadError::Format)?;
+    let mut number = 0;
+    let mut lines = 1;
+    loop {
+        match csv.read_byte_record(&mut record).await {
+            Ok(false) => break,
+            Ok(true) => {
+                number += 1;
+                lines = record.position().map_or(lines, |p| p.line() as usize);
+                if record.len() == 1 && record.get(0).is_some_and(|c| c.is_empty()) {
+                    number -= 1;
+                    continue;
+                }
+                if record.len() != columns.len() {
+                    chunks.batch.issues.push(
+                        FieldIssue::whole_record(
+                            RejectCode::MalformedJson,
+                            format!(
+                                "row has {} cells but the header has {} columns (line {lines})",
+                                record.len(),
+                                columns.len()
+                            ),
+                        )
+                        .at(number),
+                    );
+                } else {
+                    match columns.row_to_json(number, record.iter()) {
+                        Ok(bytes) => chunks.batch.records.push(RawRecord {
+                            number,
+                            bytes,
+                            id: None,
+                        }),
+                        Err(issue) => chunks.batch.issues.push(issue),
+                    }
+                }
+                chunks.maybe_flush().await?;
+            }
+            Err(e) => return Err(csv_error(e)),
+        }
+    }
+    Ok(lines)
+}
+
+fn csv_error(e: csv_async::Error) -> ReadError {
+    match e.into_kind() {
+        csv_async::ErrorKind::Io(io) => ReadError::Io(io),
+        other => ReadError::Format(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_name_type_and_first_byte() {
+        assert_eq!(format_from_name(Some("orders.CSV")), Some(FileFormat::Csv));
+        assert_eq!(format_from_name(Some("x.jsonl")), Some(FileFormat::Ndjson));
+        assert_eq!(format_from_name(Some("noext")), None);
+        assert_eq!(
+            format_from_type(Some("text/csv; charset=utf-8")),
+            Some(FileFormat::Csv)
+        );
+        assert_eq!(sniff(b"\xEF\xBB\xBF [{}]"), FileFormat::Json);
+        assert_eq!(sniff(b"{\"a\":1}\n"), FileFormat::Ndjson);
+        assert_eq!(sniff(b"log_type,amount\n"), FileFormat::Csv);
+    }
+}
