@@ -1,1 +1,54 @@
-fn main() {}
+//! `sluice`: the command line over the Sluice crates. Thin on purpose: each subcommand parses
+//! its flags and hands over to a module that wires the library crates together.
+
+mod generate;
+mod logging;
+mod ops;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Streaming log pipeline and analytics for e-commerce"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every role in one process with the embedded backends (WAL queue, tantivy).
+    Serve(serve::ServeArgs),
+    /// Write realistic sample e-commerce logs.
+    Gen(generate::GenArgs),
+}
+
+/// Flags shared by the commands that read the configuration.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file; `SLUICE_*` environment variables override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Gen(args) => generate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -163,7 +163,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: "text".into(),
-            level: "info".into(),
+            level: "info,tantivy=warn".into(),
         }
     }
 }

@@ -227,7 +227,8 @@ struct Customer {
     ip: String,
     usual_amount: f64,
     payment_method: &'static str,
-    purchases: u32,
+    /// Largest amount so far, so a planted anomaly really stands out from this customer's past.
+    largest_amount: f64,
 }
 
 /// An endless, seeded stream of sample events; take as many as needed.
@@ -269,7 +270,7 @@ impl SampleGenerator {
                         .choose(&mut rng)
                         .copied()
                         .unwrap_or("credit_card"),
-                    purchases: 0,
+                    largest_amount: 0.0,
                 }
             })
             .collect();
@@ -305,6 +306,12 @@ impl SampleGenerator {
         m
     }
 
+    /// A basket around the customer's usual spend.
+    fn usual_amount(&mut self, customer: usize) -> f64 {
+        let usual = self.customers[customer].usual_amount;
+        round2(usual * (0.6 + self.rng.random::<f64>() * 0.8))
+    }
+
     fn transaction(
         &mut self,
         customer: usize,
@@ -313,20 +320,17 @@ impl SampleGenerator {
         status: &str,
         ip: Option<String>,
     ) -> Value {
+        let amount = match amount {
+            Some(amount) => amount,
+            None => self.usual_amount(customer),
+        };
         let (product_id, name, category, price) =
             *CATALOGUE.choose(&mut self.rng).unwrap_or(&CATALOGUE[0]);
-        let quantity = if price > 200.0 {
-            1
-        } else {
-            self.rng.random_range(1..4)
-        };
+        let quantity = ((amount / price).round() as u32).max(1);
         self.transactions += 1;
         let transaction_id = format!("tx-{:x}-{}", self.seed, self.transactions);
         let c = &mut self.customers[customer];
-        let amount = amount.unwrap_or_else(|| round2(price * f64::from(quantity)));
-        if status == "completed" {
-            c.purchases += 1;
-        }
+        c.largest_amount = c.largest_amount.max(amount);
         let currency = match c.home.iso {
             "GB" => "GBP",
             "DE" | "FR" | "ES" => "EUR",
@@ -373,14 +377,12 @@ impl SampleGenerator {
         let roll: f64 = self.rng.random();
         let customer = self.pick_customer();
         if roll < 0.35 {
-            let usual = self.customers[customer].usual_amount;
-            let amount = round2(usual * (0.6 + self.rng.random::<f64>() * 0.8));
             let status = if self.rng.random::<f64>() < 0.93 {
                 "completed"
             } else {
                 "failed"
             };
-            return self.transaction(customer, at_ms, Some(amount), status, None);
+            return self.transaction(customer, at_ms, None, status, None);
         }
         if roll < 0.65 {
             let actions = [
@@ -525,19 +527,12 @@ impl SampleGenerator {
                 events.push(Self::labelled(t, pattern));
             }
             Some(pattern @ "amount_anomaly") => {
-                let usual = self.customers[customer].usual_amount;
                 for i in 0..6 {
-                    let amount = round2(usual * (0.9 + self.rng.random::<f64>() * 0.2));
-                    let t = self.transaction(
-                        customer,
-                        at_ms + i * 10 * 60_000,
-                        Some(amount),
-                        "completed",
-                        None,
-                    );
-                    events.push(t);
+                    let at = at_ms + i * 10 * 60_000;
+                    events.push(self.transaction(customer, at, None, "completed", None));
                 }
-                let amount = round2((usual * 25.0).min(950.0).max(usual * 6.0));
+                let c = &self.customers[customer];
+                let amount = round2((c.usual_amount * 20.0).max(c.largest_amount * 3.0));
                 let t = self.transaction(
                     customer,
                     at_ms + 70 * 60_000,

@@ -84,8 +84,38 @@ struct MaxMindContinent<'a> {
 
 #[derive(Deserialize)]
 struct MaxMindLocation {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+    latitude: Option<Degrees>,
+    longitude: Option<Degrees>,
+}
+
+/// A coordinate stored as a double (MaxMind) or a float (ip-location-db): the reader is strict
+/// about the two, so accept either.
+struct Degrees(f64);
+
+impl<'de> Deserialize<'de> for Degrees {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Degrees;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a coordinate in degrees")
+            }
+            fn visit_f32<E>(self, v: f32) -> Result<Degrees, E> {
+                // Through the shortest decimal form, so 51.5f32 reads back as 51.5, not 51.49999…
+                Ok(Degrees(v.to_string().parse().unwrap_or(f64::from(v))))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Degrees, E> {
+                Ok(Degrees(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Degrees, E> {
+                Ok(Degrees(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Degrees, E> {
+                Ok(Degrees(v as f64))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -105,8 +135,8 @@ struct FlatCity<'a> {
     country_code: Option<&'a str>,
     state1: Option<&'a str>,
     city: Option<&'a str>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+    latitude: Option<Degrees>,
+    longitude: Option<Degrees>,
 }
 
 fn non_empty(s: Option<&str>) -> Option<String> {
@@ -171,7 +201,9 @@ fn from_maxmind(r: MaxMindCity<'_>) -> GeoRecord {
             .and_then(|c| c.names.get("en").map(|s| (*s).to_owned())),
         region_name: r.subdivisions.first().and_then(Names::english),
         city_name: r.city.as_ref().and_then(Names::english),
-        location: r.location.and_then(|l| Some((l.latitude?, l.longitude?))),
+        location: r
+            .location
+            .and_then(|l| Some((l.latitude?.0, l.longitude?.0))),
         continent_code: r.continent.and_then(|c| non_empty(c.code)),
         anonymous: traits.is_anonymous_proxy
             || traits.is_anonymous
@@ -189,7 +221,7 @@ fn from_flat(r: FlatCity<'_>) -> GeoRecord {
         country_iso_code: iso,
         region_name: non_empty(r.state1),
         city_name: non_empty(r.city),
-        location: r.latitude.zip(r.longitude),
+        location: r.latitude.zip(r.longitude).map(|(lat, lon)| (lat.0, lon.0)),
         anonymous: false,
     }
 }

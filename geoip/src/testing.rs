@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use ipnet::IpNet;
-use mmdb_writer::Writer;
+use mmdb_writer::{Value, Writer};
 use serde_json::json;
 
 /// One network and where it is.
@@ -59,16 +59,23 @@ pub fn write_maxmind_city(path: &Path, networks: &[KnownNetwork]) -> Result<(), 
     std::fs::write(path, writer.to_bytes().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
-/// Writes an ip-location-db flat City-schema database.
+/// Writes an ip-location-db flat City-schema database, coordinates as 32-bit floats like the
+/// published files.
 pub fn write_flat_city(path: &Path, networks: &[KnownNetwork]) -> Result<(), String> {
     let mut writer = Writer::new("city");
     for n in networks {
-        let record = json!({
-            "country_code": n.iso, "state1": n.region, "state2": "", "city": n.city,
-            "postcode": "", "latitude": n.lat, "longitude": n.lon, "timezone": "",
-        });
+        let record = Value::map([
+            ("country_code", Value::from(n.iso.as_str())),
+            ("state1", Value::from(n.region.as_str())),
+            ("state2", Value::from("")),
+            ("city", Value::from(n.city.as_str())),
+            ("postcode", Value::from("")),
+            ("latitude", Value::Float(n.lat as f32)),
+            ("longitude", Value::Float(n.lon as f32)),
+            ("timezone", Value::from("")),
+        ]);
         writer
-            .insert(parse(&n.cidr)?, &record)
+            .insert_value(parse(&n.cidr)?, record)
             .map_err(|e| e.to_string())?;
     }
     std::fs::write(path, writer.to_bytes().map_err(|e| e.to_string())?).map_err(|e| e.to_string())

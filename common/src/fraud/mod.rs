@@ -252,7 +252,7 @@ impl FraudEngine {
 
     fn score(&self, indicators: Vec<Indicator>) -> Assessment {
         let c = &self.config;
-        let total: f64 = indicators
+        let total = indicators
             .iter()
             .map(|i| match i {
                 Indicator::HighAmount => c.high_amount.weight,
@@ -262,7 +262,8 @@ impl FraudEngine {
                 Indicator::IpMismatch => c.ip_mismatch.weight,
                 Indicator::AmountAnomaly => c.amount_anomaly.weight,
             })
-            .sum();
+            // A fold from +0.0: `sum()` of no floats is -0.0, which would print as such.
+            .fold(0.0, |total, weight| total + weight);
         let score = (total.clamp(0.0, 100.0) * 10.0).round() / 10.0;
         Assessment {
             detected: score >= c.threshold,
