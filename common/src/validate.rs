@@ -17,6 +17,8 @@ use crate::event::{LogType, MAX_EVENT_ID_BYTES, check_epoch_ms_value, parse_time
 #[serde(rename_all = "snake_case")]
 pub enum RejectCode {
     MalformedJson,
+    MalformedCsv,
+    InvalidEncoding,
     NotAnObject,
     TooDeep,
     Oversized,
@@ -34,6 +36,8 @@ impl RejectCode {
     pub fn as_str(self) -> &'static str {
         match self {
             RejectCode::MalformedJson => "malformed_json",
+            RejectCode::MalformedCsv => "malformed_csv",
+            RejectCode::InvalidEncoding => "invalid_encoding",
             RejectCode::NotAnObject => "not_an_object",
             RejectCode::TooDeep => "too_deep",
             RejectCode::Oversized => "oversized",

@@ -159,6 +159,8 @@ fn check(
             }
         }
     }
+    // Problems found while splitting come first; report in the producer's order.
+    outcome.errors.sort_by_key(|e| e.record);
     (queued, outcome)
 }
 

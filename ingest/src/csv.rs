@@ -52,7 +52,7 @@ impl Columns {
         let mut object = Map::new();
         for ((name, kind), cell) in self.columns.iter().zip(cells) {
             let text = std::str::from_utf8(cell).map_err(|_| {
-                FieldIssue::new(name, RejectCode::MalformedJson, "cell is not valid UTF-8")
+                FieldIssue::new(name, RejectCode::InvalidEncoding, "cell is not valid UTF-8")
                     .at(record_number)
             })?;
             if text.is_empty() {

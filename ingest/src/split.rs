@@ -25,11 +25,6 @@ impl NdjsonSplitter {
         }
     }
 
-    /// Lines seen so far.
-    pub fn lines(&self) -> usize {
-        self.line_number
-    }
-
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut RecordBatch) {
         while !chunk.is_empty() {
             match chunk.iter().position(|&b| b == b'\n') {

@@ -4,6 +4,8 @@
 //! durable.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -96,13 +98,32 @@ pub async fn upload(
         let hint = params.format.or_else(|| {
             format_from_name(field.file_name()).or_else(|| format_from_type(field.content_type()))
         });
-        let stream = limited(field, limit);
-        return read_file(&state, stream, hint, limit).await;
+        let lines = Arc::new(LineCount::default());
+        let stream = limited(field, limit, Arc::clone(&lines));
+        return read_file(&state, stream, hint, limit, &lines).await;
+    }
+}
+
+/// Lines of the file, counted as its bytes pass (quoted CSV newlines included).
+#[derive(Debug, Default)]
+struct LineCount {
+    newlines: AtomicUsize,
+    /// Whether the bytes so far end in the middle of a line.
+    open_line: AtomicBool,
+}
+
+impl LineCount {
+    fn lines(&self) -> usize {
+        self.newlines.load(Ordering::Relaxed) + usize::from(self.open_line.load(Ordering::Relaxed))
     }
 }
 
 /// The part's bytes, failing with an I/O error once more than `limit` bytes came.
-fn limited<S, E>(stream: S, limit: usize) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin
+fn limited<S, E>(
+    stream: S,
+    limit: usize,
+    lines: Arc<LineCount>,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + Unpin
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::error::Error + Send + Sync + 'static,
@@ -111,6 +132,11 @@ where
     stream.map(move |chunk| {
         let chunk = chunk.map_err(io::Error::other)?;
         total += chunk.len();
+        let newlines = chunk.iter().filter(|b| **b == b'\n').count();
+        lines.newlines.fetch_add(newlines, Ordering::Relaxed);
+        if let Some(last) = chunk.last() {
+            lines.open_line.store(*last != b'\n', Ordering::Relaxed);
+        }
         if total > limit {
             return Err(io::Error::new(
                 io::ErrorKind::FileTooLarge,
@@ -205,6 +231,7 @@ async fn read_file<S>(
     mut stream: S,
     hint: Option<FileFormat>,
     limit: usize,
+    lines: &LineCount,
 ) -> Result<Response, ApiError>
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin,
@@ -226,8 +253,8 @@ where
         FileFormat::Json => read_json_array(rest, &mut chunks, max_record).await,
         FileFormat::Csv => read_csv(rest, &mut chunks).await,
     };
-    let lines = match read {
-        Ok(lines) => lines,
+    match read {
+        Ok(()) => {}
         Err(ReadError::Api(e)) => return Err(e),
         Err(ReadError::Io(e)) => {
             // What was complete before the failure is already durable; say so.
@@ -257,7 +284,7 @@ where
     };
     let answer = UploadAnswer {
         outcome: chunks.outcome,
-        lines,
+        lines: lines.lines(),
         format,
     };
     if status == StatusCode::BAD_REQUEST {
@@ -315,7 +342,7 @@ async fn read_ndjson<S>(
     mut stream: S,
     chunks: &mut ChunkedAccept<'_>,
     max_record: usize,
-) -> Result<usize, ReadError>
+) -> Result<(), ReadError>
 where
     S: Stream<Item = io::Result<Bytes>> + Unpin,
 {
@@ -325,22 +352,20 @@ where
         chunks.maybe_flush().await?;
     }
     splitter.finish(&mut chunks.batch);
-    Ok(splitter.lines())
+    Ok(())
 }
 
 async fn read_json_array<S>(
     mut stream: S,
     chunks: &mut ChunkedAccept<'_>,
     max_record: usize,
-) -> Result<usize, ReadError>
+) -> Result<(), ReadError>
 where
     S: Stream<Item = io::Result<Bytes>> + Unpin,
 {
     let mut splitter = ArraySplitter::new(max_record);
-    let mut newlines = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(ReadError::Io)?;
-        newlines += chunk.iter().filter(|b| **b == b'\n').count();
         splitter
             .feed(&chunk, &mut chunks.batch)
             .map_err(ReadError::Format)?;
@@ -348,11 +373,10 @@ where
     }
     splitter
         .finish(&mut chunks.batch)
-        .map_err(ReadError::Format)?;
-    Ok(newlines + 1)
+        .map_err(ReadError::Format)
 }
 
-async fn read_csv<S>(stream: S, chunks: &mut ChunkedAccept<'_>) -> Result<usize, ReadError>
+async fn read_csv<S>(stream: S, chunks: &mut ChunkedAccept<'_>) -> Result<(), ReadError>
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin,
 {
@@ -364,17 +388,16 @@ where
     let mut record = csv_async::ByteRecord::new();
     let has_header = csv.read_byte_record(&mut record).await.map_err(csv_error)?;
     if !has_header {
-        return Ok(0);
+        return Ok(());
     }
     let columns = Columns::from_header(record.iter()).map_err(ReadError::Format)?;
     let mut number = 0;
-    let mut lines = 1;
     loop {
         match csv.read_byte_record(&mut record).await {
             Ok(false) => break,
             Ok(true) => {
                 number += 1;
-                lines = record.position().map_or(lines, |p| p.line() as usize);
+                let line = record.position().map_or(0, |p| p.line());
                 if record.len() == 1 && record.get(0).is_some_and(|c| c.is_empty()) {
                     number -= 1;
                     continue;
@@ -382,9 +405,9 @@ where
                 if record.len() != columns.len() {
                     chunks.batch.issues.push(
                         FieldIssue::whole_record(
-                            RejectCode::MalformedJson,
+                            RejectCode::MalformedCsv,
                             format!(
-                                "row has {} cells but the header has {} columns (line {lines})",
+                                "row has {} cells but the header has {} columns (line {line})",
                                 record.len(),
                                 columns.len()
                             ),
@@ -406,7 +429,7 @@ where
             Err(e) => return Err(csv_error(e)),
         }
     }
-    Ok(lines)
+    Ok(())
 }
 
 fn csv_error(e: csv_async::Error) -> ReadError {

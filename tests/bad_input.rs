@@ -1,0 +1,398 @@
+//! Bad input over HTTP: every refused record is named with its field and reason, and nothing
+//! valid beside it is lost. Oversized, malformed, wrongly typed and hostile bodies.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::Server;
+
+fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    Server::start(&dir.join("data"), None, env)
+}
+
+fn valid(n: usize) -> Value {
+    json!({
+        "log_type": "error", "event_id": format!("ok-{n}"), "service": "cart",
+        "error_message": format!("stock reservation failed #{n}"), "level": "error",
+    })
+}
+
+/// (record, field, code) of every error in an answer.
+fn errors(answer: &Value) -> Vec<(u64, String, String)> {
+    answer["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["record"].as_u64().expect("record"),
+                e["field"].as_str().expect("field").to_owned(),
+                e["code"].as_str().expect("code").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn future() -> String {
+    sluice_common::event::format_rfc3339_ms(sluice_common::now_ms() + 3 * 86_400_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_ndjson_batch_counts_and_names_every_bad_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let big = "x".repeat(40 * 1024);
+    let deep = format!(
+        "{{\"log_type\":\"error\",\"error_message\":\"d\",\"x\":{}1{}}}",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let lines = [
+        valid(1).to_string(),                  // 1
+        "{\"log_type\":\"error\",".to_owned(), // 2 malformed
+        json!({"log_type": "transaction", "transaction_id": "t", "user_id": "u"}).to_string(), // 3 no amount
+        json!({"log_type": "transaction", "transaction_id": "t", "user_id": "u", "amount": -4})
+            .to_string(), // 4
+        valid(2).to_string(),                                                                  // 5
+        json!({"log_type": "audit", "message": "x"}).to_string(),                              // 6
+        json!({"log_type": "error", "error_message": "x", "ip": "300.1.2.3"}).to_string(),     // 7
+        String::new(), // 8 blank: skipped
+        json!({"log_type": "error", "error_message": "x", "timestamp": future()}).to_string(), // 9
+        json!({"log_type": "performance", "endpoint": "/x", "response_time": "fast"}).to_string(), // 10
+        json!({"log_type": "error", "error_message": big}).to_string(), // 11
+        "[1,2,3]".to_owned(),                                           // 12
+        deep,                                                           // 13
+        valid(3).to_string(),                                           // 14
+    ];
+    let body = lines.join("\n");
+    let response = server
+        .http
+        .post(server.url("/api/logs/ingest"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["accepted"], 3, "{answer}");
+    assert_eq!(answer["rejected"], 10, "{answer}");
+    let expected: Vec<(u64, &str, &str)> = vec![
+        (2, "", "malformed_json"),
+        (3, "amount", "missing_field"),
+        (4, "amount", "invalid_value"),
+        (6, "log_type", "unknown_log_type"),
+        (7, "ip", "invalid_ip"),
+        (9, "timestamp", "future_timestamp"),
+        (10, "response_time", "wrong_type"),
+        (11, "error_message", "oversized"),
+        (12, "", "not_an_object"),
+        (13, "", "too_deep"),
+    ];
+    let got = errors(&answer);
+    assert_eq!(
+        got.iter()
+            .map(|(r, f, c)| (*r, f.as_str(), c.as_str()))
+            .collect::<Vec<_>>(),
+        expected,
+        "{answer}"
+    );
+    for error in answer["errors"].as_array().expect("errors") {
+        assert!(!error["reason"].as_str().expect("reason").is_empty());
+    }
+    server
+        .wait_for_total(
+            json!({"service": "cart", "size": 0}),
+            3,
+            Duration::from_secs(20),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_request_errors_have_status_and_json_body() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(
+        dir.path(),
+        &[
+            ("SLUICE_INGEST__MAX_BODY_BYTES", "2048"),
+            ("SLUICE_INGEST__MAX_UPLOAD_BYTES", "4096"),
+        ],
+    );
+    let post = |content_type: &'static str, body: String| {
+        server
+            .http
+            .post(server.url("/api/logs/ingest"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // Nothing valid: 400 with every error.
+    let response = post(
+        "application/json",
+        json!([{"log_type": "nope"}, {"a": 1}]).to_string(),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "no_valid_records");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(0), Some(2))
+    );
+    // Too large: 413.
+    let response = post("application/x-ndjson", valid(1).to_string().repeat(40))
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 413);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "payload_too_large");
+    // Unsupported type: 415, naming what works.
+    let response = post("text/csv", "log_type\nerror\n".into())
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 415);
+    let answer: Value = response.json().await.expect("json");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("application/x-ndjson")
+    );
+    // Empty and broken bodies: 400.
+    let response = post("application/json", "   ".into()).await.expect("sent");
+    assert_eq!(response.status().as_u16(), 400);
+    let response = post("application/json", "[{\"a\":1},".into())
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "malformed_json");
+    // An upload over the limit: 413 before anything is read.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![b'x'; 200 * 1024]).file_name("big.csv"),
+    );
+    let response = server
+        .http
+        .post(server.url("/api/logs/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 413);
+    // Upload without the `file` field.
+    let form = reqwest::multipart::Form::new().text("other", "x");
+    let response = server
+        .http
+        .post(server.url("/api/logs/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "missing_file");
+    // Search with a typo in a field: 400 naming it.
+    let response = server
+        .http
+        .post(server.url("/api/logs/search"))
+        .json(&json!({"qeury": "x"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.expect("json");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("qeury")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_upload_with_bom_crlf_quotes_and_bad_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let csv = "\u{feff}log_type,event_id,service,error_message,message,amount,transaction_id,user_id\r\n\
+               error,c1,search,\"timeout, retried\",\"line one\r\nline \"\"two\"\"\",,,\r\n\
+               transaction,c2,checkout,,,12.50,t1,u1\r\n\
+               transaction,c3,checkout,,,twelve,t2,u2\r\n\
+               error,c4,search,too few cells\r\n\
+               error,c5,search,\"last, one\",,,,\r\n";
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("export.csv"),
+    );
+    let response = server
+        .http
+        .post(server.url("/api/logs/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(3), Some(2)),
+        "{answer}"
+    );
+    assert_eq!(answer["lines"], 7);
+    let got = errors(&answer);
+    assert_eq!(got[0], (3, "amount".into(), "wrong_type".into()));
+    assert_eq!(got[1].0, 4);
+    server
+        .wait_for_total(json!({"size": 0}), 3, Duration::from_secs(20))
+        .await;
+    let hits = server.search(json!({"query": "retried"})).await;
+    let hit = &hits["hits"][0];
+    assert_eq!(hit["_id"], "c1");
+    assert_eq!(hit["error_message"], "timeout, retried");
+    assert_eq!(hit["message"], "line one\r\nline \"two\"");
+    let tx = server.search(json!({"log_type": "transaction"})).await;
+    assert_eq!(tx["hits"][0]["amount"], 12.5, "CSV amounts become numbers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_reports_each_item_and_refuses_malformed_actions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let body = [
+        r#"{"create":{"_index":"logs","_id":"b1"}}"#.to_owned(),
+        valid(1).to_string(),
+        r#"{"index":{}}"#.to_owned(),
+        json!({"log_type": "transaction", "amount": "free"}).to_string(),
+        r#"{"delete":{"_index":"logs","_id":"b1"}}"#.to_owned(),
+        r#"{"index":{"_id":"b4"}}"#.to_owned(),
+        json!({"log_type": "error", "error_message": "bulk ok"}).to_string(),
+    ]
+    .join("\n");
+    let response = server
+        .http
+        .post(server.url("/logs/_bulk"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["errors"], true);
+    let items = answer["items"].as_array().expect("items");
+    assert_eq!(items.len(), 4);
+    assert_eq!(items[0]["create"]["status"], 201);
+    assert_eq!(items[0]["create"]["_id"], "b1");
+    assert_eq!(items[1]["index"]["status"], 400);
+    let reason = items[1]["index"]["error"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.contains("[amount]") && reason.contains("[transaction_id]"),
+        "{reason}"
+    );
+    assert_eq!(items[1]["index"]["_index"], "logs");
+    assert_eq!(items[2]["delete"]["status"], 400);
+    assert_eq!(items[3]["index"]["status"], 201);
+    assert_eq!(items[3]["index"]["_id"], "b4");
+    server
+        .wait_for_total(json!({"size": 0}), 2, Duration::from_secs(20))
+        .await;
+
+    let response = server
+        .http
+        .post(server.url("/_bulk"))
+        .body("{\"index\":{}\n{}\n")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["error"]["type"], "illegal_argument_exception");
+    assert_eq!(answer["status"], 400);
+
+    let root: Value = server
+        .http
+        .get(server.url("/"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        root["version"]["number"]
+            .as_str()
+            .expect("version")
+            .starts_with('8')
+    );
+    assert_eq!(root["tagline"], "You Know, for Search");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_ready_and_metrics_tell_what_happened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let body = format!("{}\n{{\"log_type\":\"nope\"}}\n", valid(1));
+    let response = server
+        .http
+        .post(server.url("/api/logs/ingest"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 202);
+    server
+        .wait_for_total(json!({"size": 0}), 1, Duration::from_secs(20))
+        .await;
+
+    let health = server
+        .http
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status().as_u16(), 200);
+    let ready: Value = server
+        .http
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready");
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for expected in [
+        "sluice_events_received_total{source=\"http\"} 2",
+        "sluice_events_accepted_total{source=\"http\"} 1",
+        "sluice_events_rejected_total{source=\"http\",reason=\"unknown_log_type\"} 1",
+        "sluice_events_processed_total 1",
+        "sluice_events_indexed_total 1",
+        "sluice_queue_lag_records 0",
+        "sluice_processor_batch_duration_seconds_bucket",
+        "sluice_store_write_duration_seconds_count",
+        "sluice_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/logs/ingest\",status=\"202\"",
+        "sluice_geoip_database_loaded 0",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from /metrics:\n{metrics}"
+        );
+    }
+    // Dead-letter counter exists once something was dead-lettered; see the dead-letter test.
+}

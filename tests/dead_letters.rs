@@ -1,0 +1,87 @@
+//! Records that reach the queue another way and fail validation in the processor are
+//! dead-lettered with their original bytes and the reason, and listed over HTTP.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_common::event::{QueuedRecord, Source};
+use sluice_common::queue::Queue;
+use sluice_common::queue::wal::{WalConfig, WalQueue};
+use support::Server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_queue_records_are_validated_and_dead_lettered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, None, &[]);
+    assert_eq!(server.stop().code(), Some(0), "SIGTERM is a clean stop");
+
+    // Another producer writes straight into the queue while Sluice is down.
+    let wal = WalQueue::open(&data.join("queue"), WalConfig::default())
+        .await
+        .expect("wal");
+    let record = |payload: &[u8]| QueuedRecord {
+        id: None,
+        received_at_ms: sluice_common::now_ms(),
+        source: Source::Queue,
+        payload: payload.to_vec(),
+    };
+    let bad_bytes = b"{\"log_type\":\"transaction\",\"amount\":\"\xff\"}".to_vec();
+    wal.append(vec![
+        record(br#"{"log_type":"error","error_message":"from the side door","service":"legacy"}"#),
+        record(br#"{"log_type":"transaction","amount":-1,"user_id":"u","transaction_id":"t"}"#),
+        record(&bad_bytes),
+    ])
+    .await
+    .expect("append");
+    drop(wal);
+
+    let server = Server::start(&data, None, &[]);
+    server
+        .wait_for_total(json!({"size": 0}), 1, Duration::from_secs(20))
+        .await;
+    let letters: Value = server
+        .http
+        .get(server.url("/api/dead-letters?limit=10"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(letters["total"], 2, "{letters}");
+    let newest = &letters["dead_letters"][0];
+    assert_eq!(newest["code"], "malformed_json");
+    assert_eq!(newest["stage"], "validate");
+    assert_eq!(newest["source"], "queue");
+    assert_eq!(
+        newest["record"],
+        String::from_utf8_lossy(&bad_bytes).as_ref()
+    );
+    let older = &letters["dead_letters"][1];
+    assert_eq!(older["field"], "amount");
+    assert!(
+        older["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("at least 0"),
+        "{older}"
+    );
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            "sluice_events_dead_lettered_total{stage=\"validate\",reason=\"invalid_value\"} 1"
+        ),
+        "{metrics}"
+    );
+}
