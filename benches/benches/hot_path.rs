@@ -1,1 +1,146 @@
-fn main() {}
+//! The processor's hot path, piece by piece and whole, with no I/O:
+//! parse + validate, GeoIP lookup, fraud scoring, and record → document.
+//!
+//! `cargo bench -p sluice-benches --bench hot_path`. Set `SLUICE_BENCH_GEOIP=path.mmdb` to
+//! measure lookups against a real City database instead of the small generated one.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sluice_common::event::{QueuedRecord, Source};
+use sluice_common::fraud::{Activity, FraudConfig, FraudEngine, FraudInput, GeoFacts};
+use sluice_common::sample::{SampleGenerator, COUNTRY_NETWORKS};
+use sluice_common::validate::{parse_record, validate, Limits};
+use sluice_geoip::testing::{write_maxmind_city, KnownNetwork};
+use sluice_geoip::{GeoResolver, Lookup};
+use sluice_processor::Pipeline;
+
+const EVENTS: usize = 10_000;
+const END_MS: i64 = 1_767_225_600_000;
+
+fn records() -> Vec<QueuedRecord> {
+    SampleGenerator::new(7, EVENTS, END_MS, 86_400_000)
+        .take(EVENTS)
+        .map(|event| QueuedRecord {
+            id: None,
+            received_at_ms: END_MS,
+            source: Source::Http,
+            payload: serde_json::to_vec(&event).expect("serialises"),
+        })
+        .collect()
+}
+
+fn geoip_database(dir: &tempfile::TempDir) -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICE_BENCH_GEOIP") {
+        return PathBuf::from(path);
+    }
+    let path = dir.path().join("bench-city.mmdb");
+    let networks: Vec<KnownNetwork> = COUNTRY_NETWORKS
+        .iter()
+        .map(|n| KnownNetwork::new(&n.cidr(), n.iso, n.country, n.city, n.lat, n.lon))
+        .collect();
+    write_maxmind_city(&path, &networks).expect("bench database");
+    path
+}
+
+fn ips(records: &[QueuedRecord]) -> Vec<IpAddr> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let value: serde_json::Value = serde_json::from_slice(&r.payload).ok()?;
+            value.get("ip")?.as_str()?.parse().ok()
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let records = records();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = geoip_database(&dir);
+    let limits = Limits::default();
+
+    let mut group = c.benchmark_group("hot_path");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.sample_size(20);
+
+    group.bench_function("parse_validate", |b| {
+        let mut scratch = Vec::new();
+        b.iter(|| {
+            for record in &records {
+                scratch.clear();
+                scratch.extend_from_slice(&record.payload);
+                let value = parse_record(&mut scratch, &limits).expect("parses");
+                black_box(validate(&value, END_MS, &limits).expect("valid"));
+            }
+        });
+    });
+
+    let addresses = ips(&records);
+    group.throughput(Throughput::Elements(addresses.len() as u64));
+    group.bench_function("geoip_lookup_uncached", |b| {
+        let mut geo = GeoResolver::open(Some(database.clone()), 1).expect("geo");
+        b.iter(|| {
+            for ip in &addresses {
+                black_box(geo.lookup(*ip));
+            }
+        });
+    });
+    group.bench_function("geoip_lookup_cached", |b| {
+        let mut geo = GeoResolver::open(Some(database.clone()), 100_000).expect("geo");
+        b.iter(|| {
+            for ip in &addresses {
+                black_box(matches!(geo.lookup(*ip), Lookup::Found(_)));
+            }
+        });
+    });
+
+    let inputs: Vec<(String, IpAddr, f64, i64)> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| (format!("user-{}", i % 500), *ip, 20.0 + (i % 97) as f64, END_MS + i as i64 * 1000))
+        .collect();
+    group.throughput(Throughput::Elements(inputs.len() as u64));
+    group.bench_function("fraud_score", |b| {
+        b.iter_batched(
+            || FraudEngine::new(FraudConfig::default()),
+            |mut engine| {
+                for (user, ip, amount, at) in &inputs {
+                    black_box(engine.assess(&FraudInput {
+                        user_id: Some(user),
+                        ip: Some(*ip),
+                        event_time_ms: *at,
+                        activity: Activity::Transaction { amount: *amount, failed: false },
+                        declared_country: Some("US"),
+                        geo: GeoFacts::Found {
+                            country_iso: Some("US"),
+                            coordinates: Some((40.7, -74.0)),
+                            anonymous: false,
+                        },
+                    }));
+                }
+            },
+            BatchSize::LargeInput,
+        );
+    });
+
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("record_to_document", |b| {
+        b.iter_batched(
+            || {
+                Pipeline::new(
+                    limits,
+                    GeoResolver::open(Some(database.clone()), 100_000).expect("geo"),
+                    FraudEngine::new(FraudConfig::default()),
+                )
+            },
+            |mut pipeline| black_box(pipeline.process(&records)),
+            BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: format, lints, unit, integration and end-to-end
+# tests. Installs what it needs and stops at the first failure, loudly.
+#
+# Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || fail "cargo is not installed (https://rustup.rs)"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+# Bundled C code (zstd, among others) builds with a C toolchain; make sure one is there.
+if ! command -v cc >/dev/null; then
+  step "installing a C toolchain"
+  apt-get update -qq && apt-get install -y -qq build-essential
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check || fail "code is not formatted: run cargo fmt --all"
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, integration, end to end against the real binary)"
+cargo test --workspace --locked --no-fail-fast
+
+step "all tests passed"
