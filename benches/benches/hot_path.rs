@@ -8,12 +8,12 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_common::event::{QueuedRecord, Source};
 use sluice_common::fraud::{Activity, FraudConfig, FraudEngine, FraudInput, GeoFacts};
-use sluice_common::sample::{SampleGenerator, COUNTRY_NETWORKS};
-use sluice_common::validate::{parse_record, validate, Limits};
-use sluice_geoip::testing::{write_maxmind_city, KnownNetwork};
+use sluice_common::sample::{COUNTRY_NETWORKS, SampleGenerator};
+use sluice_common::validate::{Limits, parse_record, validate};
+use sluice_geoip::testing::{KnownNetwork, write_maxmind_city};
 use sluice_geoip::{GeoResolver, Lookup};
 use sluice_processor::Pipeline;
 
@@ -99,7 +99,14 @@ fn bench(c: &mut Criterion) {
     let inputs: Vec<(String, IpAddr, f64, i64)> = addresses
         .iter()
         .enumerate()
-        .map(|(i, ip)| (format!("user-{}", i % 500), *ip, 20.0 + (i % 97) as f64, END_MS + i as i64 * 1000))
+        .map(|(i, ip)| {
+            (
+                format!("user-{}", i % 500),
+                *ip,
+                20.0 + (i % 97) as f64,
+                END_MS + i as i64 * 1000,
+            )
+        })
         .collect();
     group.throughput(Throughput::Elements(inputs.len() as u64));
     group.bench_function("fraud_score", |b| {
@@ -111,7 +118,10 @@ fn bench(c: &mut Criterion) {
                         user_id: Some(user),
                         ip: Some(*ip),
                         event_time_ms: *at,
-                        activity: Activity::Transaction { amount: *amount, failed: false },
+                        activity: Activity::Transaction {
+                            amount: *amount,
+                            failed: false,
+                        },
                         declared_country: Some("US"),
                         geo: GeoFacts::Found {
                             country_iso: Some("US"),

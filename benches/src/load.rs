@@ -5,14 +5,14 @@
 //! `cargo run --release -p sluice-benches --bin sluice-load -- --url http://127.0.0.1:8080 \
 //!     --events 1000000 --connections 4`
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::Parser;
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sluice_common::sample::SampleGenerator;
 
 #[derive(Debug, Parser)]
@@ -46,7 +46,9 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(120))
         .build()?;
-    let before = total(&http, &args.url).await.context("is sluice serve running at --url?")?;
+    let before = total(&http, &args.url)
+        .await
+        .context("is sluice serve running at --url?")?;
 
     eprintln!("generating {} events…", args.events);
     let now = sluice_common::now_ms();
@@ -66,15 +68,23 @@ async fn main() -> anyhow::Result<()> {
         bodies.push(body);
     }
 
-    eprintln!("sending {} requests over {} connections…", bodies.len(), args.connections);
+    eprintln!(
+        "sending {} requests over {} connections…",
+        bodies.len(),
+        args.connections
+    );
     let accepted = Arc::new(AtomicUsize::new(0));
     let retries = Arc::new(AtomicUsize::new(0));
     let ingest = format!("{}/api/logs/ingest", args.url);
     let started = Instant::now();
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
         .map(|body| {
-            let (http, ingest, accepted, retries) =
-                (http.clone(), ingest.clone(), Arc::clone(&accepted), Arc::clone(&retries));
+            let (http, ingest, accepted, retries) = (
+                http.clone(),
+                ingest.clone(),
+                Arc::clone(&accepted),
+                Arc::clone(&retries),
+            );
             async move {
                 loop {
                     let response = http
@@ -134,7 +144,11 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     if searchable < expected {
-        bail!("only {} of {accepted} events searchable after {}s", searchable - before, args.timeout_secs);
+        bail!(
+            "only {} of {accepted} events searchable after {}s",
+            searchable - before,
+            args.timeout_secs
+        );
     }
     Ok(())
 }
@@ -147,7 +161,9 @@ async fn total(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
         .await?
         .json()
         .await?;
-    answer["total"].as_u64().context("search answer without total")
+    answer["total"]
+        .as_u64()
+        .context("search answer without total")
 }
 
 fn peak_rss_mb(pid: u32) -> Option<f64> {

@@ -18,6 +18,8 @@ use sluice_common::validate::RejectCode;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use sluice_geoip::LookupCounts;
+
 use crate::pipeline::{BatchOutput, Pipeline};
 use crate::retry::Backoff;
 
@@ -65,7 +67,8 @@ impl Processor {
                 batch = self.consumer.next_batch(max, wait) => batch?,
             };
             if batch.is_empty() {
-                self.maybe_reload_geoip().await;
+                // Idle: still give a replaced GeoIP file its chance to load.
+                self.transform(batch).await;
                 continue;
             }
             match self.handle(batch, &shutdown).await {
@@ -113,19 +116,24 @@ impl Processor {
             return BatchOutput::default();
         };
         let joined = tokio::task::spawn_blocking(move || {
+            // Opening a database is file I/O: it belongs on this thread too.
+            let reloaded = pipeline.geo_mut().reload_if_changed();
             let output = pipeline.process(&batch);
             let counts = pipeline.geo_mut().take_counts();
-            (pipeline, output, counts)
+            (pipeline, output, counts, reloaded)
         })
         .await;
         match joined {
-            Ok((pipeline, output, counts)) => {
+            Ok((pipeline, output, counts, reloaded)) => {
                 self.pipeline = Some(pipeline);
-                emit(GeoIpLookups {
-                    found: counts.found,
-                    not_found: counts.not_found,
-                    cached: counts.cached,
-                });
+                report_reload(reloaded);
+                if counts != LookupCounts::default() {
+                    emit(GeoIpLookups {
+                        found: counts.found,
+                        not_found: counts.not_found,
+                        cached: counts.cached,
+                    });
+                }
                 output
             }
             Err(e) => {
@@ -208,21 +216,18 @@ impl Processor {
             }
         }
     }
+}
 
-    async fn maybe_reload_geoip(&mut self) {
-        let Some(pipeline) = self.pipeline.as_mut() else {
-            return;
-        };
-        match pipeline.geo_mut().reload_if_changed() {
-            Some(Ok(description)) => emit(GeoIpDatabase {
-                loaded: Some(&description),
-                detail: "reloaded after the file changed",
-            }),
-            Some(Err(e)) => {
-                error!(error = %e, "GeoIP database changed but cannot be read; keeping the loaded one")
-            }
-            None => {}
+fn report_reload(reloaded: Option<Result<String, sluice_geoip::GeoIpError>>) {
+    match reloaded {
+        Some(Ok(description)) => emit(GeoIpDatabase {
+            loaded: Some(&description),
+            detail: "reloaded after the file changed",
+        }),
+        Some(Err(e)) => {
+            error!(error = %e, "GeoIP database changed but cannot be read; keeping the loaded one")
         }
+        None => {}
     }
 }
 
