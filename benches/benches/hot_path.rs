@@ -12,7 +12,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use sluice_common::event::{QueuedRecord, Source};
 use sluice_common::fraud::{Activity, FraudConfig, FraudEngine, FraudInput, GeoFacts};
 use sluice_common::sample::{COUNTRY_NETWORKS, SampleGenerator};
-use sluice_common::validate::{Limits, parse_record, validate};
+use sluice_common::validate::{Buffers, Limits, parse_record_with, validate};
 use sluice_geoip::testing::{KnownNetwork, write_maxmind_city};
 use sluice_geoip::{GeoResolver, Lookup};
 use sluice_processor::Pipeline;
@@ -67,11 +67,12 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("parse_validate", |b| {
         let mut scratch = Vec::new();
+        let mut buffers = Buffers::default();
         b.iter(|| {
             for record in &records {
                 scratch.clear();
                 scratch.extend_from_slice(&record.payload);
-                let value = parse_record(&mut scratch, &limits).expect("parses");
+                let value = parse_record_with(&mut scratch, &limits, &mut buffers).expect("parses");
                 black_box(validate(&value, END_MS, &limits).expect("valid"));
             }
         });

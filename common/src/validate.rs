@@ -2,13 +2,15 @@
 //! producer, record by record) and in the processor (for records that reached the queue another
 //! way; failures are dead-lettered). Every problem names the field and says what is wrong.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+pub use simd_json::Buffers;
 use simd_json::prelude::*;
 use simd_json::{BorrowedValue, StaticNode};
 
-use crate::event::schema::{self, FieldKind};
+use crate::event::schema::{self, FieldKind, Role};
 use crate::event::{LogType, MAX_EVENT_ID_BYTES, check_epoch_ms_value, parse_timestamp};
 
 /// Why a record was refused: a small closed set, used as the `reason` label of the rejection
@@ -120,15 +122,32 @@ impl Default for Limits {
     }
 }
 
-/// The typed view of a valid record: what the fraud engine, GeoIP and the stores need, read once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidEvent {
-    pub log_type: LogType,
+/// The typed view of a valid record: what the fraud engine, GeoIP and the stores need, read in
+/// the same pass that validates, borrowed from the parsed record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValidEvent<'v> {
+    pub log_type: Option<LogType>,
     /// Event time: the record's timestamp, or its receive time when it had none.
     pub event_time_ms: i64,
     pub ip: Option<IpAddr>,
-    pub user_id: Option<String>,
+    pub user_id: Option<Cow<'v, str>>,
     pub amount: Option<f64>,
+    pub event_id: Option<&'v str>,
+    pub status: Option<&'v str>,
+    pub action: Option<&'v str>,
+    /// The billing country the customer declared.
+    pub country: Option<&'v str>,
+    pub level: Option<&'v str>,
+    pub service: Option<&'v str>,
+    pub message: Option<&'v str>,
+    pub error_message: Option<&'v str>,
+}
+
+impl ValidEvent<'_> {
+    /// The log type; always set on an event [`validate`] accepted.
+    pub fn log_type(&self) -> LogType {
+        self.log_type.unwrap_or(LogType::Error)
+    }
 }
 
 /// Parses one record's bytes (in place: simd-json needs them mutable) into a JSON object,
@@ -136,6 +155,15 @@ pub struct ValidEvent {
 pub fn parse_record<'a>(
     bytes: &'a mut [u8],
     limits: &Limits,
+) -> Result<BorrowedValue<'a>, FieldIssue> {
+    parse_record_with(bytes, limits, &mut Buffers::default())
+}
+
+/// [`parse_record`] reusing the parser's scratch buffers, for loops over many records.
+pub fn parse_record_with<'a>(
+    bytes: &'a mut [u8],
+    limits: &Limits,
+    buffers: &mut Buffers,
 ) -> Result<BorrowedValue<'a>, FieldIssue> {
     if bytes.len() > limits.max_record_bytes {
         return Err(FieldIssue::whole_record(
@@ -147,13 +175,14 @@ pub fn parse_record<'a>(
             ),
         ));
     }
-    if nesting_depth(bytes) > limits.max_depth {
+    let opening = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if opening > limits.max_depth && exact_nesting_depth(bytes) > limits.max_depth {
         return Err(FieldIssue::whole_record(
             RejectCode::TooDeep,
             format!("record nests deeper than {} levels", limits.max_depth),
         ));
     }
-    let value = simd_json::to_borrowed_value(bytes).map_err(|e| {
+    let value = simd_json::to_borrowed_value_with_buffers(bytes, buffers).map_err(|e| {
         FieldIssue::whole_record(RejectCode::MalformedJson, format!("malformed JSON: {e}"))
     })?;
     if !value.is_object() {
@@ -168,6 +197,16 @@ pub fn parse_record<'a>(
 /// Deepest bracket nesting outside strings. Checked before parsing so a hostile record like
 /// `[[[[…` cannot exhaust the stack of the code that later walks or drops the parsed value.
 pub fn nesting_depth(bytes: &[u8]) -> usize {
+    // Depth never exceeds the number of opening brackets; counting them vectorises, and most
+    // records have only a handful, so the exact scan below rarely runs.
+    let opening = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if opening <= 1 {
+        return opening;
+    }
+    exact_nesting_depth(bytes)
+}
+
+fn exact_nesting_depth(bytes: &[u8]) -> usize {
     let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for &b in bytes {
         if in_string {
@@ -192,13 +231,13 @@ pub fn nesting_depth(bytes: &[u8]) -> usize {
     max
 }
 
-/// Checks a parsed record against the event model. `received_at_ms` stands in for a missing
-/// timestamp and anchors the "too far in the future" rule.
-pub fn validate(
-    record: &BorrowedValue<'_>,
+/// Checks a parsed record against the event model, in one pass over its fields. `received_at_ms`
+/// stands in for a missing timestamp and anchors the "too far in the future" rule.
+pub fn validate<'v>(
+    record: &'v BorrowedValue<'_>,
     received_at_ms: i64,
     limits: &Limits,
-) -> Result<ValidEvent, Vec<FieldIssue>> {
+) -> Result<ValidEvent<'v>, Vec<FieldIssue>> {
     let mut issues = Vec::new();
     let Some(object) = record.as_object() else {
         return Err(vec![FieldIssue::whole_record(
@@ -207,6 +246,11 @@ pub fn validate(
         )]);
     };
 
+    let mut event = ValidEvent::default();
+    let mut present = 0u64;
+    let mut log_type_value = None;
+    let mut timestamp = None;
+    let mut at_timestamp = None;
     for (key, value) in object.iter() {
         let key: &str = key;
         if schema::RESERVED.contains(&key) {
@@ -217,7 +261,8 @@ pub fn validate(
             ));
             continue;
         }
-        if let Some(text) = value.as_str()
+        let text = value.as_str();
+        if let Some(text) = text
             && text.len() > limits.max_field_bytes
         {
             issues.push(FieldIssue::new(
@@ -231,66 +276,82 @@ pub fn validate(
             ));
             continue;
         }
-        if let Some(spec) = schema::field(key)
-            && !value.is_null()
-            && let Err(issue) = check_kind(key, spec.kind, value)
-        {
+        let Some(known) = schema::lookup(key) else {
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        if let Err(issue) = check_kind(key, known.spec.kind, value) {
             issues.push(issue);
+            continue;
+        }
+        if text.is_none_or(|t| !t.trim().is_empty()) {
+            present |= 1 << known.index;
+        }
+        match known.role {
+            Role::LogType => log_type_value = text,
+            Role::Timestamp => timestamp = Some(value),
+            Role::AtTimestamp => at_timestamp = Some(value),
+            Role::EventId => event.event_id = text,
+            Role::Ip => event.ip = text.and_then(|t| t.trim().parse().ok()),
+            Role::UserId => event.user_id = code_text(value),
+            Role::Amount => event.amount = value.cast_f64(),
+            Role::Status => event.status = text,
+            Role::Action => event.action = text,
+            Role::Country => event.country = text,
+            Role::Level => event.level = text,
+            Role::Service => event.service = text,
+            Role::Message => event.message = text,
+            Role::ErrorMessage => event.error_message = text,
+            Role::Other => {}
         }
     }
 
-    let log_type = match record.get("log_type") {
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => {
-            issues.push(FieldIssue::new(
+    if present & 1 << LOG_TYPE_INDEX.index == 0 && !issues.iter().any(|i| i.field == "log_type") {
+        issues.push(FieldIssue::new(
+            "log_type",
+            RejectCode::MissingField,
+            "log_type is required (transaction, error, user_behavior, performance, fraud)",
+        ));
+    }
+    if let Some(text) = log_type_value {
+        match text.parse::<LogType>() {
+            Ok(log_type) => event.log_type = Some(log_type),
+            Err(()) => issues.push(FieldIssue::new(
                 "log_type",
-                RejectCode::MissingField,
-                "log_type is required (transaction, error, user_behavior, performance, fraud)",
-            ));
-            None
+                RejectCode::UnknownLogType,
+                format!(
+                    "unknown log_type {:?}; expected one of transaction, error, user_behavior, \
+                     performance, fraud",
+                    text.chars().take(64).collect::<String>()
+                ),
+            )),
         }
-        Some(value) => match value.as_str() {
-            Some(text) => match text.parse::<LogType>() {
-                Ok(t) => Some(t),
-                Err(()) => {
-                    issues.push(FieldIssue::new(
-                        "log_type",
-                        RejectCode::UnknownLogType,
-                        format!(
-                            "unknown log_type {:?}; expected one of transaction, error, \
-                             user_behavior, performance, fraud",
-                            text.chars().take(64).collect::<String>()
-                        ),
-                    ));
-                    None
-                }
-            },
-            // Already reported as a wrong type by the field check above.
-            None => None,
-        },
-    };
+    }
 
-    if let Some(log_type) = log_type {
-        for spec in schema::FIELDS
-            .iter()
-            .filter(|f| f.required_by.contains(&log_type))
-        {
-            let present = record
-                .get(spec.name)
-                .is_some_and(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()));
-            if !present {
+    if let Some(log_type) = event.log_type {
+        for known in schema::required(log_type) {
+            let reported = issues.iter().any(|i| i.field == known.spec.name);
+            if present & 1 << known.index == 0 && !reported {
                 issues.push(FieldIssue::new(
-                    spec.name,
+                    known.spec.name,
                     RejectCode::MissingField,
-                    format!("{} is required for {log_type} logs", spec.name),
+                    format!("{} is required for {log_type} logs", known.spec.name),
                 ));
             }
         }
     }
 
-    let event_time_ms = match event_time(record) {
-        Ok(Some(ms)) if ms > received_at_ms.saturating_add(limits.max_future_skew_ms) => {
+    let (stated, field) = match (timestamp, at_timestamp) {
+        (Some(value), _) => (timestamp_ms(value).ok(), "timestamp"),
+        (None, Some(value)) => (timestamp_ms(value).ok(), "@timestamp"),
+        (None, None) => (None, "timestamp"),
+    };
+    event.event_time_ms = match stated {
+        Some(ms) if ms > received_at_ms.saturating_add(limits.max_future_skew_ms) => {
             issues.push(FieldIssue::new(
-                timestamp_field(record),
+                field,
                 RejectCode::FutureTimestamp,
                 format!(
                     "timestamp is {} s ahead of the receive time; at most {} s is allowed",
@@ -300,49 +361,21 @@ pub fn validate(
             ));
             received_at_ms
         }
-        Ok(Some(ms)) => ms,
-        Ok(None) | Err(()) => received_at_ms,
+        Some(ms) => ms,
+        None => received_at_ms,
     };
 
-    if !issues.is_empty() {
-        return Err(issues);
-    }
-    let Some(log_type) = log_type else {
-        return Err(vec![FieldIssue::new(
-            "log_type",
-            RejectCode::MissingField,
-            "log_type is required",
-        )]);
-    };
-    Ok(ValidEvent {
-        log_type,
-        event_time_ms,
-        ip: record.get_str("ip").and_then(|s| s.trim().parse().ok()),
-        user_id: record.get("user_id").and_then(code_text),
-        amount: record.get("amount").and_then(ValueAsScalar::cast_f64),
-    })
-}
-
-/// The event time a record states, if any (`timestamp`, else the ECS `@timestamp`).
-/// `Err` means it stated one that does not parse (reported by the field checks).
-fn event_time(record: &BorrowedValue<'_>) -> Result<Option<i64>, ()> {
-    let Some(value) = record
-        .get("timestamp")
-        .or_else(|| record.get("@timestamp"))
-        .filter(|v| !v.is_null())
-    else {
-        return Ok(None);
-    };
-    timestamp_ms(value).map(Some).map_err(|_| ())
-}
-
-fn timestamp_field(record: &BorrowedValue<'_>) -> &'static str {
-    if record.contains_key("timestamp") {
-        "timestamp"
+    if issues.is_empty() && event.log_type.is_some() {
+        Ok(event)
     } else {
-        "@timestamp"
+        Err(issues)
     }
 }
+
+/// Where `log_type` sits in the field table.
+static LOG_TYPE_INDEX: std::sync::LazyLock<schema::Known> = std::sync::LazyLock::new(|| {
+    schema::lookup("log_type").unwrap_or_else(|| unreachable!("log_type is in the field table"))
+});
 
 fn timestamp_ms(value: &BorrowedValue<'_>) -> Result<i64, String> {
     if let Some(text) = value.as_str() {
@@ -358,14 +391,14 @@ fn timestamp_ms(value: &BorrowedValue<'_>) -> Result<i64, String> {
 }
 
 /// Text of a field that may be text or an integer (`user_id`, `error_code`, …).
-pub fn code_text(value: &BorrowedValue<'_>) -> Option<String> {
+pub fn code_text<'v>(value: &'v BorrowedValue<'_>) -> Option<Cow<'v, str>> {
     if let Some(text) = value.as_str() {
-        return Some(text.to_owned());
+        return Some(Cow::Borrowed(text));
     }
     if let Some(i) = value.as_i64() {
-        return Some(i.to_string());
+        return Some(Cow::Owned(i.to_string()));
     }
-    value.as_u64().map(|u| u.to_string())
+    value.as_u64().map(|u| Cow::Owned(u.to_string()))
 }
 
 fn check_kind(key: &str, kind: FieldKind, value: &BorrowedValue<'_>) -> Result<(), FieldIssue> {

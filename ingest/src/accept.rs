@@ -12,7 +12,9 @@ use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::{
     EventRejected, EventsAccepted, EventsReceived, QueueBacklog, RequestRefused,
 };
-use sluice_common::validate::{FieldIssue, Limits, RecordError, parse_record, validate};
+use sluice_common::validate::{
+    Buffers, FieldIssue, Limits, RecordError, parse_record_with, validate,
+};
 
 /// Errors answered per request, at most.
 pub const MAX_REPORTED_ERRORS: usize = 100;
@@ -120,10 +122,11 @@ fn check(
         reject(&mut outcome, source, issue, max_errors);
     }
     let mut scratch = Vec::new();
+    let mut buffers = Buffers::default();
     for raw in batch.records {
         scratch.clear();
         scratch.extend_from_slice(&raw.bytes);
-        let checked = parse_record(&mut scratch, limits)
+        let checked = parse_record_with(&mut scratch, limits, &mut buffers)
             .map_err(|issue| vec![issue])
             .and_then(|value| {
                 validate(&value, received_at_ms, limits)?;

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use simd_json::prelude::*;
 use simd_json::{BorrowedValue, ObjectHasher, StaticNode};
-use sluice_common::event::{QueuedRecord, format_rfc3339_ms};
+use sluice_common::event::{LogType, QueuedRecord, format_rfc3339_ms};
 use sluice_common::store::StoreDocument;
 use sluice_common::validate::ValidEvent;
 use sluice_geoip::GeoRecord;
@@ -26,19 +26,39 @@ fn number<'v>(n: f64) -> BorrowedValue<'v> {
     BorrowedValue::Static(StaticNode::F64(n))
 }
 
+/// What the store indexes besides the document, copied out of the validated record before the
+/// record is extended (the record cannot be borrowed and changed at once).
+pub(crate) struct DocumentMeta {
+    log_type: LogType,
+    event_time_ms: i64,
+    level: Option<String>,
+    service: Option<String>,
+    message: Option<String>,
+    error_message: Option<String>,
+}
+
+impl From<&ValidEvent<'_>> for DocumentMeta {
+    fn from(event: &ValidEvent<'_>) -> Self {
+        DocumentMeta {
+            log_type: event.log_type(),
+            event_time_ms: event.event_time_ms,
+            level: event.level.map(str::to_owned),
+            service: event.service.map(str::to_owned),
+            message: event.message.map(str::to_owned),
+            error_message: event.error_message.map(str::to_owned),
+        }
+    }
+}
+
 pub(crate) fn build_document(
     value: &mut BorrowedValue<'_>,
     id: String,
-    event: &ValidEvent,
+    meta: DocumentMeta,
     record: &QueuedRecord,
     geo: Option<&GeoRecord>,
     fraud: Option<&Fraud>,
 ) -> Result<StoreDocument, String> {
-    let owned = |key: &str, value: &BorrowedValue<'_>| value.get_str(key).map(str::to_owned);
-    let level = owned("level", value);
-    let service = owned("service", value);
-    let message = owned("message", value);
-    let error_message = owned("error_message", value);
+    let event = &meta;
 
     let fraud_value = fraud.map(|fraud| fraud_object(fraud, value));
     let fields = value
@@ -68,12 +88,12 @@ pub(crate) fn build_document(
         .map_err(|e| format!("cannot serialise document: {e}"))?;
     Ok(StoreDocument {
         id,
-        timestamp_ms: event.event_time_ms,
-        log_type: event.log_type,
-        level,
-        service,
-        message,
-        error_message,
+        timestamp_ms: meta.event_time_ms,
+        log_type: meta.log_type,
+        level: meta.level,
+        service: meta.service,
+        message: meta.message,
+        error_message: meta.error_message,
         source,
     })
 }

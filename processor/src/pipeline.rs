@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use simd_json::BorrowedValue;
-use simd_json::prelude::*;
 use sluice_common::event::{LogType, QueuedRecord, document_id};
 use sluice_common::fraud::{
     Activity, Assessment, FraudEngine, FraudInput, GeoFacts, is_failure_action, is_failure_status,
@@ -13,10 +11,12 @@ use sluice_common::queue::DeadLetter;
 use sluice_common::store::StoreDocument;
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::FraudScored;
-use sluice_common::validate::{FieldIssue, Limits, RejectCode, ValidEvent, parse_record, validate};
+use sluice_common::validate::{
+    Buffers, FieldIssue, Limits, RejectCode, ValidEvent, parse_record_with, validate,
+};
 use sluice_geoip::{GeoRecord, GeoResolver, Lookup};
 
-use crate::document::build_document;
+use crate::document::{DocumentMeta, build_document};
 
 /// What one batch became.
 #[derive(Debug, Default)]
@@ -30,6 +30,7 @@ pub struct Pipeline {
     geo: GeoResolver,
     fraud: FraudEngine,
     scratch: Vec<u8>,
+    buffers: Buffers,
 }
 
 impl Pipeline {
@@ -39,6 +40,7 @@ impl Pipeline {
             geo,
             fraud,
             scratch: Vec::new(),
+            buffers: Buffers::default(),
         }
     }
 
@@ -75,17 +77,20 @@ impl Pipeline {
         record: &QueuedRecord,
         bytes: &mut [u8],
     ) -> Result<StoreDocument, Vec<FieldIssue>> {
-        let mut value = parse_record(bytes, &self.limits).map_err(|issue| vec![issue])?;
+        let mut value = parse_record_with(bytes, &self.limits, &mut self.buffers)
+            .map_err(|issue| vec![issue])?;
         let event = validate(&value, record.received_at_ms, &self.limits)?;
-        let id = match &record.id {
-            Some(id) => id.clone(),
-            None => document_id(&value, record.received_at_ms),
+        let id = match (&record.id, event.event_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(event_id)) if !event_id.is_empty() => event_id.to_owned(),
+            (None, _) => document_id(&value, record.received_at_ms),
         };
         let geo = match event.ip {
             Some(ip) => self.geo.lookup(ip),
             None => Lookup::NotPublic,
         };
-        let fraud = self.score(&value, &event, &geo);
+        let fraud = self.score(&event, &geo);
+        let meta = DocumentMeta::from(&event);
         let geo_record = match &geo {
             Lookup::Found(record) => Some(Arc::clone(record)),
             _ => None,
@@ -93,7 +98,7 @@ impl Pipeline {
         build_document(
             &mut value,
             id,
-            &event,
+            meta,
             record,
             geo_record.as_deref(),
             fraud.as_ref(),
@@ -101,21 +106,14 @@ impl Pipeline {
         .map_err(|reason| vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)])
     }
 
-    fn score(
-        &mut self,
-        value: &BorrowedValue<'_>,
-        event: &ValidEvent,
-        geo: &Lookup,
-    ) -> Option<Fraud> {
-        if event.log_type == LogType::Fraud {
-            return Some(Fraud::Upstream);
-        }
-        let activity = match event.log_type {
+    fn score(&mut self, event: &ValidEvent<'_>, geo: &Lookup) -> Option<Fraud> {
+        let activity = match event.log_type() {
+            LogType::Fraud => return Some(Fraud::Upstream),
             LogType::Transaction => Activity::Transaction {
                 amount: event.amount.unwrap_or(0.0),
-                failed: value.get_str("status").is_some_and(is_failure_status),
+                failed: event.status.is_some_and(is_failure_status),
             },
-            LogType::UserBehavior if value.get_str("action").is_some_and(is_failure_action) => {
+            LogType::UserBehavior if event.action.is_some_and(is_failure_action) => {
                 Activity::FailedAttempt
             }
             _ => return None,
@@ -125,7 +123,7 @@ impl Pipeline {
             ip: event.ip,
             event_time_ms: event.event_time_ms,
             activity,
-            declared_country: value.get_str("country"),
+            declared_country: event.country,
             geo: geo_facts(geo),
         };
         let assessment = self.fraud.assess(&input)?;

@@ -1,6 +1,8 @@
 //! The fields Sluice knows, their types and which log types require them. One table drives
 //! validation, CSV typing (a CSV cell is text; the table says what it should become) and docs.
 
+use std::sync::LazyLock;
+
 use super::LogType;
 
 /// The JSON type a known field must have.
@@ -117,9 +119,124 @@ const fn spec(name: &'static str, kind: FieldKind, required_by: &'static [LogTyp
     }
 }
 
+/// Fields the pipeline reads, beyond checking them. Decided once from the name, so the hot
+/// path branches on a small integer instead of comparing strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    LogType,
+    Timestamp,
+    AtTimestamp,
+    EventId,
+    Ip,
+    UserId,
+    Amount,
+    Status,
+    Action,
+    Country,
+    Level,
+    Service,
+    Message,
+    ErrorMessage,
+    Other,
+}
+
+fn role_of(name: &str) -> Role {
+    match name {
+        "log_type" => Role::LogType,
+        "timestamp" => Role::Timestamp,
+        "@timestamp" => Role::AtTimestamp,
+        "event_id" => Role::EventId,
+        "ip" => Role::Ip,
+        "user_id" => Role::UserId,
+        "amount" => Role::Amount,
+        "status" => Role::Status,
+        "action" => Role::Action,
+        "country" => Role::Country,
+        "level" => Role::Level,
+        "service" => Role::Service,
+        "message" => Role::Message,
+        "error_message" => Role::ErrorMessage,
+        _ => Role::Other,
+    }
+}
+
+/// A known field as found by [`lookup`]: its position in [`FIELDS`] (< 64, so a `u64` can
+/// record which are present), its spec and its role.
+#[derive(Debug, Clone, Copy)]
+pub struct Known {
+    pub index: usize,
+    pub spec: &'static FieldSpec,
+    pub role: Role,
+}
+
+const SLOTS: usize = 128;
+
+/// Open-addressing table over [`FIELDS`]: one hash of a few bytes and usually one comparison
+/// per lookup, which matters since every field of every record is looked up.
+static INDEX: LazyLock<[Option<Known>; SLOTS]> = LazyLock::new(|| {
+    assert!(FIELDS.len() < 64 && FIELDS.len() < SLOTS / 2);
+    let mut slots = [None; SLOTS];
+    for (index, spec) in FIELDS.iter().enumerate() {
+        let mut slot = slot_of(spec.name.as_bytes());
+        while slots[slot].is_some() {
+            slot = (slot + 1) % SLOTS;
+        }
+        slots[slot] = Some(Known {
+            index,
+            spec,
+            role: role_of(spec.name),
+        });
+    }
+    slots
+});
+
+fn slot_of(name: &[u8]) -> usize {
+    let (Some(first), Some(last)) = (name.first(), name.last()) else {
+        return 0;
+    };
+    let middle = name[name.len() / 2];
+    (name.len() * 31
+        ^ usize::from(*first) * 131
+        ^ usize::from(*last) * 7
+        ^ usize::from(middle) * 17)
+        % SLOTS
+}
+
+/// The fields each log type requires, indexed like [`LogType::ALL`].
+static REQUIRED: LazyLock<[Vec<Known>; 5]> = LazyLock::new(|| {
+    LogType::ALL.map(|t| {
+        FIELDS
+            .iter()
+            .filter(|f| f.required_by.contains(&t))
+            .filter_map(|f| lookup(f.name))
+            .collect()
+    })
+});
+
+/// The known field named `name`, if it is one.
+pub fn lookup(name: &str) -> Option<Known> {
+    let mut slot = slot_of(name.as_bytes());
+    loop {
+        match INDEX[slot] {
+            None => return None,
+            Some(known) if known.spec.name == name => return Some(known),
+            Some(_) => slot = (slot + 1) % SLOTS,
+        }
+    }
+}
+
 /// The spec of a known field, if it is one.
 pub fn field(name: &str) -> Option<&'static FieldSpec> {
-    FIELDS.iter().find(|f| f.name == name)
+    lookup(name).map(|k| k.spec)
+}
+
+/// The fields `log_type` requires.
+pub fn required(log_type: LogType) -> &'static [Known] {
+    let index = LogType::ALL
+        .iter()
+        .position(|t| *t == log_type)
+        .unwrap_or_default();
+    &REQUIRED[index]
 }
 
 /// Fields Sluice writes itself; a producer sending them would be overwritten, so they are refused.
@@ -145,7 +262,31 @@ mod tests {
     }
 
     #[test]
+    fn every_field_is_found_by_name() {
+        for spec in FIELDS {
+            assert_eq!(field(spec.name).map(|f| f.name), Some(spec.name));
+        }
+    }
+
+    #[test]
+    fn required_lists_match_the_table() {
+        let names: Vec<_> = required(LogType::Transaction)
+            .iter()
+            .map(|k| k.spec.name)
+            .collect();
+        assert_eq!(names, ["log_type", "user_id", "transaction_id", "amount"]);
+    }
+
+    #[test]
     fn unknown_field_has_no_spec() {
-        assert!(field("coupon_code").is_none());
+        for name in ["coupon_code", "", "x", "log_typ", "log_type_", "LOG_TYPE"] {
+            assert!(field(name).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn roles_are_assigned_by_name() {
+        assert_eq!(lookup("amount").map(|k| k.role), Some(Role::Amount));
+        assert_eq!(lookup("quantity").map(|k| k.role), Some(Role::Other));
     }
 }

@@ -2,11 +2,28 @@ use super::*;
 
 const NOW: i64 = 1_714_564_800_000;
 
-fn check(json: &str) -> Result<ValidEvent, Vec<FieldIssue>> {
+/// The owned parts of a validated record, for assertions.
+#[derive(Debug)]
+struct Checked {
+    log_type: LogType,
+    event_time_ms: i64,
+    user_id: Option<String>,
+    amount: Option<f64>,
+    ip: Option<std::net::IpAddr>,
+}
+
+fn check(json: &str) -> Result<Checked, Vec<FieldIssue>> {
     let mut bytes = json.as_bytes().to_vec();
     let limits = Limits::default();
     let value = parse_record(&mut bytes, &limits).map_err(|i| vec![i])?;
-    validate(&value, NOW, &limits)
+    let event = validate(&value, NOW, &limits)?;
+    Ok(Checked {
+        log_type: event.log_type(),
+        event_time_ms: event.event_time_ms,
+        user_id: event.user_id.map(|u| u.into_owned()),
+        amount: event.amount,
+        ip: event.ip,
+    })
 }
 
 fn only_issue(json: &str) -> FieldIssue {
