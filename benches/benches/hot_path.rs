@@ -17,6 +17,10 @@ use sluice_geoip::testing::{KnownNetwork, write_maxmind_city};
 use sluice_geoip::{GeoResolver, Lookup};
 use sluice_processor::Pipeline;
 
+/// The allocator the `sluice` binary uses, so these numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: usize = 10_000;
 const END_MS: i64 = 1_767_225_600_000;
 

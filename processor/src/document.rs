@@ -1,47 +1,34 @@
-//! The indexed document: the producer's record, untouched, plus what Sluice adds in Elastic
+//! The indexed document: the producer's record, byte for byte, plus what Sluice adds in Elastic
 //! Common Schema style (`@timestamp`, `geo.*`, `fraud.*`, `ingest.*`).
+//!
+//! The additions are spliced in before the record's closing brace instead of re-serialising the
+//! parsed record: the record is known-valid JSON (it was just parsed), Sluice's keys are reserved
+//! (validation refuses records that carry them), and this keeps the producer's exact bytes while
+//! saving the serialisation that would otherwise dominate the hot path.
 
-use std::borrow::Cow;
-
-use simd_json::prelude::*;
-use simd_json::{BorrowedValue, ObjectHasher, StaticNode};
-use sluice_common::event::{LogType, QueuedRecord, format_rfc3339_ms};
+use sluice_common::event::{LogType, QueuedRecord, write_rfc3339_ms};
 use sluice_common::store::StoreDocument;
 use sluice_common::validate::ValidEvent;
 use sluice_geoip::GeoRecord;
 
-use crate::pipeline::Fraud;
-
-type Object<'v> = simd_json::borrowed::Object<'v>;
-
-fn object<'v>(capacity: usize) -> Object<'v> {
-    Object::with_capacity_and_hasher(capacity, ObjectHasher::default())
-}
-
-fn text<'v>(s: impl Into<String>) -> BorrowedValue<'v> {
-    BorrowedValue::String(Cow::Owned(s.into()))
-}
-
-fn number<'v>(n: f64) -> BorrowedValue<'v> {
-    BorrowedValue::Static(StaticNode::F64(n))
-}
-
-/// What the store indexes besides the document, copied out of the validated record before the
-/// record is extended (the record cannot be borrowed and changed at once).
+/// What the store indexes besides the document, copied out of the validated record.
 pub(crate) struct DocumentMeta {
     log_type: LogType,
     event_time_ms: i64,
+    /// The producer sent `@timestamp` itself (the ECS alias of `timestamp`): keep theirs.
+    has_at_timestamp: bool,
     level: Option<String>,
     service: Option<String>,
     message: Option<String>,
     error_message: Option<String>,
 }
 
-impl From<&ValidEvent<'_>> for DocumentMeta {
-    fn from(event: &ValidEvent<'_>) -> Self {
+impl DocumentMeta {
+    pub(crate) fn new(event: &ValidEvent<'_>, has_at_timestamp: bool) -> Self {
         DocumentMeta {
             log_type: event.log_type(),
             event_time_ms: event.event_time_ms,
+            has_at_timestamp,
             level: event.level.map(str::to_owned),
             service: event.service.map(str::to_owned),
             message: event.message.map(str::to_owned),
@@ -50,42 +37,58 @@ impl From<&ValidEvent<'_>> for DocumentMeta {
     }
 }
 
+/// The fraud fields as they go into the document.
+pub(crate) struct FraudFields<'a> {
+    pub score: f64,
+    pub indicators: Vec<&'a str>,
+    pub detected: bool,
+    pub source: &'static str,
+}
+
 pub(crate) fn build_document(
-    value: &mut BorrowedValue<'_>,
+    record: &QueuedRecord,
     id: String,
     meta: DocumentMeta,
-    record: &QueuedRecord,
     geo: Option<&GeoRecord>,
-    fraud: Option<&Fraud>,
+    fraud: Option<FraudFields<'_>>,
 ) -> Result<StoreDocument, String> {
-    let event = &meta;
-
-    let fraud_value = fraud.map(|fraud| fraud_object(fraud, value));
-    let fields = value
-        .as_object_mut()
+    let payload = &record.payload;
+    let end = payload
+        .iter()
+        .rposition(|b| *b == b'}')
         .ok_or_else(|| "record is not a JSON object".to_owned())?;
-    fields.insert(
-        Cow::Borrowed("@timestamp"),
-        text(format_rfc3339_ms(event.event_time_ms)),
-    );
+    let mut out = Vec::with_capacity(end + 512);
+    out.extend_from_slice(&payload[..end]);
+    // The record is a non-empty object (it has at least `log_type`), so a comma always fits.
+    if !meta.has_at_timestamp {
+        out.extend_from_slice(b",\"@timestamp\":\"");
+        write_rfc3339_ms(meta.event_time_ms, &mut out);
+        out.push(b'"');
+    }
     if let Some(geo) = geo {
-        fields.insert(Cow::Borrowed("geo"), geo_object(geo));
+        write_geo(&mut out, geo);
     }
-    if let Some(fraud_value) = fraud_value {
-        fields.insert(Cow::Borrowed("fraud"), fraud_value);
+    if let Some(fraud) = fraud {
+        out.extend_from_slice(b",\"fraud\":{\"score\":");
+        write_number(&mut out, fraud.score);
+        out.extend_from_slice(b",\"indicators\":[");
+        for (i, indicator) in fraud.indicators.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(&mut out, indicator);
+        }
+        out.extend_from_slice(b"],\"detected\":");
+        out.extend_from_slice(if fraud.detected { b"true" } else { b"false" });
+        out.extend_from_slice(b",\"source\":");
+        write_string(&mut out, fraud.source);
+        out.push(b'}');
     }
-    let mut ingest = object(2);
-    ingest.insert(
-        Cow::Borrowed("received_at"),
-        text(format_rfc3339_ms(record.received_at_ms)),
-    );
-    ingest.insert(Cow::Borrowed("source"), text(record.source.as_str()));
-    fields.insert(Cow::Borrowed("ingest"), BorrowedValue::from(ingest));
-
-    let mut source = Vec::with_capacity(record.payload.len() + 256);
-    value
-        .write(&mut source)
-        .map_err(|e| format!("cannot serialise document: {e}"))?;
+    out.extend_from_slice(b",\"ingest\":{\"received_at\":\"");
+    write_rfc3339_ms(record.received_at_ms, &mut out);
+    out.extend_from_slice(b"\",\"source\":");
+    write_string(&mut out, record.source.as_str());
+    out.extend_from_slice(b"}}");
     Ok(StoreDocument {
         id,
         timestamp_ms: meta.event_time_ms,
@@ -94,74 +97,129 @@ pub(crate) fn build_document(
         service: meta.service,
         message: meta.message,
         error_message: meta.error_message,
-        source,
+        source: out,
     })
 }
 
-fn geo_object<'v>(geo: &GeoRecord) -> BorrowedValue<'v> {
-    let mut o = object(6);
-    let fields = [
+fn write_geo(out: &mut Vec<u8>, geo: &GeoRecord) {
+    out.extend_from_slice(b",\"geo\":{");
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, name: &str| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_string(out, name);
+        out.push(b':');
+    };
+    let texts = [
         ("country_iso_code", &geo.country_iso_code),
         ("country_name", &geo.country_name),
         ("region_name", &geo.region_name),
         ("city_name", &geo.city_name),
         ("continent_code", &geo.continent_code),
     ];
-    for (key, field) in fields {
-        if let Some(v) = field {
-            o.insert(Cow::Borrowed(key), text(v.as_str()));
+    for (name, value) in texts {
+        if let Some(value) = value {
+            key(out, name);
+            write_string(out, value);
         }
     }
     if let Some((lat, lon)) = geo.location {
-        let mut location = object(2);
-        location.insert(Cow::Borrowed("lat"), number(lat));
-        location.insert(Cow::Borrowed("lon"), number(lon));
-        o.insert(Cow::Borrowed("location"), BorrowedValue::from(location));
+        key(out, "location");
+        out.extend_from_slice(b"{\"lat\":");
+        write_number(out, lat);
+        out.extend_from_slice(b",\"lon\":");
+        write_number(out, lon);
+        out.push(b'}');
     }
-    BorrowedValue::from(o)
+    out.push(b'}');
 }
 
-fn fraud_object<'v>(fraud: &Fraud, record: &BorrowedValue<'_>) -> BorrowedValue<'v> {
-    let mut o = object(4);
-    match fraud {
-        Fraud::Scored(assessment) => {
-            o.insert(Cow::Borrowed("score"), number(assessment.score));
-            let indicators = assessment
-                .indicators
-                .iter()
-                .map(|i| text(i.as_str()))
-                .collect::<Vec<_>>();
-            o.insert(Cow::Borrowed("indicators"), BorrowedValue::from(indicators));
-            o.insert(
-                Cow::Borrowed("detected"),
-                BorrowedValue::Static(StaticNode::Bool(assessment.detected)),
-            );
-            o.insert(Cow::Borrowed("source"), text("sluice"));
-        }
-        Fraud::Upstream => {
-            let score = record
-                .get("fraud_score")
-                .and_then(ValueAsScalar::cast_f64)
-                .unwrap_or(0.0);
-            o.insert(Cow::Borrowed("score"), number(score));
-            let indicators = record
-                .get("indicators")
-                .and_then(|v| v.as_array())
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|i| i.as_str().map(text))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            o.insert(Cow::Borrowed("indicators"), BorrowedValue::from(indicators));
-            let detected = record.get_bool("fraud_detected").unwrap_or(false);
-            o.insert(
-                Cow::Borrowed("detected"),
-                BorrowedValue::Static(StaticNode::Bool(detected)),
-            );
-            o.insert(Cow::Borrowed("source"), text("upstream"));
+/// A JSON string, escaped (names from a GeoIP database can hold any text).
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// A JSON number; non-finite values (which JSON cannot hold) become `null`.
+fn write_number(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        let mut buffer = ryu::Buffer::new();
+        out.extend_from_slice(buffer.format_finite(value).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_common::event::Source;
+
+    fn meta(has_at_timestamp: bool) -> DocumentMeta {
+        DocumentMeta {
+            log_type: LogType::Error,
+            event_time_ms: 1_714_564_800_000,
+            has_at_timestamp,
+            level: None,
+            service: None,
+            message: None,
+            error_message: None,
         }
     }
-    BorrowedValue::from(o)
+
+    fn record(payload: &str) -> QueuedRecord {
+        QueuedRecord {
+            id: None,
+            received_at_ms: 1_714_564_801_000,
+            source: Source::Bulk,
+            payload: payload.as_bytes().to_vec(),
+        }
+    }
+
+    fn build(payload: &str, has_at: bool, geo: Option<&GeoRecord>) -> serde_json::Value {
+        let document =
+            build_document(&record(payload), "x".into(), meta(has_at), geo, None).expect("builds");
+        serde_json::from_slice(&document.source).expect("valid JSON")
+    }
+
+    #[test]
+    fn additions_are_spliced_before_the_closing_brace_with_whitespace_around() {
+        let doc = build(
+            " {\"log_type\" : \"error\", \"n\": [1, {\"a\": \"}\"}] }\n",
+            false,
+            None,
+        );
+        assert_eq!(doc["n"][1]["a"], "}");
+        assert_eq!(doc["@timestamp"], "2024-05-01T12:00:00.000Z");
+        assert_eq!(doc["ingest"]["source"], "bulk");
+        assert_eq!(doc["ingest"]["received_at"], "2024-05-01T12:00:01.000Z");
+    }
+
+    #[test]
+    fn producer_at_timestamp_is_kept_once() {
+        let raw = r#"{"log_type":"error","@timestamp":1714564800000}"#;
+        let document =
+            build_document(&record(raw), "x".into(), meta(true), None, None).expect("builds");
+        let text = String::from_utf8(document.source).expect("utf-8");
+        assert_eq!(text.matches("@timestamp").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn geo_names_are_escaped() {
+        let geo = GeoRecord {
+            city_name: Some("Quote \" and \\ back\nslash".into()),
+            location: Some((1.5, -2.25)),
+            ..GeoRecord::default()
+        };
+        let doc = build("{\"log_type\":\"error\"}", false, Some(&geo));
+        assert_eq!(doc["geo"]["city_name"], "Quote \" and \\ back\nslash");
+        assert_eq!(doc["geo"]["location"]["lon"], -2.25);
+    }
 }

@@ -1,8 +1,8 @@
 //! The CPU part of the processor, free of I/O so it runs on a blocking thread and benchmarks
 //! on its own: records in, documents and dead letters out.
 
-use std::sync::Arc;
-
+use simd_json::BorrowedValue;
+use simd_json::prelude::*;
 use sluice_common::event::{LogType, QueuedRecord, document_id};
 use sluice_common::fraud::{
     Activity, Assessment, FraudEngine, FraudInput, GeoFacts, is_failure_action, is_failure_status,
@@ -16,7 +16,7 @@ use sluice_common::validate::{
 };
 use sluice_geoip::{GeoRecord, GeoResolver, Lookup};
 
-use crate::document::{DocumentMeta, build_document};
+use crate::document::{DocumentMeta, FraudFields, build_document};
 
 /// What one batch became.
 #[derive(Debug, Default)]
@@ -77,7 +77,7 @@ impl Pipeline {
         record: &QueuedRecord,
         bytes: &mut [u8],
     ) -> Result<StoreDocument, Vec<FieldIssue>> {
-        let mut value = parse_record_with(bytes, &self.limits, &mut self.buffers)
+        let value = parse_record_with(bytes, &self.limits, &mut self.buffers)
             .map_err(|issue| vec![issue])?;
         let event = validate(&value, record.received_at_ms, &self.limits)?;
         let id = match (&record.id, event.event_id) {
@@ -90,20 +90,14 @@ impl Pipeline {
             None => Lookup::NotPublic,
         };
         let fraud = self.score(&event, &geo);
-        let meta = DocumentMeta::from(&event);
+        let meta = DocumentMeta::new(&event, value.contains_key("@timestamp"));
         let geo_record = match &geo {
-            Lookup::Found(record) => Some(Arc::clone(record)),
+            Lookup::Found(record) => Some(record.as_ref()),
             _ => None,
         };
-        build_document(
-            &mut value,
-            id,
-            meta,
-            record,
-            geo_record.as_deref(),
-            fraud.as_ref(),
-        )
-        .map_err(|reason| vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)])
+        let fraud = fraud.as_ref().map(|fraud| fraud_fields(fraud, &value));
+        build_document(record, id, meta, geo_record, fraud)
+            .map_err(|reason| vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)])
     }
 
     fn score(&mut self, event: &ValidEvent<'_>, geo: &Lookup) -> Option<Fraud> {
@@ -139,6 +133,30 @@ impl Pipeline {
 pub(crate) enum Fraud {
     Scored(Assessment),
     Upstream,
+}
+
+fn fraud_fields<'a>(fraud: &'a Fraud, record: &'a BorrowedValue<'_>) -> FraudFields<'a> {
+    match fraud {
+        Fraud::Scored(assessment) => FraudFields {
+            score: assessment.score,
+            indicators: assessment.indicators.iter().map(|i| i.as_str()).collect(),
+            detected: assessment.detected,
+            source: "sluice",
+        },
+        Fraud::Upstream => FraudFields {
+            score: record
+                .get("fraud_score")
+                .and_then(ValueAsScalar::cast_f64)
+                .unwrap_or(0.0),
+            indicators: record
+                .get("indicators")
+                .and_then(|v| v.as_array())
+                .map(|items| items.iter().filter_map(|i| i.as_str()).collect())
+                .unwrap_or_default(),
+            detected: record.get_bool("fraud_detected").unwrap_or(false),
+            source: "upstream",
+        },
+    }
 }
 
 fn geo_facts(lookup: &Lookup) -> GeoFacts<'_> {

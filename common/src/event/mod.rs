@@ -12,6 +12,7 @@ mod timestamp;
 pub use id::{MAX_EVENT_ID_BYTES, document_id};
 pub use timestamp::{
     TimestampError, check_epoch_ms as check_epoch_ms_value, format_rfc3339_ms, parse_timestamp,
+    write_rfc3339_ms,
 };
 
 use serde::{Deserialize, Serialize};

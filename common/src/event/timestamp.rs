@@ -42,18 +42,35 @@ pub fn check_epoch_ms(ms: i64) -> Result<i64, TimestampError> {
 
 /// `2024-05-01T12:00:00.123Z`: the form written into `@timestamp`.
 pub fn format_rfc3339_ms(ms: i64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339_ms(ms, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format_rfc3339_ms`]'s text to `out`, digit by digit: this runs twice per event.
+pub fn write_rfc3339_ms(ms: i64, out: &mut Vec<u8>) {
     let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.millisecond()
-    )
+    let (year, month, day) = dt.to_calendar_date();
+    let digits = |out: &mut Vec<u8>, value: u32, width: u32| {
+        for power in (0..width).rev() {
+            out.push(b'0' + (value / 10u32.pow(power) % 10) as u8);
+        }
+    };
+    digits(out, year.clamp(0, 9999) as u32, 4);
+    out.push(b'-');
+    digits(out, u32::from(u8::from(month)), 2);
+    out.push(b'-');
+    digits(out, u32::from(day), 2);
+    out.push(b'T');
+    digits(out, u32::from(dt.hour()), 2);
+    out.push(b':');
+    digits(out, u32::from(dt.minute()), 2);
+    out.push(b':');
+    digits(out, u32::from(dt.second()), 2);
+    out.push(b'.');
+    digits(out, u32::from(dt.millisecond()), 3);
+    out.push(b'Z');
 }
 
 fn truncate(text: &str) -> String {

@@ -149,7 +149,7 @@ impl FraudEngine {
 
         let ip_failures = match input.ip {
             Some(ip) => {
-                let state = self.ips.entry(ip, now);
+                let state = self.ips.entry(&ip, now);
                 if failed {
                     state.failures.record(now);
                 }
@@ -157,7 +157,7 @@ impl FraudEngine {
             }
             None => 0,
         };
-        let user = input.user_id.map(|id| self.users.entry(id.to_owned(), now));
+        let user = input.user_id.map(|id| self.users.entry(id, now));
 
         let Activity::Transaction { amount, .. } = input.activity else {
             if let Some(user) = user {

@@ -23,12 +23,17 @@ impl<K: Hash + Eq, V: Default> StateMap<K, V> {
         }
     }
 
-    /// The state of `key` as of `now_ms`, fresh if it was unknown or had expired.
-    pub fn entry(&mut self, key: K, now_ms: i64) -> &mut V {
+    /// The state of `key` as of `now_ms`, fresh if it was unknown or had expired. The key is
+    /// copied only when it is new.
+    pub fn entry<Q>(&mut self, key: &Q, now_ms: i64) -> &mut V
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = K>,
+    {
         let ttl = self.ttl_ms;
         let slot = self
             .entries
-            .get_or_insert_mut(key, || (now_ms, V::default()));
+            .get_or_insert_mut_ref(key, || (now_ms, V::default()));
         if now_ms.saturating_sub(slot.0) > ttl {
             slot.1 = V::default();
         }
