@@ -124,7 +124,7 @@ pub struct ProcessorConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
-            batch_max_records: 10_000,
+            batch_max_records: 20_000,
             batch_max_wait_ms: 200,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,

@@ -24,11 +24,66 @@ pub fn parse_timestamp(text: &str) -> Result<i64, TimestampError> {
             .map_err(|_| TimestampError::Unparseable(text.to_owned()))?;
         return check_epoch_ms(ms);
     }
+    if let Some(ms) = parse_utc_fast(text.as_bytes()) {
+        return check_epoch_ms(ms);
+    }
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|_| TimestampError::Unparseable(truncate(text)))?;
     let ms = i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
         .map_err(|_| TimestampError::Unparseable(truncate(text)))?;
     check_epoch_ms(ms)
+}
+
+/// The form nearly every producer sends, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, parsed without the
+/// general RFC 3339 machinery (this runs once per event). Anything else, offsets included,
+/// returns `None` and goes the general way.
+fn parse_utc_fast(b: &[u8]) -> Option<i64> {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' || !matches!(b[b.len() - 1], b'Z' | b'z') {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        b[range].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let millis = match b[19] {
+        b'Z' | b'z' if b.len() == 20 => 0,
+        b'.' if b.len() > 21 => {
+            let fraction = &b[20..b.len() - 1];
+            if !fraction.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            fraction
+                .iter()
+                .chain(std::iter::repeat(&b'0'))
+                .take(3)
+                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
+        }
+        _ => return None,
+    };
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
 }
 
 /// Validates epoch milliseconds sent as a JSON number.
@@ -86,6 +141,43 @@ mod tests {
         assert_eq!(
             parse_timestamp("2024-05-01T14:00:00.250+02:00"),
             Ok(1_714_564_800_250)
+        );
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_parser() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59.999Z",
+            "2024-05-01T12:00:00.1Z",
+            "2024-05-01T12:00:00.123456789Z",
+            "1999-12-31t23:59:59z",
+            "2100-03-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+        ] {
+            let general = OffsetDateTime::parse(text, &Rfc3339).expect("valid RFC 3339");
+            let expected = i64::try_from(general.unix_timestamp_nanos() / 1_000_000).expect("fits");
+            assert_eq!(parse_utc_fast(text.as_bytes()), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn fast_path_declines_what_it_does_not_handle() {
+        for text in [
+            "2024-05-01T12:00:00+02:00",
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01 12:00:00Z",
+            "2024-05-01T12:00:00.Z",
+            "2024-05-01T12:00:00.1a3Z",
+        ] {
+            assert_eq!(parse_utc_fast(text.as_bytes()), None, "{text}");
+        }
+        assert!(parse_timestamp("2023-02-29T00:00:00Z").is_err());
+        assert_eq!(
+            parse_timestamp("2024-05-01T14:00:00+02:00"),
+            parse_timestamp("2024-05-01T12:00:00Z")
         );
     }
 

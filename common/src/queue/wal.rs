@@ -38,7 +38,7 @@ pub struct WalConfig {
 impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
-            max_backlog_bytes: 256 * 1024 * 1024,
+            max_backlog_bytes: 32 * 1024 * 1024,
             max_dead_letters: 10_000,
         }
     }
