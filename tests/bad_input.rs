@@ -67,16 +67,10 @@ async fn mixed_ndjson_batch_counts_and_names_every_bad_record() {
         valid(3).to_string(),                                           // 14
     ];
     let body = lines.join("\n");
-    let response = server
-        .http
-        .post(server.url("/api/logs/ingest"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 202);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .post("/api/logs/ingest", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["accepted"], 3, "{answer}");
     assert_eq!(answer["rejected"], 10, "{answer}");
     let expected: Vec<(u64, &str, &str)> = vec![
@@ -272,16 +266,10 @@ async fn bulk_reports_each_item_and_refuses_malformed_actions() {
         json!({"log_type": "error", "error_message": "bulk ok"}).to_string(),
     ]
     .join("\n");
-    let response = server
-        .http
-        .post(server.url("/logs/_bulk"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 200);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .post("/logs/_bulk", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["errors"], true);
     let items = answer["items"].as_array().expect("items");
     assert_eq!(items.len(), 4);
@@ -315,15 +303,7 @@ async fn bulk_reports_each_item_and_refuses_malformed_actions() {
     assert_eq!(answer["error"]["type"], "illegal_argument_exception");
     assert_eq!(answer["status"], 400);
 
-    let root: Value = server
-        .http
-        .get(server.url("/"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let root: Value = server.get_json("/").await;
     assert!(
         root["version"]["number"]
             .as_str()
@@ -358,25 +338,9 @@ async fn health_ready_and_metrics_tell_what_happened() {
         .await
         .expect("sent");
     assert_eq!(health.status().as_u16(), 200);
-    let ready: Value = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = server.get_json("/ready").await;
     assert_eq!(ready["status"], "ready");
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.get_text("/metrics").await;
     for expected in [
         "sluice_events_received_total{source=\"http\"} 2",
         "sluice_events_accepted_total{source=\"http\"} 1",

@@ -42,15 +42,7 @@ async fn foreign_queue_records_are_validated_and_dead_lettered() {
     server
         .wait_for_total(json!({"size": 0}), 1, Duration::from_secs(20))
         .await;
-    let letters: Value = server
-        .http
-        .get(server.url("/api/dead-letters?limit=10"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let letters: Value = server.get_json("/api/dead-letters?limit=10").await;
     assert_eq!(letters["total"], 2, "{letters}");
     let newest = &letters["dead_letters"][0];
     assert_eq!(newest["code"], "malformed_json");
@@ -69,15 +61,7 @@ async fn foreign_queue_records_are_validated_and_dead_lettered() {
             .contains("at least 0"),
         "{older}"
     );
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.get_text("/metrics").await;
     assert!(
         metrics.contains(
             "sluice_events_dead_lettered_total{stage=\"validate\",reason=\"invalid_value\"} 1"

@@ -112,14 +112,6 @@ async fn kill_dash_nine_loses_and_duplicates_nothing() {
 }
 
 async fn backlog_empty(server: &Server) -> bool {
-    let ready: Value = server
-        .http
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .expect("ready")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = server.get_json("/ready").await;
     ready["queue"]["records"] == 0
 }

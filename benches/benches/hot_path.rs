@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sluice_common::event::{QueuedRecord, Source};
 use sluice_common::fraud::{Activity, FraudConfig, FraudEngine, FraudInput, GeoFacts};
-use sluice_common::sample::{COUNTRY_NETWORKS, SampleGenerator};
+use sluice_common::sample::SampleGenerator;
 use sluice_common::validate::{Buffers, Limits, parse_record_with, validate};
-use sluice_geoip::testing::{KnownNetwork, write_maxmind_city};
+use sluice_geoip::testing::write_sample_city;
 use sluice_geoip::{GeoResolver, Lookup};
 use sluice_processor::Pipeline;
 
@@ -41,11 +41,7 @@ fn geoip_database(dir: &tempfile::TempDir) -> PathBuf {
         return PathBuf::from(path);
     }
     let path = dir.path().join("bench-city.mmdb");
-    let networks: Vec<KnownNetwork> = COUNTRY_NETWORKS
-        .iter()
-        .map(|n| KnownNetwork::new(&n.cidr(), n.iso, n.country, n.city, n.lat, n.lon))
-        .collect();
-    write_maxmind_city(&path, &networks).expect("bench database");
+    write_sample_city(&path).expect("bench database");
     path
 }
 

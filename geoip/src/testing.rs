@@ -80,3 +80,13 @@ pub fn write_flat_city(path: &Path, networks: &[KnownNetwork]) -> Result<(), Str
     }
     std::fs::write(path, writer.to_bytes().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
+
+/// A MaxMind City database that knows the networks `sluice gen` draws its IPs from, so tests and
+/// benchmarks over generated traffic see it located.
+pub fn write_sample_city(path: &Path) -> Result<(), String> {
+    let networks: Vec<KnownNetwork> = sluice_common::sample::COUNTRY_NETWORKS
+        .iter()
+        .map(|n| KnownNetwork::new(&n.cidr(), n.iso, n.country, n.city, n.lat, n.lon))
+        .collect();
+    write_maxmind_city(path, &networks)
+}

@@ -80,6 +80,31 @@ async fn wait_for(mut check: impl AsyncFnMut() -> bool) {
     panic!("condition not reached in 5 s");
 }
 
+/// Runs a processor over `wal` into `store`, as `serve` does.
+async fn start(
+    wal: &WalQueue,
+    store: Arc<dyn EventStore>,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), sluice_common::queue::QueueError>>,
+) {
+    let pipeline = Pipeline::new(
+        Limits::default(),
+        GeoResolver::without_database(),
+        FraudEngine::new(FraudConfig::default()),
+    );
+    let processor = Processor::new(
+        Box::new(wal.consumer().await),
+        store,
+        Arc::new(wal.clone()),
+        pipeline,
+        config(),
+    );
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(processor.run(shutdown.clone()));
+    (shutdown, running)
+}
+
 fn all() -> SearchQuery {
     SearchQuery {
         size: 1000,
@@ -98,20 +123,7 @@ async fn store_outage_holds_the_queue_and_nothing_is_lost() {
         failures_left: AtomicUsize::new(3),
         attempts: AtomicUsize::new(0),
     });
-    let pipeline = Pipeline::new(
-        Limits::default(),
-        GeoResolver::without_database(),
-        FraudEngine::new(FraudConfig::default()),
-    );
-    let processor = Processor::new(
-        Box::new(wal.consumer().await),
-        store.clone(),
-        Arc::new(wal.clone()),
-        pipeline,
-        config(),
-    );
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(processor.run(shutdown.clone()));
+    let (shutdown, running) = start(&wal, store.clone()).await;
 
     wal.append((0..50).map(record).collect())
         .await
@@ -138,20 +150,7 @@ async fn malformed_queue_records_are_dead_lettered_and_committed() {
         .await
         .expect("wal");
     let store = Arc::new(TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("store"));
-    let pipeline = Pipeline::new(
-        Limits::default(),
-        GeoResolver::without_database(),
-        FraudEngine::new(FraudConfig::default()),
-    );
-    let processor = Processor::new(
-        Box::new(wal.consumer().await),
-        store.clone(),
-        Arc::new(wal.clone()),
-        pipeline,
-        config(),
-    );
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(processor.run(shutdown.clone()));
+    let (shutdown, running) = start(&wal, store.clone()).await;
 
     let mut broken = record(99);
     broken.payload = b"{\"log_type\":\"error\",".to_vec();

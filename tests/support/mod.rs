@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_common::sample::{COUNTRY_NETWORKS, CountryNetwork, SampleGenerator};
-use sluice_geoip::testing::{KnownNetwork, write_maxmind_city};
+use sluice_geoip::testing::write_sample_city;
 
 pub struct Server {
     child: Option<Child>,
@@ -98,17 +98,50 @@ impl Server {
     }
 
     pub async fn post_ndjson(&self, path: &str, events: &[Value]) -> (u16, Value) {
-        let body = ndjson(events);
+        self.post(path, "application/x-ndjson", ndjson(events))
+            .await
+    }
+
+    /// POSTs `body` with `content_type`; the status and the JSON answer (`null` if not JSON).
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let response = self
             .http
             .post(self.url(path))
-            .header("content-type", "application/x-ndjson")
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await
             .expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs `path` and parses its JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON answer")
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("text answer")
     }
 
     pub async fn search(&self, body: Value) -> Value {
@@ -175,11 +208,7 @@ pub fn generate(seed: u64, count: usize, end_hours_ago: i64, span_hours: i64) ->
 /// A GeoIP database (MaxMind City schema) that knows the generator's networks.
 pub fn sample_geoip(dir: &Path) -> PathBuf {
     let path = dir.join("test-city.mmdb");
-    let networks: Vec<KnownNetwork> = COUNTRY_NETWORKS
-        .iter()
-        .map(|n| KnownNetwork::new(&n.cidr(), n.iso, n.country, n.city, n.lat, n.lon))
-        .collect();
-    write_maxmind_city(&path, &networks).expect("test GeoIP database");
+    write_sample_city(&path).expect("test GeoIP database");
     path
 }
 

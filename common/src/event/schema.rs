@@ -195,10 +195,10 @@ fn slot_of(name: &[u8]) -> usize {
         return 0;
     };
     let middle = name[name.len() / 2];
-    (name.len() * 31
-        ^ usize::from(*first) * 131
-        ^ usize::from(*last) * 7
-        ^ usize::from(middle) * 17)
+    ((name.len() * 31)
+        ^ (usize::from(*first) * 131)
+        ^ (usize::from(*last) * 7)
+        ^ (usize::from(middle) * 17))
         % SLOTS
 }
 
