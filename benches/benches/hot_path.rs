@@ -72,8 +72,8 @@ fn bench(c: &mut Criterion) {
             for record in &records {
                 scratch.clear();
                 scratch.extend_from_slice(&record.payload);
-                let value = parse_record_with(&mut scratch, &limits, &mut buffers).expect("parses");
-                black_box(validate(&value, END_MS, &limits).expect("valid"));
+                let tape = parse_record_with(&mut scratch, &limits, &mut buffers).expect("parses");
+                black_box(validate(tape.as_value(), END_MS, &limits).expect("valid"));
             }
         });
     });

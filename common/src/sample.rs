@@ -679,8 +679,9 @@ mod tests {
         let mut patterns = std::collections::BTreeSet::new();
         for event in &events {
             let mut bytes = serde_json::to_vec(event).expect("serializes");
-            let value = parse_record(&mut bytes, &limits).expect("parses");
-            let valid = validate(&value, END, &limits).expect("generated events are valid");
+            let tape = parse_record(&mut bytes, &limits).expect("parses");
+            let valid =
+                validate(tape.as_value(), END, &limits).expect("generated events are valid");
             types.insert(valid.log_type().as_str());
             if let Some(p) = event.get("sample_pattern").and_then(Value::as_str) {
                 patterns.insert(p.to_owned());

@@ -7,8 +7,11 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 pub use simd_json::Buffers;
+use simd_json::Tape;
 use simd_json::prelude::*;
-use simd_json::{BorrowedValue, StaticNode};
+
+/// A parsed record, read straight off simd-json's tape: no tree of nodes is allocated.
+pub type Record<'tape, 'input> = simd_json::value::tape::Value<'tape, 'input>;
 
 use crate::event::schema::{self, FieldKind, Role};
 use crate::event::{LogType, MAX_EVENT_ID_BYTES, check_epoch_ms_value, parse_timestamp};
@@ -152,10 +155,7 @@ impl ValidEvent<'_> {
 
 /// Parses one record's bytes (in place: simd-json needs them mutable) into a JSON object,
 /// after checking the bounds that protect the parser itself.
-pub fn parse_record<'a>(
-    bytes: &'a mut [u8],
-    limits: &Limits,
-) -> Result<BorrowedValue<'a>, FieldIssue> {
+pub fn parse_record<'a>(bytes: &'a mut [u8], limits: &Limits) -> Result<Tape<'a>, FieldIssue> {
     parse_record_with(bytes, limits, &mut Buffers::default())
 }
 
@@ -164,7 +164,7 @@ pub fn parse_record_with<'a>(
     bytes: &'a mut [u8],
     limits: &Limits,
     buffers: &mut Buffers,
-) -> Result<BorrowedValue<'a>, FieldIssue> {
+) -> Result<Tape<'a>, FieldIssue> {
     if bytes.len() > limits.max_record_bytes {
         return Err(FieldIssue::whole_record(
             RejectCode::Oversized,
@@ -181,16 +181,17 @@ pub fn parse_record_with<'a>(
             format!("record nests deeper than {} levels", limits.max_depth),
         ));
     }
-    let value = simd_json::to_borrowed_value_with_buffers(bytes, buffers).map_err(|e| {
+    let tape = simd_json::to_tape_with_buffers(bytes, buffers).map_err(|e| {
         FieldIssue::whole_record(RejectCode::MalformedJson, format!("malformed JSON: {e}"))
     })?;
-    if !value.is_object() {
+    let root = tape.as_value();
+    if !root.is_object() {
         return Err(FieldIssue::whole_record(
             RejectCode::NotAnObject,
-            format!("a record must be a JSON object, got {}", type_name(&value)),
+            format!("a record must be a JSON object, got {}", type_name(root)),
         ));
     }
-    Ok(value)
+    Ok(tape)
 }
 
 /// Deepest bracket nesting outside strings. Checked before parsing so a hostile record like
@@ -241,7 +242,7 @@ fn exact_nesting_depth(bytes: &[u8]) -> usize {
 /// Checks a parsed record against the event model, in one pass over its fields. `received_at_ms`
 /// stands in for a missing timestamp and anchors the "too far in the future" rule.
 pub fn validate<'v>(
-    record: &'v BorrowedValue<'_>,
+    record: Record<'_, 'v>,
     received_at_ms: i64,
     limits: &Limits,
 ) -> Result<ValidEvent<'v>, Vec<FieldIssue>> {
@@ -259,7 +260,6 @@ pub fn validate<'v>(
     let mut timestamp = None;
     let mut at_timestamp = None;
     for (key, value) in object.iter() {
-        let key: &str = key;
         if schema::RESERVED.contains(&key) {
             issues.push(FieldIssue::new(
                 key,
@@ -268,7 +268,8 @@ pub fn validate<'v>(
             ));
             continue;
         }
-        let text = value.as_str();
+        // `into_string` borrows from the input, so the text outlives this loop.
+        let text = value.into_string();
         if let Some(text) = text
             && text.len() > limits.max_field_bytes
         {
@@ -384,7 +385,7 @@ static LOG_TYPE_INDEX: std::sync::LazyLock<schema::Known> = std::sync::LazyLock:
     schema::lookup("log_type").unwrap_or_else(|| unreachable!("log_type is in the field table"))
 });
 
-fn timestamp_ms(value: &BorrowedValue<'_>) -> Result<i64, String> {
+fn timestamp_ms(value: Record<'_, '_>) -> Result<i64, String> {
     if let Some(text) = value.as_str() {
         return parse_timestamp(text).map_err(|e| e.to_string());
     }
@@ -398,8 +399,8 @@ fn timestamp_ms(value: &BorrowedValue<'_>) -> Result<i64, String> {
 }
 
 /// Text of a field that may be text or an integer (`user_id`, `error_code`, …).
-pub fn code_text<'v>(value: &'v BorrowedValue<'_>) -> Option<Cow<'v, str>> {
-    if let Some(text) = value.as_str() {
+pub fn code_text<'v>(value: Record<'_, 'v>) -> Option<Cow<'v, str>> {
+    if let Some(text) = value.into_string() {
         return Some(Cow::Borrowed(text));
     }
     if let Some(i) = value.as_i64() {
@@ -408,7 +409,7 @@ pub fn code_text<'v>(value: &'v BorrowedValue<'_>) -> Option<Cow<'v, str>> {
     value.as_u64().map(|u| Cow::Owned(u.to_string()))
 }
 
-fn check_kind(key: &str, kind: FieldKind, value: &BorrowedValue<'_>) -> Result<(), FieldIssue> {
+fn check_kind(key: &str, kind: FieldKind, value: Record<'_, '_>) -> Result<(), FieldIssue> {
     let wrong_type = |expected: &str| {
         FieldIssue::new(
             key,
@@ -506,14 +507,14 @@ fn check_bounds(key: &str, n: f64, min: Option<f64>, max: Option<f64>) -> Result
     Ok(())
 }
 
-fn type_name(value: &BorrowedValue<'_>) -> &'static str {
-    match value {
-        BorrowedValue::Static(StaticNode::Null) => "null",
-        BorrowedValue::Static(StaticNode::Bool(_)) => "a boolean",
-        BorrowedValue::Static(_) => "a number",
-        BorrowedValue::String(_) => "text",
-        BorrowedValue::Array(_) => "an array",
-        BorrowedValue::Object(_) => "an object",
+fn type_name(value: Record<'_, '_>) -> &'static str {
+    match value.value_type() {
+        ValueType::Null => "null",
+        ValueType::Bool => "a boolean",
+        ValueType::String => "text",
+        ValueType::Array => "an array",
+        ValueType::Object => "an object",
+        _ => "a number",
     }
 }
 

@@ -128,12 +128,13 @@ fn check(
         scratch.extend_from_slice(&raw.bytes);
         let checked = parse_record_with(&mut scratch, limits, &mut buffers)
             .map_err(|issue| vec![issue])
-            .and_then(|value| {
-                validate(&value, received_at_ms, limits)?;
+            .and_then(|tape| {
+                let record = tape.as_value();
+                validate(record, received_at_ms, limits)?;
                 Ok(raw
                     .id
                     .clone()
-                    .unwrap_or_else(|| document_id(&value, received_at_ms)))
+                    .unwrap_or_else(|| document_id(record, received_at_ms)))
             });
         match checked {
             Ok(id) => {

@@ -1,7 +1,6 @@
 //! The CPU part of the processor, free of I/O so it runs on a blocking thread and benchmarks
 //! on its own: records in, documents and dead letters out.
 
-use simd_json::BorrowedValue;
 use simd_json::prelude::*;
 use sluice_common::event::{LogType, QueuedRecord, document_id};
 use sluice_common::fraud::{
@@ -12,7 +11,7 @@ use sluice_common::store::StoreDocument;
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::FraudScored;
 use sluice_common::validate::{
-    Buffers, FieldIssue, Limits, RejectCode, ValidEvent, parse_record_with, validate,
+    Buffers, FieldIssue, Limits, Record, RejectCode, ValidEvent, parse_record_with, validate,
 };
 use sluice_geoip::{GeoRecord, GeoResolver, Lookup};
 
@@ -77,13 +76,14 @@ impl Pipeline {
         record: &QueuedRecord,
         bytes: &mut [u8],
     ) -> Result<StoreDocument, Vec<FieldIssue>> {
-        let value = parse_record_with(bytes, &self.limits, &mut self.buffers)
+        let tape = parse_record_with(bytes, &self.limits, &mut self.buffers)
             .map_err(|issue| vec![issue])?;
-        let event = validate(&value, record.received_at_ms, &self.limits)?;
+        let value = tape.as_value();
+        let event = validate(value, record.received_at_ms, &self.limits)?;
         let id = match (&record.id, event.event_id) {
             (Some(id), _) => id.clone(),
             (None, Some(event_id)) if !event_id.is_empty() => event_id.to_owned(),
-            (None, _) => document_id(&value, record.received_at_ms),
+            (None, _) => document_id(value, record.received_at_ms),
         };
         let geo = match event.ip {
             Some(ip) => self.geo.lookup(ip),
@@ -95,7 +95,7 @@ impl Pipeline {
             Lookup::Found(record) => Some(record.as_ref()),
             _ => None,
         };
-        let fraud = fraud.as_ref().map(|fraud| fraud_fields(fraud, &value));
+        let fraud = fraud.as_ref().map(|fraud| fraud_fields(fraud, value));
         build_document(record, id, meta, geo_record, fraud)
             .map_err(|reason| vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)])
     }
@@ -135,7 +135,7 @@ pub(crate) enum Fraud {
     Upstream,
 }
 
-fn fraud_fields<'a>(fraud: &'a Fraud, record: &'a BorrowedValue<'_>) -> FraudFields<'a> {
+fn fraud_fields<'a>(fraud: &'a Fraud, record: Record<'_, 'a>) -> FraudFields<'a> {
     match fraud {
         Fraud::Scored(assessment) => FraudFields {
             score: assessment.score,
@@ -146,12 +146,12 @@ fn fraud_fields<'a>(fraud: &'a Fraud, record: &'a BorrowedValue<'_>) -> FraudFie
         Fraud::Upstream => FraudFields {
             score: record
                 .get("fraud_score")
-                .and_then(ValueAsScalar::cast_f64)
+                .and_then(|score| score.cast_f64())
                 .unwrap_or(0.0),
             indicators: record
                 .get("indicators")
                 .and_then(|v| v.as_array())
-                .map(|items| items.iter().filter_map(|i| i.as_str()).collect())
+                .map(|items| items.iter().filter_map(|i| i.into_string()).collect())
                 .unwrap_or_default(),
             detected: record.get_bool("fraud_detected").unwrap_or(false),
             source: "upstream",

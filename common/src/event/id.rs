@@ -2,10 +2,10 @@
 //! crash overwrites what it wrote instead of adding a duplicate: at-least-once delivery without
 //! duplicates in the index.
 
-use simd_json::BorrowedValue;
-use simd_json::StaticNode;
 use simd_json::prelude::*;
 use xxhash_rust::xxh3::Xxh3;
+
+use crate::validate::Record;
 
 /// Producer ids longer than this are refused: ids are index keys, not payloads.
 pub const MAX_EVENT_ID_BYTES: usize = 512;
@@ -16,7 +16,7 @@ pub const MAX_EVENT_ID_BYTES: usize = 512;
 /// producer that retries the same record with different formatting still gets the same id.
 /// A record without a timestamp gets its receive time as event time, and two such records sent
 /// at different times are different events: the receive time is then part of the hash.
-pub fn document_id(record: &BorrowedValue<'_>, received_at_ms: i64) -> String {
+pub fn document_id(record: Record<'_, '_>, received_at_ms: i64) -> String {
     if let Some(id) = record.get_str("event_id").filter(|id| !id.is_empty()) {
         return id.to_owned();
     }
@@ -29,47 +29,40 @@ pub fn document_id(record: &BorrowedValue<'_>, received_at_ms: i64) -> String {
     format!("{:032x}", hasher.digest128())
 }
 
-fn hash_value(value: &BorrowedValue<'_>, hasher: &mut Xxh3) {
-    match value {
-        BorrowedValue::Static(node) => match node {
-            StaticNode::Null => hasher.update(b"n"),
-            StaticNode::Bool(b) => hasher.update(if *b { b"t" } else { b"f" }),
-            StaticNode::I64(i) => {
-                hasher.update(b"i");
-                hasher.update(&i.to_le_bytes());
-            }
-            StaticNode::U64(u) => {
-                hasher.update(b"u");
-                hasher.update(&u.to_le_bytes());
-            }
-            StaticNode::F64(f) => {
-                hasher.update(b"d");
-                hasher.update(&f.to_le_bytes());
-            }
-        },
-        BorrowedValue::String(s) => {
-            hasher.update(b"s");
-            hasher.update(&(s.len() as u64).to_le_bytes());
-            hasher.update(s.as_bytes());
+fn hash_value(value: Record<'_, '_>, hasher: &mut Xxh3) {
+    if let Some(object) = value.as_object() {
+        let mut fields: Vec<_> = object.iter().collect();
+        fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        hasher.update(b"{");
+        for (key, item) in fields {
+            hasher.update(&(key.len() as u64).to_le_bytes());
+            hasher.update(key.as_bytes());
+            hash_value(item, hasher);
         }
-        BorrowedValue::Array(items) => {
-            hasher.update(b"[");
-            for item in items.iter() {
-                hash_value(item, hasher);
-            }
-            hasher.update(b"]");
+        hasher.update(b"}");
+    } else if let Some(items) = value.as_array() {
+        hasher.update(b"[");
+        for item in items.iter() {
+            hash_value(item, hasher);
         }
-        BorrowedValue::Object(object) => {
-            let mut keys: Vec<_> = object.iter().collect();
-            keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            hasher.update(b"{");
-            for (key, item) in keys {
-                hasher.update(&(key.len() as u64).to_le_bytes());
-                hasher.update(key.as_bytes());
-                hash_value(item, hasher);
-            }
-            hasher.update(b"}");
-        }
+        hasher.update(b"]");
+    } else if let Some(text) = value.as_str() {
+        hasher.update(b"s");
+        hasher.update(&(text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    } else if let Some(b) = value.as_bool() {
+        hasher.update(if b { b"t" } else { b"f" });
+    } else if let Some(i) = value.as_i64() {
+        hasher.update(b"i");
+        hasher.update(&i.to_le_bytes());
+    } else if let Some(u) = value.as_u64() {
+        hasher.update(b"u");
+        hasher.update(&u.to_le_bytes());
+    } else if let Some(f) = value.as_f64() {
+        hasher.update(b"d");
+        hasher.update(&f.to_le_bytes());
+    } else {
+        hasher.update(b"n");
     }
 }
 
@@ -79,8 +72,8 @@ mod tests {
 
     fn id_of(json: &str, received: i64) -> String {
         let mut bytes = json.as_bytes().to_vec();
-        let value = simd_json::to_borrowed_value(&mut bytes).expect("valid json");
-        document_id(&value, received)
+        let tape = simd_json::to_tape(&mut bytes).expect("valid json");
+        document_id(tape.as_value(), received)
     }
 
     #[test]

@@ -15,8 +15,8 @@ struct Checked {
 fn check(json: &str) -> Result<Checked, Vec<FieldIssue>> {
     let mut bytes = json.as_bytes().to_vec();
     let limits = Limits::default();
-    let value = parse_record(&mut bytes, &limits).map_err(|i| vec![i])?;
-    let event = validate(&value, NOW, &limits)?;
+    let tape = parse_record(&mut bytes, &limits).map_err(|i| vec![i])?;
+    let event = validate(tape.as_value(), NOW, &limits)?;
     Ok(Checked {
         log_type: event.log_type(),
         event_time_ms: event.event_time_ms,
