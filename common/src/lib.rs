@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod fraud;
 pub mod http;
+pub mod meta;
 pub mod queue;
 pub mod sample;
 pub mod store;
