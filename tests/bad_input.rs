@@ -360,3 +360,35 @@ async fn health_ready_and_metrics_tell_what_happened() {
     }
     // Dead-letter counter exists once something was dead-lettered; see the dead-letter test.
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_refuses_with_retry_after_and_loses_nothing_silently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A high-water mark below the queue's own bookkeeping: the queue counts as full from the start.
+    let server = start(dir.path(), &[("SLUICE_QUEUE__WAL__MAX_BACKLOG_BYTES", "1")]);
+    let body = format!("{}\n", valid(1));
+    let response = server
+        .http
+        .post(server.url("/api/logs/ingest"))
+        .header("content-type", "application/x-ndjson")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("a clean answer, not a dropped connection");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "queue_full");
+    let bulk = format!("{{\"index\":{{}}}}\n{}\n", valid(2));
+    let (status, answer) = server.post("/_bulk", "application/x-ndjson", bulk).await;
+    assert_eq!(status, 429, "shippers back off on 429: {answer}");
+    assert_eq!(answer["error"]["type"], "es_rejected_execution_exception");
+    let ready = server
+        .http
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status().as_u16(), 503);
+    assert_eq!(server.total(json!({"size": 0})).await, 0);
+}

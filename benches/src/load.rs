@@ -86,13 +86,25 @@ async fn main() -> anyhow::Result<()> {
                 Arc::clone(&retries),
             );
             async move {
+                let mut transport_errors = 0;
                 loop {
-                    let response = http
+                    let sent = http
                         .post(&ingest)
                         .header("content-type", "application/x-ndjson")
                         .body(body.clone())
                         .send()
-                        .await?;
+                        .await;
+                    let response = match sent {
+                        Ok(response) => response,
+                        // A shipper retries a dropped connection; give up only if it persists.
+                        Err(e) if transport_errors < 5 => {
+                            transport_errors += 1;
+                            eprintln!("retrying after: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     let status = response.status().as_u16();
                     if status == 503 || status == 429 {
                         // Back-pressure: the queue is at its high-water mark.

@@ -48,6 +48,11 @@ struct ItemError {
 async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Response {
     let started = Instant::now();
     let source = Source::Bulk;
+    // Read first, refuse after (see the ingest handler for why).
+    let bytes = match read_limited(body, state.config.max_body_bytes, source).await {
+        Ok(bytes) => bytes,
+        Err(e) => return es_error(e.status, "illegal_argument_exception", &e.message, None),
+    };
     if let Err(e) = check_room(state.queue.as_ref(), source) {
         // Shippers back off on 429, as they do with a busy Elasticsearch.
         return es_error(
@@ -57,10 +62,6 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
             e.retry_after,
         );
     }
-    let bytes = match read_limited(body, state.config.max_body_bytes, source).await {
-        Ok(bytes) => bytes,
-        Err(e) => return es_error(e.status, "illegal_argument_exception", &e.message, None),
-    };
     let mut lines = RecordBatch::default();
     let mut splitter = NdjsonSplitter::new(state.config.limits.max_record_bytes);
     splitter.feed(&bytes, &mut lines);

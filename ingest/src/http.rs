@@ -21,8 +21,10 @@ pub async fn ingest(
 ) -> Result<Response, ApiError> {
     let source = Source::Http;
     let format = body_format(&headers, source)?;
-    check_room(state.queue.as_ref(), source)?;
+    // The body is read before refusing for back-pressure: answering while the client still
+    // sends makes HTTP/1.1 clients see a dropped connection instead of a clean 503.
     let bytes = read_limited(body, state.config.max_body_bytes, source).await?;
+    check_room(state.queue.as_ref(), source)?;
     let limits = state.config.limits;
     let batch = split_body(&bytes, format, limits.max_record_bytes)?;
     if batch.records.is_empty() && batch.issues.is_empty() {

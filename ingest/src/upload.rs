@@ -65,6 +65,8 @@ pub async fn upload(
     if declared.is_some_and(|len| len > limit + MULTIPART_OVERHEAD) {
         return Err(refuse(source, "too_large", too_large_error(limit)));
     }
+    // Unlike a batch, a file can be 100 MB: refuse before reading it, even though the client then
+    // sees its upload cut short along with the 503.
     check_room(state.queue.as_ref(), source)?;
     let mut multipart = Multipart::from_request(request, &state)
         .await
