@@ -115,41 +115,35 @@ async fn whole_request_errors_have_status_and_json_body() {
             ("SLUICE_INGEST__MAX_UPLOAD_BYTES", "4096"),
         ],
     );
-    let post = |content_type: &'static str, body: String| {
-        server
-            .http
-            .post(server.url("/api/logs/ingest"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-    };
     // Nothing valid: 400 with every error.
-    let response = post(
-        "application/json",
-        json!([{"log_type": "nope"}, {"a": 1}]).to_string(),
-    )
-    .await
-    .expect("sent");
-    assert_eq!(response.status().as_u16(), 400);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .post(
+            "/api/logs/ingest",
+            "application/json",
+            json!([{"log_type": "nope"}, {"a": 1}]).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "no_valid_records");
     assert_eq!(
         (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
         (Some(0), Some(2))
     );
     // Too large: 413.
-    let response = post("application/x-ndjson", valid(1).to_string().repeat(40))
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 413);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .post(
+            "/api/logs/ingest",
+            "application/x-ndjson",
+            valid(1).to_string().repeat(40),
+        )
+        .await;
+    assert_eq!(status, 413, "{answer}");
     assert_eq!(answer["error"]["code"], "payload_too_large");
     // Unsupported type: 415, naming what works.
-    let response = post("text/csv", "log_type\nerror\n".into())
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 415);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .post("/api/logs/ingest", "text/csv", "log_type\nerror\n")
+        .await;
+    assert_eq!(status, 415, "{answer}");
     assert!(
         answer["error"]["message"]
             .as_str()
@@ -157,13 +151,14 @@ async fn whole_request_errors_have_status_and_json_body() {
             .contains("application/x-ndjson")
     );
     // Empty and broken bodies: 400.
-    let response = post("application/json", "   ".into()).await.expect("sent");
-    assert_eq!(response.status().as_u16(), 400);
-    let response = post("application/json", "[{\"a\":1},".into())
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 400);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .post("/api/logs/ingest", "application/json", "   ")
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = server
+        .post("/api/logs/ingest", "application/json", "[{\"a\":1},")
+        .await;
+    assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "malformed_json");
     // An upload over the limit: 413 before anything is read.
     let form = reqwest::multipart::Form::new().part(
@@ -318,15 +313,10 @@ async fn health_ready_and_metrics_tell_what_happened() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), &[]);
     let body = format!("{}\n{{\"log_type\":\"nope\"}}\n", valid(1));
-    let response = server
-        .http
-        .post(server.url("/api/logs/ingest"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 202);
+    let (status, answer) = server
+        .post("/api/logs/ingest", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 202, "{answer}");
     server
         .wait_for_total(json!({"size": 0}), 1, Duration::from_secs(20))
         .await;
