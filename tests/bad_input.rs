@@ -382,3 +382,36 @@ async fn full_queue_refuses_with_retry_after_and_loses_nothing_silently() {
     assert_eq!(ready.status().as_u16(), 503);
     assert_eq!(server.total(json!({"size": 0})).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_larger_than_the_queue_waits_for_room_instead_of_failing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A queue far smaller than the file: the upload must pause and resume, not fail.
+    let server = start(
+        dir.path(),
+        &[
+            ("SLUICE_QUEUE__WAL__MAX_BACKLOG_BYTES", "262144"),
+            ("SLUICE_INGEST__UPLOAD_CHUNK_RECORDS", "500"),
+        ],
+    );
+    let events = support::generate(21, 6_000, 1, 5);
+    let body = support::ndjson(&events).into_bytes();
+    assert!(body.len() > 4 * 262_144, "the file outsizes the queue");
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(body).file_name("events.ndjson"),
+    );
+    let response = server
+        .http
+        .post(server.url("/api/logs/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["accepted"], 6_000, "{answer}");
+    server
+        .wait_for_total(json!({"size": 0}), 6_000, Duration::from_secs(60))
+        .await;
+}

@@ -1,7 +1,7 @@
 //! Validating a batch of raw records and making the valid ones durable: the step every ingest
 //! format ends in, so all of them answer alike.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -220,4 +220,13 @@ pub fn check_room(queue: &dyn Queue, source: Source) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Waits until the queue is below its high-water mark, or `limit` has passed (the append that
+/// follows then reports the full queue).
+pub async fn wait_for_room(queue: &dyn Queue, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while queue.backlog().is_full() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

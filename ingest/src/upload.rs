@@ -6,6 +6,7 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -21,10 +22,13 @@ use sluice_common::validate::{FieldIssue, RejectCode};
 use tokio_util::io::StreamReader;
 
 use crate::IngestState;
-use crate::accept::{Accepted, RawRecord, RecordBatch, Report, accept, check_room};
+use crate::accept::{Accepted, RawRecord, RecordBatch, Report, accept, check_room, wait_for_room};
 use crate::body::{refuse, too_large_error};
 use crate::csv::Columns;
 use crate::split::{ArraySplitter, NdjsonSplitter};
+
+/// How long an upload may wait for room in the queue before it is answered 503.
+const UPLOAD_STALL_LIMIT: Duration = Duration::from_secs(60);
 
 /// Room for the multipart framing around the file when checking `Content-Length` up front.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
@@ -65,8 +69,9 @@ pub async fn upload(
     if declared.is_some_and(|len| len > limit + MULTIPART_OVERHEAD) {
         return Err(refuse(source, "too_large", too_large_error(limit)));
     }
-    // Unlike a batch, a file can be 100 MB: refuse before reading it, even though the client then
-    // sees its upload cut short along with the 503.
+    // Unlike a batch, a file can be 100 MB: wait for room before reading it, and past the limit
+    // refuse without reading it, even though the client then sees its upload cut short.
+    wait_for_room(state.queue.as_ref(), UPLOAD_STALL_LIMIT).await;
     check_room(state.queue.as_ref(), source)?;
     let mut multipart = Multipart::from_request(request, &state)
         .await
@@ -205,6 +210,9 @@ impl ChunkedAccept<'_> {
             return Ok(());
         }
         let limits = self.state.config.limits;
+        // A file is worth finishing: when the queue is at its high-water mark, stop reading the
+        // upload (TCP pushes back on the client) until the processor has caught up.
+        wait_for_room(self.state.queue.as_ref(), UPLOAD_STALL_LIMIT).await;
         let outcome = accept(
             self.state.queue.as_ref(),
             batch,
