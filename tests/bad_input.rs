@@ -161,29 +161,14 @@ async fn whole_request_errors_have_status_and_json_body() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "malformed_json");
     // An upload over the limit: 413 before anything is read.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(vec![b'x'; 200 * 1024]).file_name("big.csv"),
-    );
-    let response = server
-        .http
-        .post(server.url("/api/logs/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 413);
+    let (status, answer) = server
+        .upload("big.csv", "text/csv", vec![b'x'; 200 * 1024])
+        .await;
+    assert_eq!(status, 413, "{answer}");
     // Upload without the `file` field.
     let form = reqwest::multipart::Form::new().text("other", "x");
-    let response = server
-        .http
-        .post(server.url("/api/logs/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 400);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server.upload_form(form).await;
+    assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "missing_file");
     // Search with a typo in a field: 400 naming it.
     let response = server
@@ -213,19 +198,10 @@ async fn csv_upload_with_bom_crlf_quotes_and_bad_rows() {
                transaction,c3,checkout,,,twelve,t2,u2\r\n\
                error,c4,search,too few cells\r\n\
                error,c5,search,\"last, one\",,,,\r\n";
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("export.csv"),
-    );
-    let response = server
-        .http
-        .post(server.url("/api/logs/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 202);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .upload("export.csv", "text/csv", csv.as_bytes().to_vec())
+        .await;
+    assert_eq!(status, 202, "{answer}");
     assert_eq!(
         (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
         (Some(3), Some(2)),
@@ -397,19 +373,10 @@ async fn upload_larger_than_the_queue_waits_for_room_instead_of_failing() {
     let events = support::generate(21, 6_000, 1, 5);
     let body = support::ndjson(&events).into_bytes();
     assert!(body.len() > 4 * 262_144, "the file outsizes the queue");
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(body).file_name("events.ndjson"),
-    );
-    let response = server
-        .http
-        .post(server.url("/api/logs/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status().as_u16(), 202);
-    let answer: Value = response.json().await.expect("json");
+    let (status, answer) = server
+        .upload("events.ndjson", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["accepted"], 6_000, "{answer}");
     server
         .wait_for_total(json!({"size": 0}), 6_000, Duration::from_secs(60))

@@ -34,23 +34,6 @@ impl Window {
     }
 }
 
-async fn upload(server: &Server, file_name: &str, mime: &str, body: Vec<u8>) -> (u16, Value) {
-    let part = reqwest::multipart::Part::bytes(body)
-        .file_name(file_name.to_owned())
-        .mime_str(mime)
-        .expect("mime");
-    let form = reqwest::multipart::Form::new().part("file", part);
-    let response = server
-        .http
-        .post(server.url("/api/logs/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload sent");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("upload answer"))
-}
-
 async fn assert_window(server: &Server, window: &Window, events: &[Value]) {
     let (from, to) = window.bounds();
     for (log_type, count) in count_by_type(events) {
@@ -108,7 +91,9 @@ async fn ten_thousand_events_through_every_endpoint() {
     for event in &csv_events {
         csv_row(event, &mut csv);
     }
-    let (status, answer) = upload(&server, "orders.csv", "text/csv", csv.into_bytes()).await;
+    let (status, answer) = server
+        .upload("orders.csv", "text/csv", csv.into_bytes())
+        .await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["accepted"], PER_ENDPOINT);
     assert_eq!(answer["format"], "csv");
@@ -122,7 +107,9 @@ async fn ten_thousand_events_through_every_endpoint() {
     };
     let ndjson_events = ndjson_window.events();
     let body = support::ndjson(&ndjson_events).into_bytes();
-    let (status, answer) = upload(&server, "events.ndjson", "application/octet-stream", body).await;
+    let (status, answer) = server
+        .upload("events.ndjson", "application/octet-stream", body)
+        .await;
     assert_eq!(
         (status, answer["accepted"].as_u64()),
         (202, Some(PER_ENDPOINT as u64)),

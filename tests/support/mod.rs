@@ -121,6 +121,29 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs a multipart form to `/api/logs/upload`; the status and the JSON answer.
+    pub async fn upload_form(&self, form: reqwest::multipart::Form) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/api/logs/upload"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Uploads `body` as the `file` field, named `file_name`, with content type `mime`.
+    pub async fn upload(&self, file_name: &str, mime: &str, body: Vec<u8>) -> (u16, Value) {
+        let part = reqwest::multipart::Part::bytes(body)
+            .file_name(file_name.to_owned())
+            .mime_str(mime)
+            .expect("mime");
+        self.upload_form(reqwest::multipart::Form::new().part("file", part))
+            .await
+    }
+
     /// GETs `path` and parses its JSON answer.
     pub async fn get_json(&self, path: &str) -> Value {
         self.http
