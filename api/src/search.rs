@@ -129,14 +129,11 @@ fn hit_json(hit: Hit) -> Result<Box<RawValue>, ApiError> {
 }
 
 fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::InvalidQuery(message) => ApiError::bad_request("invalid_query", message),
-        other => ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            other.to_string(),
-        ),
-    }
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        e.to_string(),
+    )
 }
 
 #[cfg(test)]

@@ -39,7 +39,6 @@ pub enum Schema {
 pub struct GeoDatabase {
     reader: Reader<Vec<u8>>,
     schema: Schema,
-    path: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -152,19 +151,11 @@ impl GeoDatabase {
             source,
         })?;
         let schema = detect_schema(&reader, path)?;
-        Ok(GeoDatabase {
-            reader,
-            schema,
-            path: path.to_owned(),
-        })
+        Ok(GeoDatabase { reader, schema })
     }
 
     pub fn schema(&self) -> Schema {
         self.schema
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// `database_type` from the file's metadata, e.g. `GeoLite2-City`.

@@ -14,7 +14,7 @@ pub mod testing;
 
 pub use countries::country;
 pub use database::{GeoDatabase, GeoIpError, Schema};
-pub use resolver::{GeoResolver, Lookup, LookupCounts, is_public};
+pub use resolver::{GeoResolver, Lookup, LookupCounts};
 
 /// What a database knows about an IP, normalised over both schemas.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -138,7 +138,7 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
 }
 
 /// Whether an address can have a public location.
-pub fn is_public(ip: IpAddr) -> bool {
+fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             !(v4.is_private()

@@ -23,8 +23,6 @@ use axum::routing::{get, post};
 use sluice_common::config::IngestConfig;
 use sluice_common::queue::Queue;
 
-pub use accept::{Accepted, RecordBatch};
-
 /// What the ingest handlers share.
 #[derive(Clone)]
 pub struct IngestState {

@@ -253,6 +253,35 @@ impl ArraySplitter {
     }
 }
 
+/// What the streaming upload needs of a splitter: bytes in, records out, and an error when the
+/// input cannot be split any further.
+pub trait Splitter {
+    fn feed_chunk(&mut self, chunk: &[u8], out: &mut RecordBatch) -> Result<(), String>;
+    fn finish_input(&mut self, out: &mut RecordBatch) -> Result<(), String>;
+}
+
+impl Splitter for NdjsonSplitter {
+    fn feed_chunk(&mut self, chunk: &[u8], out: &mut RecordBatch) -> Result<(), String> {
+        self.feed(chunk, out);
+        Ok(())
+    }
+
+    fn finish_input(&mut self, out: &mut RecordBatch) -> Result<(), String> {
+        self.finish(out);
+        Ok(())
+    }
+}
+
+impl Splitter for ArraySplitter {
+    fn feed_chunk(&mut self, chunk: &[u8], out: &mut RecordBatch) -> Result<(), String> {
+        self.feed(chunk, out)
+    }
+
+    fn finish_input(&mut self, out: &mut RecordBatch) -> Result<(), String> {
+        self.finish(out)
+    }
+}
+
 fn oversized(number: usize, limit: usize) -> RecordError {
     FieldIssue::whole_record(
         RejectCode::Oversized,

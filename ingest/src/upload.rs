@@ -25,7 +25,7 @@ use crate::IngestState;
 use crate::accept::{Accepted, RawRecord, RecordBatch, Report, accept, check_room, wait_for_room};
 use crate::body::{refuse, too_large_error};
 use crate::csv::Columns;
-use crate::split::{ArraySplitter, NdjsonSplitter};
+use crate::split::{ArraySplitter, NdjsonSplitter, Splitter};
 
 /// How long an upload may wait for room in the queue before it is answered 503.
 const UPLOAD_STALL_LIMIT: Duration = Duration::from_secs(60);
@@ -259,8 +259,8 @@ where
     let max_record = state.config.limits.max_record_bytes;
     let rest = futures::stream::iter(std::iter::once(Ok(first))).chain(stream);
     let read = match format {
-        FileFormat::Ndjson => read_ndjson(rest, &mut chunks, max_record).await,
-        FileFormat::Json => read_json_array(rest, &mut chunks, max_record).await,
+        FileFormat::Ndjson => read_split(rest, &mut chunks, NdjsonSplitter::new(max_record)).await,
+        FileFormat::Json => read_split(rest, &mut chunks, ArraySplitter::new(max_record)).await,
         FileFormat::Csv => read_csv(rest, &mut chunks).await,
     };
     match read {
@@ -348,41 +348,24 @@ fn partial_failure(error: ApiError, outcome: &Accepted) -> Response {
     (error.status, Json(body)).into_response()
 }
 
-async fn read_ndjson<S>(
+/// Streams NDJSON or a JSON array through its splitter, appending as chunks fill.
+async fn read_split<S>(
     mut stream: S,
     chunks: &mut ChunkedAccept<'_>,
-    max_record: usize,
+    mut splitter: impl Splitter,
 ) -> Result<(), ReadError>
 where
     S: Stream<Item = io::Result<Bytes>> + Unpin,
 {
-    let mut splitter = NdjsonSplitter::new(max_record);
-    while let Some(chunk) = stream.next().await {
-        splitter.feed(&chunk.map_err(ReadError::Io)?, &mut chunks.batch);
-        chunks.maybe_flush().await?;
-    }
-    splitter.finish(&mut chunks.batch);
-    Ok(())
-}
-
-async fn read_json_array<S>(
-    mut stream: S,
-    chunks: &mut ChunkedAccept<'_>,
-    max_record: usize,
-) -> Result<(), ReadError>
-where
-    S: Stream<Item = io::Result<Bytes>> + Unpin,
-{
-    let mut splitter = ArraySplitter::new(max_record);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(ReadError::Io)?;
         splitter
-            .feed(&chunk, &mut chunks.batch)
+            .feed_chunk(&chunk, &mut chunks.batch)
             .map_err(ReadError::Format)?;
         chunks.maybe_flush().await?;
     }
     splitter
-        .finish(&mut chunks.batch)
+        .finish_input(&mut chunks.batch)
         .map_err(ReadError::Format)
 }
 

@@ -126,10 +126,6 @@ impl FraudEngine {
         }
     }
 
-    pub fn config(&self) -> &FraudConfig {
-        &self.config
-    }
-
     /// Users currently tracked (bounded by `state.max_keys`).
     pub fn tracked_users(&self) -> usize {
         self.users.len()

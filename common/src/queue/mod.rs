@@ -34,8 +34,6 @@ pub enum QueueError {
         backlog_bytes: usize,
         limit_bytes: usize,
     },
-    #[error("queue record at position {position} is not a Sluice record: {detail}")]
-    BadRecord { position: u64, detail: String },
 }
 
 /// How much is waiting for the processor. Ingest refuses new work (503 with `Retry-After`)
@@ -115,6 +113,3 @@ pub trait DeadLetterQueue: Send + Sync {
     /// The newest `limit` dead letters, newest first.
     async fn newest(&self, limit: usize) -> Result<DeadLetterPage, QueueError>;
 }
-
-/// Default time a consumer waits for a batch before the processor loop checks for shutdown.
-pub const DEFAULT_POLL_WAIT: Duration = Duration::from_millis(200);

@@ -21,8 +21,6 @@ pub enum StoreError {
     Write(String),
     #[error("event store search failed: {0}")]
     Search(String),
-    #[error("invalid search: {0}")]
-    InvalidQuery(String),
 }
 
 /// One event ready to be written. `source` is the whole enriched document as JSON; the other

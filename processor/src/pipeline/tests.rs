@@ -2,7 +2,7 @@ use super::*;
 use serde_json::Value;
 use sluice_common::event::Source;
 use sluice_common::fraud::FraudConfig;
-use sluice_geoip::testing::{KnownNetwork, write_maxmind_city};
+use sluice_geoip::testing::write_sample_city;
 
 fn record(json: &str, id: Option<&str>) -> QueuedRecord {
     QueuedRecord {
@@ -16,21 +16,7 @@ fn record(json: &str, id: Option<&str>) -> QueuedRecord {
 fn pipeline_with_geo() -> (tempfile::TempDir, Pipeline) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("city.mmdb");
-    write_maxmind_city(
-        &path,
-        &[
-            KnownNetwork::new(
-                "81.2.69.0/24",
-                "GB",
-                "United Kingdom",
-                "London",
-                51.51,
-                -0.13,
-            ),
-            KnownNetwork::new("105.112.0.0/12", "NG", "Nigeria", "Lagos", 6.45, 3.39),
-        ],
-    )
-    .expect("mmdb");
+    write_sample_city(&path).expect("mmdb");
     let geo = GeoResolver::open(Some(path), 100).expect("geo");
     let pipeline = Pipeline::new(
         Limits::default(),
