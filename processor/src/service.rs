@@ -98,9 +98,10 @@ impl Processor {
         dead_letters.extend(index_dead_letters(&documents, &report));
         self.dead_letter(dead_letters, shutdown).await?;
         self.consumer.commit().await.map_err(Stop::Queue)?;
+        let backlog = self.consumer.backlog();
         emit(QueueBacklog {
-            records: self.consumer.backlog().records,
-            bytes: self.consumer.backlog().bytes,
+            records: backlog.records,
+            bytes: backlog.bytes,
         });
         emit(BatchProcessed {
             records,

@@ -139,7 +139,7 @@ impl WalQueue {
     pub async fn consumer(&self) -> WalConsumer {
         let first = self.inner.state.lock().await.events.first;
         WalConsumer {
-            inner: Arc::clone(&self.inner),
+            queue: self.clone(),
             next: first,
             delivered_through: None,
         }
@@ -261,7 +261,7 @@ impl Queue for WalQueue {
 
 /// Reads `events` in order; see [`QueueConsumer`].
 pub struct WalConsumer {
-    inner: Arc<Inner>,
+    queue: WalQueue,
     next: u64,
     delivered_through: Option<u64>,
 }
@@ -274,7 +274,7 @@ impl QueueConsumer for WalConsumer {
         wait: Duration,
     ) -> Result<Vec<QueuedRecord>, QueueError> {
         let deadline = tokio::time::Instant::now() + wait;
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(&self.queue.inner);
         loop {
             let appended = inner.appended.notified();
             tokio::pin!(appended);
@@ -293,10 +293,8 @@ impl QueueConsumer for WalConsumer {
         let Some(through) = self.delivered_through.take() else {
             return Ok(());
         };
-        let queue = WalQueue {
-            inner: Arc::clone(&self.inner),
-        };
-        let mut state = self.inner.state.lock().await;
+        let queue = &self.queue;
+        let mut state = queue.inner.state.lock().await;
         state
             .log
             .truncate(EVENTS, through)
@@ -308,16 +306,13 @@ impl QueueConsumer for WalConsumer {
     }
 
     fn backlog(&self) -> Backlog {
-        WalQueue {
-            inner: Arc::clone(&self.inner),
-        }
-        .backlog()
+        self.queue.backlog()
     }
 }
 
 impl WalConsumer {
     async fn read(&mut self, max: usize) -> Vec<QueuedRecord> {
-        let state = self.inner.state.lock().await;
+        let state = self.queue.inner.state.lock().await;
         let from = self.next;
         let Ok(range) = state.log.range(EVENTS, from..) else {
             return Vec::new();
