@@ -11,7 +11,7 @@ use anyhow::Context;
 use axum::Router;
 use sluice_common::config::{Config, QueueBackend, StoreBackend};
 use sluice_common::fraud::FraudEngine;
-use sluice_common::http::track_latency;
+use sluice_common::http::{discard_unread_body, track_latency};
 use sluice_common::queue::wal::WalQueue;
 use sluice_common::store::tantivy::TantivyStore;
 use sluice_common::telemetry::emit;
@@ -106,6 +106,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             queue,
             store,
         }))
+        .layer(axum::middleware::from_fn(discard_unread_body))
         .layer(axum::middleware::from_fn(track_latency));
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -70,7 +70,7 @@ pub async fn upload(
         return Err(refuse(source, "too_large", too_large_error(limit)));
     }
     // Unlike a batch, a file can be 100 MB: wait for room before reading it, and past the limit
-    // refuse without reading it, even though the client then sees its upload cut short.
+    // refuse without storing it (`discard_unread_body` reads the rest so the client sees why).
     wait_for_room(state.queue.as_ref(), UPLOAD_STALL_LIMIT).await;
     check_room(state.queue.as_ref(), source)?;
     let mut multipart = Multipart::from_request(request, &state)

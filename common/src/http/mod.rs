@@ -1,5 +1,9 @@
-//! HTTP pieces every role shares: the JSON error body (`{"error": {"code", "message"}}`) and the
-//! per-route latency middleware.
+//! HTTP pieces every role shares: the JSON error body (`{"error": {"code", "message"}}`), the
+//! per-route latency middleware and the lingering read of refused bodies.
+
+mod linger;
+
+pub use linger::discard_unread_body;
 
 use std::time::Instant;
 
