@@ -18,6 +18,9 @@ if ! command -v cc >/dev/null; then
   apt-get update -qq && apt-get install -y -qq build-essential
 fi
 
+# Redis and the MongoDB-wire stand-in, stopped again when this script exits.
+source scripts/test-services.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check || fail "code is not formatted: run cargo fmt --all"
 

@@ -114,19 +114,30 @@ pub async fn run(store: &dyn MetaStore) {
     let promoted = json!({"username": "bob", "email": "bob@example.com", "role": "moderator"});
     assert!(
         store
-            .replace(&USERS, "u2", &promoted)
+            .replace(&USERS, "u2", &promoted, &[("role", json!("viewer"))])
             .await
             .expect("replace")
+    );
+    assert_eq!(
+        store.get(&USERS, "u2").await.expect("get"),
+        Some(promoted.clone())
+    );
+    assert!(
+        !store
+            .replace(&USERS, "u2", &bob, &[("role", json!("viewer"))])
+            .await
+            .expect("replace with a stale condition"),
+        "a document that no longer matches is left alone"
     );
     assert_eq!(store.get(&USERS, "u2").await.expect("get"), Some(promoted));
     assert!(
         !store
-            .replace(&USERS, "nobody", &bob)
+            .replace(&USERS, "nobody", &bob, &[])
             .await
             .expect("replace missing")
     );
     let steal = store
-        .replace(&USERS, "u3", &json!({"username": "ada"}))
+        .replace(&USERS, "u3", &json!({"username": "ada"}), &[])
         .await;
     assert!(
         matches!(steal, Err(MetaError::Conflict { .. })),

@@ -6,6 +6,7 @@
 //! unique and indexed fields, which both engines offer natively. The typed logic (what a user
 //! is, how a key is hashed) lives above the trait once, instead of twice in two adapters.
 
+pub mod mongo;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -77,12 +78,16 @@ pub trait MetaStore: Send + Sync {
 
     async fn count(&self, collection: &Collection, filter: Filter<'_>) -> Result<u64, MetaError>;
 
-    /// Replaces an existing document; `false` if there was none. `Conflict` on unique fields.
+    /// Replaces the document `id` if it still matches `expected` (empty: whatever it holds), in
+    /// one atomic step; `false` if there was no such document. The condition is what makes a
+    /// read-modify-write safe between processes (a refresh token rotated twice at once, say).
+    /// `Conflict` on unique fields.
     async fn replace(
         &self,
         collection: &Collection,
         id: &str,
         document: &Value,
+        expected: Filter<'_>,
     ) -> Result<bool, MetaError>;
 
     /// Removes a document; `false` if there was none.

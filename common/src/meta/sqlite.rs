@@ -81,21 +81,27 @@ fn index_name(collection: &Collection, field: &str) -> String {
 
 /// `WHERE` clause and parameters for an equality filter.
 fn filter_sql(filter: Filter<'_>) -> Result<(String, Vec<String>), MetaError> {
-    let mut clauses = Vec::new();
+    let (conditions, params) = filter_conditions(filter)?;
+    let clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    Ok((clause, params))
+}
+
+/// One SQL condition per filter field, with its parameter.
+fn filter_conditions(filter: Filter<'_>) -> Result<(Vec<String>, Vec<String>), MetaError> {
+    let mut conditions = Vec::new();
     let mut params = Vec::new();
     for (field, value) in filter {
         check_name(field)?;
-        clauses.push(format!(
+        conditions.push(format!(
             "json_extract(doc, '$.{field}') = json_extract(?, '$')"
         ));
         params.push(value.to_string());
     }
-    let clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
-    };
-    Ok((clause, params))
+    Ok((conditions, params))
 }
 
 fn parse(collection: &Collection, id: &str, text: &str) -> Result<Value, MetaError> {
@@ -227,14 +233,22 @@ impl MetaStore for SqliteMetaStore {
         collection: &Collection,
         id: &str,
         document: &Value,
+        expected: Filter<'_>,
     ) -> Result<bool, MetaError> {
-        let (collection, id, doc) = (*collection, id.to_owned(), document.to_string());
+        let collection = *collection;
+        let (conditions, expected) = filter_conditions(expected)?;
+        let mut params = vec![document.to_string(), id.to_owned()];
+        params.extend(expected);
+        let sql = std::iter::once(format!(
+            "UPDATE {} SET doc = ? WHERE id = ?",
+            collection.name
+        ))
+        .chain(conditions)
+        .collect::<Vec<_>>()
+        .join(" AND ");
         self.with(move |connection| {
             connection
-                .execute(
-                    &format!("UPDATE {} SET doc = ?2 WHERE id = ?1", collection.name),
-                    (&id, &doc),
-                )
+                .execute(&sql, params_from_iter(params.iter()))
                 .map(|changed| changed > 0)
                 .map_err(|e| sql_error(&collection, e))
         })

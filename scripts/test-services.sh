@@ -1,0 +1,72 @@
+# Sourced by scripts/test.sh: installs and starts the real or wire-compatible servers the tests
+# talk to, on 127.0.0.1 only, and stops them when the test run exits. Fails loudly if one does
+# not come up. Exports SLUICE_TEST_REDIS_URL and SLUICE_TEST_MONGODB_URL.
+
+SERVICES_DIR="$(pwd)/target/test-services"
+VENV="$SERVICES_DIR/venv"
+REDIS_PORT=16379
+MONGO_PORT=27217
+# Pinned so a new release of a stand-in cannot change what the tests see.
+PYPI_STANDINS=(nx-27017==0.8.1)
+
+service_pids=()
+stop_services() {
+  for pid in "${service_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${service_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_services EXIT
+
+port_is_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_for NAME PID LOG CHECK...: until CHECK succeeds, or fail with the service's log.
+wait_for() {
+  local name=$1 pid=$2 log=$3
+  shift 3
+  for _ in $(seq 1 100); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$log" >&2
+      fail "$name exited during start-up (log above)"
+    fi
+    sleep 0.2
+  done
+  cat "$log" >&2
+  fail "$name did not answer within 20 s (log above)"
+}
+
+mkdir -p "$SERVICES_DIR"
+
+if ! command -v redis-server >/dev/null; then
+  step "installing redis-server (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null \
+    || fail "could not install redis-server"
+fi
+if [ ! -x "$VENV/bin/nx-27017" ]; then
+  step "installing the MongoDB-wire stand-in into $VENV (PyPI)"
+  python3 -m venv "$VENV" || fail "python3 -m venv failed (apt-get install python3-venv?)"
+  "$VENV/bin/pip" install -q "${PYPI_STANDINS[@]}" || fail "pip install ${PYPI_STANDINS[*]} failed"
+fi
+
+for port in $REDIS_PORT $MONGO_PORT; do
+  port_is_free "$port" || fail "port $port is taken; stop what listens there (an earlier run?)"
+done
+
+step "starting redis-server on 127.0.0.1:$REDIS_PORT"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+  >"$SERVICES_DIR/redis.log" 2>&1 &
+service_pids+=($!)
+wait_for redis-server "$!" "$SERVICES_DIR/redis.log" redis-cli -p "$REDIS_PORT" ping
+
+step "starting the MongoDB-wire server (nx-27017) on 127.0.0.1:$MONGO_PORT"
+rm -rf "$SERVICES_DIR/mongo" && mkdir -p "$SERVICES_DIR/mongo"
+(cd "$SERVICES_DIR/mongo" && exec "$VENV/bin/nx-27017" --data-dir "$SERVICES_DIR/mongo" \
+  --host 127.0.0.1 -p "$MONGO_PORT" --log-file "$SERVICES_DIR/mongo.log" \
+  --pid-file "$SERVICES_DIR/mongo.pid") >"$SERVICES_DIR/mongo.out" 2>&1 &
+service_pids+=($!)
+wait_for nx-27017 "$!" "$SERVICES_DIR/mongo.out" "$VENV/bin/python" -c \
+  "import pymongo; pymongo.MongoClient('mongodb://127.0.0.1:$MONGO_PORT', serverSelectionTimeoutMS=500).admin.command('ping')"
+
+export SLUICE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+export SLUICE_TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT"
