@@ -1,6 +1,6 @@
 # Sourced by scripts/test.sh: installs and starts the real or wire-compatible servers the tests
 # talk to, on 127.0.0.1 only, and stops them when the test run exits. Fails loudly if one does
-# not come up. Exports SLUICE_TEST_REDIS_URL and SLUICE_TEST_MONGODB_URL.
+# not come up. Exports TEST_REDIS_URL and TEST_MONGODB_URL.
 
 SERVICES_DIR="$(pwd)/target/test-services"
 VENV="$SERVICES_DIR/venv"
@@ -68,5 +68,5 @@ service_pids+=($!)
 wait_for nx-27017 "$!" "$SERVICES_DIR/mongo.out" "$VENV/bin/python" -c \
   "import pymongo; pymongo.MongoClient('mongodb://127.0.0.1:$MONGO_PORT', serverSelectionTimeoutMS=500).admin.command('ping')"
 
-export SLUICE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-export SLUICE_TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT"
+export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT"

@@ -97,11 +97,11 @@ impl Cache for RedisCache {
 mod tests {
     use super::*;
 
-    /// Needs the Redis that `scripts/test.sh` starts; `SLUICE_TEST_REDIS_URL` points at it.
+    /// Needs the Redis that `scripts/test.sh` starts; `TEST_REDIS_URL` points at it.
     /// Without it the test fails, loudly, rather than passing unseen.
     fn test_url() -> String {
-        std::env::var("SLUICE_TEST_REDIS_URL").expect(
-            "SLUICE_TEST_REDIS_URL is not set: run the suite through scripts/test.sh, which \
+        std::env::var("TEST_REDIS_URL").expect(
+            "TEST_REDIS_URL is not set: run the suite through scripts/test.sh, which \
              starts redis-server",
         )
     }

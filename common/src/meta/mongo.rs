@@ -277,11 +277,11 @@ impl MetaStore for MongoMetaStore {
 mod tests {
     use super::*;
 
-    /// Needs the Mongo-wire server that `scripts/test.sh` starts; `SLUICE_TEST_MONGODB_URL`
+    /// Needs the Mongo-wire server that `scripts/test.sh` starts; `TEST_MONGODB_URL`
     /// points at it. Without it the test fails, loudly, rather than passing unseen.
     fn test_url() -> String {
-        std::env::var("SLUICE_TEST_MONGODB_URL").expect(
-            "SLUICE_TEST_MONGODB_URL is not set: run the suite through scripts/test.sh, which \
+        std::env::var("TEST_MONGODB_URL").expect(
+            "TEST_MONGODB_URL is not set: run the suite through scripts/test.sh, which \
              starts the MongoDB-wire server",
         )
     }
