@@ -40,6 +40,9 @@ pub struct Config {
     pub geoip: GeoIpConfig,
     pub fraud: FraudConfig,
     pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub meta: MetaConfig,
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -54,6 +57,9 @@ impl Default for Config {
             geoip: GeoIpConfig::default(),
             fraud: FraudConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            meta: MetaConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -168,6 +174,105 @@ impl Default for LogConfig {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 key for tokens, at least 32 bytes. `sluice serve` without one generates a key and
+    /// keeps it in `<data_dir>/jwt-secret`.
+    pub jwt_secret: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    /// bcrypt work factor; 12 in production, lower only to make tests fast.
+    pub bcrypt_cost: u32,
+    /// Whether `POST /api/auth/register` is open (new accounts are viewers).
+    pub allow_registration: bool,
+    pub login: LoginLimits,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            issuer: "sluice".into(),
+            audience: "sluice".into(),
+            access_ttl_secs: 3600,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            bcrypt_cost: 12,
+            allow_registration: true,
+            login: LoginLimits::default(),
+        }
+    }
+}
+
+/// Brakes on password guessing (`[auth.login]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginLimits {
+    /// Login attempts per minute from one client address.
+    pub per_ip_per_minute: u32,
+    /// Login attempts per minute for one username, from anywhere.
+    pub per_username_per_minute: u32,
+    /// Failed logins for one username that lock it.
+    pub lockout_failures: u64,
+    /// How long those failures are remembered, and so how long the lock lasts.
+    pub lockout_secs: u64,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            per_ip_per_minute: 30,
+            per_username_per_minute: 10,
+            lockout_failures: 5,
+            lockout_secs: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetaConfig {
+    /// `sqlite://PATH` or `mongodb://HOST:PORT/DATABASE`; default `sqlite://<data_dir>/meta.db`.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `memory://` or `redis://HOST:PORT/DB`; default `memory://`.
+    pub url: Option<String>,
+    /// Entries the in-process cache keeps.
+    pub max_entries: usize,
+    /// Prefix of every Redis key, so Sluice can share a Redis.
+    pub redis_prefix: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            url: None,
+            max_entries: 100_000,
+            redis_prefix: "sluice:".into(),
+        }
+    }
+}
+
+/// Which meta store to use, decided from `meta.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaBackend {
+    Sqlite(PathBuf),
+    Mongo(String),
+}
+
+/// Which cache to use, decided from `cache.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheBackend {
+    Memory,
+    Redis(String),
+}
+
 /// Which queue to use, decided from `queue.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueBackend {
@@ -224,6 +329,40 @@ impl Config {
                     setting: "store.url",
                     url: url.clone(),
                     reason: "this build supports the embedded store only: tantivy://PATH".into(),
+                }),
+            },
+        }
+    }
+
+    pub fn meta_backend(&self) -> Result<MetaBackend, ConfigError> {
+        match &self.meta.url {
+            None => Ok(MetaBackend::Sqlite(self.data_dir.join("meta.db"))),
+            Some(url) => match url.split_once("://") {
+                Some(("sqlite", path)) if !path.is_empty() => Ok(MetaBackend::Sqlite(path.into())),
+                Some(("mongodb" | "mongodb+srv", rest)) if !rest.is_empty() => {
+                    Ok(MetaBackend::Mongo(url.clone()))
+                }
+                _ => Err(ConfigError::Backend {
+                    setting: "meta.url",
+                    url: url.clone(),
+                    reason: "use sqlite://PATH or mongodb://HOST:PORT/DATABASE".into(),
+                }),
+            },
+        }
+    }
+
+    pub fn cache_backend(&self) -> Result<CacheBackend, ConfigError> {
+        match &self.cache.url {
+            None => Ok(CacheBackend::Memory),
+            Some(url) => match url.split_once("://") {
+                Some(("memory", "")) => Ok(CacheBackend::Memory),
+                Some(("redis" | "rediss", rest)) if !rest.is_empty() => {
+                    Ok(CacheBackend::Redis(url.clone()))
+                }
+                _ => Err(ConfigError::Backend {
+                    setting: "cache.url",
+                    url: url.clone(),
+                    reason: "use memory:// or redis://HOST:PORT/DB".into(),
                 }),
             },
         }
@@ -292,6 +431,39 @@ mod tests {
         };
         let err = config.queue_backend().expect_err("not in this build");
         assert!(err.to_string().contains("wal://"), "{err}");
+    }
+
+    #[test]
+    fn meta_and_cache_backends_follow_their_urls() {
+        let mut config = Config::default();
+        assert_eq!(
+            config.meta_backend().expect("default"),
+            MetaBackend::Sqlite(PathBuf::from("./data/meta.db"))
+        );
+        assert_eq!(
+            config.cache_backend().expect("default"),
+            CacheBackend::Memory
+        );
+        config.meta.url = Some("mongodb://127.0.0.1:27017/sluice".into());
+        config.cache.url = Some("redis://127.0.0.1:6379/0".into());
+        assert!(matches!(config.meta_backend(), Ok(MetaBackend::Mongo(_))));
+        assert!(matches!(config.cache_backend(), Ok(CacheBackend::Redis(_))));
+        config.meta.url = Some("postgres://db".into());
+        config.cache.url = Some("memcached://x".into());
+        assert!(
+            config
+                .meta_backend()
+                .expect_err("unsupported")
+                .to_string()
+                .contains("sqlite://")
+        );
+        assert!(
+            config
+                .cache_backend()
+                .expect_err("unsupported")
+                .to_string()
+                .contains("redis://")
+        );
     }
 
     #[test]

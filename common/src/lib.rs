@@ -5,6 +5,7 @@
 //! Roles (`ingest`, `processor`, `api`) never import each other; everything they share lives here
 //! so the one-binary mode and the distributed mode run the same code above the traits.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod event;

@@ -25,6 +25,10 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for 429/503 answers.
     pub retry_after: Option<u64>,
+    /// The request field at fault, when there is one.
+    pub field: Option<&'static str>,
+    /// A `WWW-Authenticate` challenge, for 401 answers.
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -34,6 +38,8 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            field: None,
+            challenge: None,
         }
     }
 
@@ -50,8 +56,22 @@ impl ApiError {
         self
     }
 
+    pub fn field(mut self, field: &'static str) -> ApiError {
+        self.field = Some(field);
+        self
+    }
+
+    pub fn challenge(mut self, challenge: impl Into<String>) -> ApiError {
+        self.challenge = Some(challenge.into());
+        self
+    }
+
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code, "message": self.message}})
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        json!({ "error": error })
     }
 }
 
@@ -62,6 +82,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -29,8 +29,15 @@ pub const FRAUD_SCORED: &str = "sluice_fraud_scored_total";
 pub const FRAUD_DETECTED: &str = "sluice_fraud_detections_total";
 pub const FRAUD_INDICATORS: &str = "sluice_fraud_indicators_total";
 pub const HTTP_DURATION: &str = "sluice_http_request_duration_seconds";
+pub const AUTH_REFUSED: &str = "sluice_auth_refused_total";
+pub const LOGINS: &str = "sluice_auth_logins_total";
 
 pub(super) fn describe() {
+    describe_counter!(
+        AUTH_REFUSED,
+        "Requests refused for missing or insufficient credentials, by reason"
+    );
+    describe_counter!(LOGINS, "Login attempts, by outcome");
     describe_counter!(RECEIVED, "Records received by ingest, valid or not");
     describe_counter!(
         ACCEPTED,
@@ -301,5 +308,45 @@ impl InternalEvent for HttpRequestServed {
     fn emit(self) {
         histogram!(HTTP_DURATION, "method" => self.method, "route" => self.route, "status" => self.status.to_string())
             .record(self.duration.as_secs_f64());
+    }
+}
+
+/// A request refused by the access guard (401 or 403).
+pub struct AuthRefused<'a> {
+    pub route: &'a str,
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+impl InternalEvent for AuthRefused<'_> {
+    fn emit(self) {
+        debug!(
+            route = self.route,
+            status = self.status,
+            reason = self.reason,
+            "request refused by the access guard"
+        );
+        counter!(AUTH_REFUSED, "reason" => self.reason).increment(1);
+    }
+}
+
+/// A login attempt and how it ended: `success`, `invalid_credentials`, `rate_limited`, `locked`.
+pub struct LoginAttempted<'a> {
+    pub username: &'a str,
+    pub outcome: &'static str,
+}
+
+impl InternalEvent for LoginAttempted<'_> {
+    fn emit(self) {
+        if self.outcome == "success" {
+            info!(username = self.username, "login");
+        } else {
+            warn!(
+                username = self.username,
+                outcome = self.outcome,
+                "login refused"
+            );
+        }
+        counter!(LOGINS, "outcome" => self.outcome).increment(1);
     }
 }

@@ -1,0 +1,93 @@
+//! The one table of who may call each route. The guard looks every request up here; a route
+//! missing from it is refused to everyone, so forgetting an entry fails closed.
+
+use super::role::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials needed.
+    Public,
+    /// A user's access token with at least this role.
+    User(Role),
+    /// Sending logs: an analyst's (or higher) access token, or a producer API key.
+    Ingest,
+}
+
+/// `(method, route template, access)`. Templates are axum's, as `MatchedPath` reports them.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    // Operations and the Elasticsearch handshake shippers make before sending.
+    ("GET", "/health", Access::Public),
+    ("GET", "/ready", Access::Public),
+    ("GET", "/metrics", Access::Public),
+    ("GET", "/", Access::Public),
+    // Ingest.
+    ("POST", "/api/logs/ingest", Access::Ingest),
+    ("POST", "/api/logs/upload", Access::Ingest),
+    ("POST", "/_bulk", Access::Ingest),
+    ("PUT", "/_bulk", Access::Ingest),
+    ("POST", "/{index}/_bulk", Access::Ingest),
+    ("PUT", "/{index}/_bulk", Access::Ingest),
+    // Reading logs.
+    ("POST", "/api/logs/search", Access::User(Role::Analyst)),
+    ("GET", "/api/logs/recent", Access::User(Role::Viewer)),
+    ("GET", "/api/dead-letters", Access::User(Role::Admin)),
+    // Accounts.
+    ("POST", "/api/auth/register", Access::Public),
+    ("POST", "/api/auth/login", Access::Public),
+    ("POST", "/api/auth/refresh", Access::Public),
+    ("POST", "/api/auth/logout", Access::User(Role::Viewer)),
+    ("POST", "/api/auth/logout-all", Access::User(Role::Viewer)),
+    ("GET", "/api/auth/me", Access::User(Role::Viewer)),
+    ("PUT", "/api/auth/me", Access::User(Role::Viewer)),
+    (
+        "POST",
+        "/api/auth/change-password",
+        Access::User(Role::Viewer),
+    ),
+    ("GET", "/api/auth/verify", Access::User(Role::Viewer)),
+    // An API key can send logs, so making one takes the role that can.
+    ("POST", "/api/auth/api-keys", Access::User(Role::Analyst)),
+    ("GET", "/api/auth/api-keys", Access::User(Role::Analyst)),
+    (
+        "DELETE",
+        "/api/auth/api-keys/{id}",
+        Access::User(Role::Analyst),
+    ),
+    ("GET", "/api/users", Access::User(Role::Moderator)),
+    ("GET", "/api/users/{id}", Access::User(Role::Moderator)),
+    ("PUT", "/api/users/{id}", Access::User(Role::Moderator)),
+    ("DELETE", "/api/users/{id}", Access::User(Role::Admin)),
+];
+
+/// The access rule of a route; `HEAD` follows `GET`.
+pub fn access_for(method: &str, route: &str) -> Option<Access> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    ROUTES
+        .iter()
+        .find(|(m, r, _)| *m == method && *r == route)
+        .map(|(_, _, access)| *access)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_listed_once() {
+        for (i, (method, route, _)) in ROUTES.iter().enumerate() {
+            assert!(
+                !ROUTES[i + 1..]
+                    .iter()
+                    .any(|(m, r, _)| m == method && r == route),
+                "{method} {route} is listed twice"
+            );
+        }
+    }
+
+    #[test]
+    fn head_follows_get_and_unknown_routes_have_no_rule() {
+        assert_eq!(access_for("HEAD", "/"), Some(Access::Public));
+        assert_eq!(access_for("DELETE", "/api/logs/recent"), None);
+        assert_eq!(access_for("GET", "/api/secret"), None);
+    }
+}
