@@ -1,10 +1,12 @@
 //! `sluice`: the command line over the Sluice crates. Thin on purpose: each subcommand parses
 //! its flags and hands over to a module that wires the library crates together.
 
+mod backends;
 mod generate;
 mod logging;
 mod ops;
 mod serve;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Write realistic sample e-commerce logs.
     Gen(generate::GenArgs),
+    /// Manage users in the meta store directly (the first admin, a lost admin password).
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 /// Flags shared by the commands that read the configuration.
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Gen(args) => generate::run(args),
+        Command::User(command) => user::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

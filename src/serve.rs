@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use sluice_common::auth::authorize;
 use sluice_common::config::{Config, QueueBackend, StoreBackend};
 use sluice_common::fraud::FraudEngine;
 use sluice_common::http::{discard_unread_body, track_latency};
@@ -75,6 +76,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("opening the queue")?;
 
+    let accounts = crate::backends::open_accounts(&config).await?;
+    if accounts.count_users().await? == 0 {
+        println!(
+            "No users yet. Create the first admin with:\n  \
+             sluice user create --username admin --role admin --password-stdin{}",
+            config_hint(&config)
+        );
+    }
+
     let geo = open_geoip(&config)?;
     let pipeline = Pipeline::new(
         config.ingest.limits,
@@ -100,12 +110,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .merge(sluice_api::router(sluice_api::ApiState {
             store: store.clone(),
             dead_letters: Arc::new(wal.clone()),
+            login: Arc::new(sluice_api::auth::LoginThrottle::new(
+                config.auth.login.clone(),
+                accounts.cache().clone(),
+            )),
+            accounts: accounts.clone(),
         }))
         .merge(crate::ops::router(OpsState {
             metrics,
             queue,
             store,
+            accounts: accounts.clone(),
         }))
+        .layer(axum::middleware::from_fn_with_state(accounts, authorize))
         .layer(axum::middleware::from_fn(discard_unread_body))
         .layer(axum::middleware::from_fn(track_latency));
 
@@ -117,10 +134,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // On stdout, for people and for tests started on port 0.
     println!("sluice listening on http://{address}");
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server")?;
+    // The peer address feeds the login throttle.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server")?;
     info!("HTTP stopped; letting the processor finish its batch");
     shutdown.cancel();
     processing
@@ -129,6 +150,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("processor")?;
     info!("stopped cleanly");
     Ok(())
+}
+
+/// ` --data-dir D` when the data directory is not the default, so the printed command
+/// reaches the same meta store.
+fn config_hint(config: &Config) -> String {
+    if config.data_dir == Config::default().data_dir {
+        String::new()
+    } else {
+        format!(" --data-dir {}", config.data_dir.display())
+    }
 }
 
 fn open_geoip(config: &Config) -> anyhow::Result<GeoResolver> {

@@ -1,15 +1,20 @@
-//! The api role: what analysts and tools read. This first cut serves search, recent logs and
-//! dead letters; every route is declared on its own so the role guard of the accounts work can
-//! be layered per route.
+//! The api role: what analysts, administrators and tools call. Accounts (`/api/auth`), user
+//! administration (`/api/users`), search, recent logs and dead letters. Every route is declared
+//! on its own; who may call it is in `sluice_common::auth::policy`, enforced by the guard the
+//! binary layers over all roles.
 
+pub mod auth;
 mod dead_letters;
 mod search;
 mod time_param;
+mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use serde::{Deserialize, Deserializer};
+use sluice_common::auth::Accounts;
 use sluice_common::queue::DeadLetterQueue;
 use sluice_common::store::EventStore;
 
@@ -17,6 +22,8 @@ use sluice_common::store::EventStore;
 pub struct ApiState {
     pub store: Arc<dyn EventStore>,
     pub dead_letters: Arc<dyn DeadLetterQueue>,
+    pub accounts: Arc<Accounts>,
+    pub login: Arc<auth::LoginThrottle>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -24,5 +31,35 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/search", post(search::search))
         .route("/api/logs/recent", get(search::recent))
         .route("/api/dead-letters", get(dead_letters::list))
+        .route("/api/auth/register", post(auth::register))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/refresh", post(auth::refresh))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/logout-all", post(auth::logout_all))
+        .route("/api/auth/me", get(auth::me).put(auth::update_me))
+        .route("/api/auth/change-password", post(auth::change_password))
+        .route("/api/auth/verify", get(auth::verify))
+        .route(
+            "/api/auth/api-keys",
+            post(auth::create_api_key).get(auth::list_api_keys),
+        )
+        .route(
+            "/api/auth/api-keys/{id}",
+            axum::routing::delete(auth::delete_api_key),
+        )
+        .route("/api/users", get(users::list))
+        .route(
+            "/api/users/{id}",
+            get(users::get).put(users::update).delete(users::delete),
+        )
         .with_state(state)
+}
+
+/// For optional fields that can be cleared: absent is `None`, `null` is `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }

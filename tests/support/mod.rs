@@ -16,13 +16,123 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub data_dir: PathBuf,
+    /// Sends the admin's access token with every request.
     pub http: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
+    /// The access token of `ADMIN`.
+    pub admin_token: String,
+}
+
+/// The admin every test server starts with.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "Test-Root-Passw0rd";
+
+/// Settings every test server runs with: cheap bcrypt, quick batches.
+const TEST_ENV: &[(&str, &str)] = &[
+    ("SLUICE_PROCESSOR__BATCH_MAX_WAIT_MS", "50"),
+    ("SLUICE_AUTH__BCRYPT_COST", "4"),
+];
+
+/// Runs `sluice` with `args` over `data_dir`, `stdin` on its standard input; its output.
+pub fn sluice_command(
+    data_dir: &Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in TEST_ENV.iter().chain(env) {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("sluice runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("sluice finishes")
+}
+
+/// Creates a user with the command line; panics with its output if that fails.
+pub fn create_user(data_dir: &Path, username: &str, role: &str, password: &str) {
+    let output = sluice_command(
+        data_dir,
+        &[
+            "user",
+            "create",
+            "--username",
+            username,
+            "--role",
+            role,
+            "--password-stdin",
+        ],
+        &format!("{password}\n"),
+        &[],
+    );
+    assert!(
+        output.status.success(),
+        "sluice user create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `POST /api/auth/login` over a plain blocking socket (tests start servers outside async
+/// code too); the access token.
+pub fn login_blocking(base: &str, username: &str, password: &str) -> String {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let body = json!({"username": username, "password": password}).to_string();
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "POST /api/auth/login HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("login sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("login answer");
+    let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let parsed: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+    parsed["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login as {username} failed: {answer}"))
+        .to_owned()
+}
+
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .default_headers(headers)
+        .build()
+        .expect("http client")
 }
 
 impl Server {
-    /// Starts `sluice serve` on a free port over `data_dir`, with extra `SLUICE_*` settings.
+    /// Starts `sluice serve` on a free port over `data_dir`, with extra `SLUICE_*` settings,
+    /// after creating the admin `ADMIN` (unless the data directory already has it), and logs in.
     pub fn start(data_dir: &Path, geoip: Option<&Path>, env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
+        if !data_dir.join("meta.db").exists() {
+            create_user(data_dir, ADMIN, "admin", ADMIN_PASSWORD);
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -35,14 +145,13 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir)
-            .env("SLUICE_PROCESSOR__BATCH_MAX_WAIT_MS", "50")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
         if let Some(geoip) = geoip {
             command.arg("--geoip").arg(geoip);
         }
-        for (key, value) in env {
+        for (key, value) in TEST_ENV.iter().chain(env) {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("sluice starts");
@@ -63,14 +172,17 @@ impl Server {
                 panic!("sluice did not start listening within 30 s; its log:\n{log}");
             }
         };
+        let admin_token = login_blocking(&base, ADMIN, ADMIN_PASSWORD);
         Server {
             child: Some(child),
             base,
             data_dir: data_dir.to_owned(),
-            http: reqwest::Client::builder()
+            http: client_with_token(&admin_token),
+            anonymous: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("http client"),
+            admin_token,
         }
     }
 

@@ -1,8 +1,10 @@
 //! HTTP pieces every role shares: the JSON error body (`{"error": {"code", "message"}}`), the
 //! per-route latency middleware and the lingering read of refused bodies.
 
+mod json;
 mod linger;
 
+pub use json::JsonBody;
 pub use linger::discard_unread_body;
 
 use std::time::Instant;

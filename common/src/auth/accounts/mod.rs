@@ -163,6 +163,16 @@ impl Accounts {
     pub fn cache(&self) -> &Arc<dyn Cache> {
         &self.cache
     }
+
+    /// Whether the meta store and the cache answer, each with the reason if not.
+    pub async fn ready(&self) -> (Result<(), String>, Result<(), String>) {
+        let meta = self.meta.count(&USERS, &[]).await.map(drop);
+        let cache = self.cache.get("ready-probe").await.map(drop);
+        (
+            meta.map_err(|e| e.to_string()),
+            cache.map_err(|e| e.to_string()),
+        )
+    }
 }
 
 /// A fresh random identifier, `prefix_` and 32 hex digits.
