@@ -66,7 +66,31 @@ pub fn sluice_command(
 
 /// Creates a user with the command line; panics with its output if that fails.
 pub fn create_user(data_dir: &Path, username: &str, role: &str, password: &str) {
-    let output = sluice_command(
+    let output = run_user_create(data_dir, username, role, password);
+    assert!(
+        output.status.success(),
+        "sluice user create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Creates a user unless one of that name exists (a server restarted over its data directory).
+pub fn ensure_user(data_dir: &Path, username: &str, role: &str, password: &str) {
+    let output = run_user_create(data_dir, username, role, password);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() || stderr.contains("username is taken"),
+        "sluice user create failed: {stderr}"
+    );
+}
+
+fn run_user_create(
+    data_dir: &Path,
+    username: &str,
+    role: &str,
+    password: &str,
+) -> std::process::Output {
+    sluice_command(
         data_dir,
         &[
             "user",
@@ -79,12 +103,7 @@ pub fn create_user(data_dir: &Path, username: &str, role: &str, password: &str) 
         ],
         &format!("{password}\n"),
         &[],
-    );
-    assert!(
-        output.status.success(),
-        "sluice user create failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    )
 }
 
 /// `POST /api/auth/login` over a plain blocking socket (tests start servers outside async
@@ -130,9 +149,7 @@ impl Server {
     /// after creating the admin `ADMIN` (unless the data directory already has it), and logs in.
     pub fn start(data_dir: &Path, geoip: Option<&Path>, env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
-        if !data_dir.join("meta.db").exists() {
-            create_user(data_dir, ADMIN, "admin", ADMIN_PASSWORD);
-        }
+        ensure_user(data_dir, ADMIN, "admin", ADMIN_PASSWORD);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
