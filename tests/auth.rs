@@ -218,7 +218,48 @@ async fn role_matrix_every_route_every_role_and_no_token() {
 #[tokio::test]
 async fn register_login_call_refresh_logout_then_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), &[]);
+    account_flow(&start(dir.path(), &[])).await;
+}
+
+/// The same accounts, kept in MongoDB (the Mongo-wire stand-in) with Redis as the cache.
+#[tokio::test]
+async fn accounts_work_the_same_on_mongodb_and_redis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = format!("{}_{}", std::process::id(), sluice_common::now_ms());
+    let mongo = format!(
+        "{}/sluice_auth_{run}",
+        std::env::var("TEST_MONGODB_URL")
+            .expect("TEST_MONGODB_URL: run through scripts/test.sh")
+            .trim_end_matches('/')
+    );
+    let redis =
+        std::env::var("TEST_REDIS_URL").expect("TEST_REDIS_URL: run through scripts/test.sh");
+    let prefix = format!("sluice-auth-{run}:");
+    let server = start(
+        dir.path(),
+        &[
+            ("SLUICE_META__URL", &mongo),
+            ("SLUICE_CACHE__URL", &redis),
+            ("SLUICE_CACHE__REDIS_PREFIX", &prefix),
+        ],
+    );
+    assert!(
+        !dir.path().join("meta.db").exists(),
+        "no SQLite file when MongoDB is configured"
+    );
+    let ready = server.get_json("/ready").await;
+    assert_eq!(
+        (
+            ready["checks"]["meta"].as_str(),
+            ready["checks"]["cache"].as_str()
+        ),
+        (Some("ok"), Some("ok")),
+        "{ready}"
+    );
+    account_flow(&server).await;
+}
+
+async fn account_flow(server: &Server) {
     let (status, registered, _) = call(
         &server,
         "POST",

@@ -2,8 +2,9 @@
 //! running `sluice serve`, then reports accepted events per second and how long until all of
 //! them are searchable. With `--server-pid` it also reports the server's peak RSS.
 //!
-//! `cargo run --release -p sluice-benches --bin sluice-load -- --url http://127.0.0.1:8080 \
-//!     --events 1000000 --connections 4`
+//! `SLUICE_TOKEN=$(…login…) cargo run --release -p sluice-benches --bin sluice-load -- \
+//!     --url http://127.0.0.1:8080 --events 1000000 --connections 4` (an analyst's or admin's
+//! access token: the generator both sends and searches; see docs/benchmarks.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,12 +38,23 @@ struct Args {
     /// Give up waiting for searchability after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+    /// Access token of an analyst or admin (`POST /api/auth/login`).
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", args.token)
+            .parse()
+            .context("--token is not a valid header value")?,
+    );
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(120))
         .build()?;

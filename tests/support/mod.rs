@@ -66,7 +66,7 @@ pub fn sluice_command(
 
 /// Creates a user with the command line; panics with its output if that fails.
 pub fn create_user(data_dir: &Path, username: &str, role: &str, password: &str) {
-    let output = run_user_create(data_dir, username, role, password);
+    let output = run_user_create(data_dir, username, role, password, &[]);
     assert!(
         output.status.success(),
         "sluice user create failed: {}",
@@ -75,8 +75,14 @@ pub fn create_user(data_dir: &Path, username: &str, role: &str, password: &str) 
 }
 
 /// Creates a user unless one of that name exists (a server restarted over its data directory).
-pub fn ensure_user(data_dir: &Path, username: &str, role: &str, password: &str) {
-    let output = run_user_create(data_dir, username, role, password);
+pub fn ensure_user(
+    data_dir: &Path,
+    username: &str,
+    role: &str,
+    password: &str,
+    env: &[(&str, &str)],
+) {
+    let output = run_user_create(data_dir, username, role, password, env);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() || stderr.contains("username is taken"),
@@ -89,6 +95,7 @@ fn run_user_create(
     username: &str,
     role: &str,
     password: &str,
+    env: &[(&str, &str)],
 ) -> std::process::Output {
     sluice_command(
         data_dir,
@@ -102,7 +109,7 @@ fn run_user_create(
             "--password-stdin",
         ],
         &format!("{password}\n"),
-        &[],
+        env,
     )
 }
 
@@ -149,7 +156,7 @@ impl Server {
     /// after creating the admin `ADMIN` (unless the data directory already has it), and logs in.
     pub fn start(data_dir: &Path, geoip: Option<&Path>, env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
-        ensure_user(data_dir, ADMIN, "admin", ADMIN_PASSWORD);
+        ensure_user(data_dir, ADMIN, "admin", ADMIN_PASSWORD, env);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
