@@ -261,7 +261,7 @@ async fn accounts_work_the_same_on_mongodb_and_redis() {
 
 async fn account_flow(server: &Server) {
     let (status, registered, _) = call(
-        &server,
+        server,
         "POST",
         "/api/auth/register",
         None,
@@ -275,7 +275,7 @@ async fn account_flow(server: &Server) {
     assert!(registered["user"].get("password_hash").is_none());
 
     let (status, again, _) = call(
-        &server,
+        server,
         "POST",
         "/api/auth/register",
         None,
@@ -287,7 +287,7 @@ async fn account_flow(server: &Server) {
         (409, Some("username_taken"))
     );
     let (status, weak, _) = call(
-        &server,
+        server,
         "POST",
         "/api/auth/register",
         None,
@@ -297,20 +297,20 @@ async fn account_flow(server: &Server) {
     assert_eq!(status, 400, "{weak}");
     assert_eq!(weak["error"]["field"], "password");
 
-    let session = login(&server, "nora", PASSWORD).await;
+    let session = login(server, "nora", PASSWORD).await;
     assert_eq!(session["token_type"], "Bearer");
     assert_eq!(session["expires_in"], 3600);
     assert_eq!(session["user"]["username"], "nora");
     let access = token(&session, "access_token");
-    let (status, me, _) = call(&server, "GET", "/api/auth/me", Some(&access), None).await;
+    let (status, me, _) = call(server, "GET", "/api/auth/me", Some(&access), None).await;
     assert_eq!(
         (status, me["user"]["username"].as_str()),
         (200, Some("nora"))
     );
-    let (status, verified, _) = call(&server, "GET", "/api/auth/verify", Some(&access), None).await;
+    let (status, verified, _) = call(server, "GET", "/api/auth/verify", Some(&access), None).await;
     assert_eq!((status, verified["valid"].as_bool()), (200, Some(true)));
     let (status, updated, _) = call(
-        &server,
+        server,
         "PUT",
         "/api/auth/me",
         Some(&access),
@@ -322,7 +322,7 @@ async fn account_flow(server: &Server) {
         (200, Some("Nora B."))
     );
     let (status, escalate, _) = call(
-        &server,
+        server,
         "PUT",
         "/api/auth/me",
         Some(&access),
@@ -332,7 +332,7 @@ async fn account_flow(server: &Server) {
     assert_eq!(status, 400, "a user cannot set their own role: {escalate}");
 
     let (status, rotated, _) = call(
-        &server,
+        server,
         "POST",
         "/api/auth/refresh",
         None,
@@ -341,18 +341,17 @@ async fn account_flow(server: &Server) {
     .await;
     assert_eq!(status, 200, "{rotated}");
     let access = token(&rotated, "access_token");
-    let (status, _, _) = call(&server, "POST", "/api/auth/logout", Some(&access), None).await;
+    let (status, _, _) = call(server, "POST", "/api/auth/logout", Some(&access), None).await;
     assert_eq!(status, 204);
 
-    let (status, refused, headers) =
-        call(&server, "GET", "/api/auth/me", Some(&access), None).await;
+    let (status, refused, headers) = call(server, "GET", "/api/auth/me", Some(&access), None).await;
     assert_eq!(
         (status, refused["error"]["code"].as_str()),
         (401, Some("session_ended"))
     );
     assert!(headers.contains_key("www-authenticate"));
     let (status, refused, _) = call(
-        &server,
+        server,
         "POST",
         "/api/auth/refresh",
         None,
