@@ -32,6 +32,7 @@ pub struct Registration {
 
 pub async fn register(
     State(state): State<ApiState>,
+    ClientIp(ip): ClientIp,
     JsonBody(registration): JsonBody<Registration>,
 ) -> Result<Response, ApiError> {
     if !state.accounts.config().allow_registration {
@@ -41,6 +42,8 @@ pub async fn register(
             "registration is closed here; ask an administrator for an account",
         ));
     }
+    // Each registration costs a bcrypt hash: counted with logins so it cannot burn the CPU.
+    state.login.admit_address(ip)?;
     let user = state
         .accounts
         .create_user(NewUser {

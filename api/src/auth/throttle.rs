@@ -1,5 +1,5 @@
-//! Brakes on password guessing at `POST /api/auth/login`: a rate per client address and per
-//! username (`governor`, in this process), and a lock on a username after repeated failures
+//! Brakes on password guessing at `POST /api/auth/login` (and on bcrypt work at registration):
+//! a rate per client address and per username (`governor`, in this process), and a lock on a username after repeated failures
 //! (a counter in the cache, so every api process sees it). All answer 429 with `Retry-After`.
 
 use std::net::IpAddr;
@@ -60,17 +60,22 @@ impl LoginThrottle {
             .collect()
     }
 
+    /// Whether another password-hashing request (login, registration) may come from `ip`.
+    pub fn admit_address(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.forget_idle_keys();
+        self.per_ip.check_key(&ip).map_err(|not_until| {
+            too_many(
+                "rate_limited",
+                "too many login or registration attempts from this address; slow down".into(),
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )
+        })
+    }
+
     /// Whether a login attempt may go ahead.
     pub async fn admit(&self, ip: IpAddr, username: &str) -> Result<(), ApiError> {
-        self.forget_idle_keys();
+        self.admit_address(ip)?;
         let now = DefaultClock::default().now();
-        if let Err(not_until) = self.per_ip.check_key(&ip) {
-            return Err(too_many(
-                "rate_limited",
-                "too many login attempts from this address; slow down".into(),
-                not_until.wait_time_from(now),
-            ));
-        }
         let key = Self::username_key(username);
         if let Err(not_until) = self.per_username.check_key(&key) {
             return Err(too_many(
