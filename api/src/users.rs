@@ -103,7 +103,7 @@ pub async fn update(
         email: update.email,
         display_name: update.display_name,
     };
-    let user = state.accounts.update_user(&actor, &id, change).await?;
+    let user = state.accounts.update_user(actor.role, &id, change).await?;
     Ok(Json(json!({ "user": user.public() })))
 }
 

@@ -178,7 +178,7 @@ pub async fn update_me(
     let user = state
         .accounts
         .update_user(
-            &me,
+            me.role,
             &me.id,
             ProfileChange {
                 email: update.email,

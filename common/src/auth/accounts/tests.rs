@@ -201,31 +201,31 @@ async fn moderators_cannot_grant_or_touch_admin_and_the_last_admin_stays() {
         ..ProfileChange::default()
     };
     let grant = accounts
-        .update_user(&moderator, &viewer.id, promote(Role::Admin))
+        .update_user(moderator.role, &viewer.id, promote(Role::Admin))
         .await;
     assert!(
         matches!(grant, Err(AccountError::Forbidden(_))),
         "{grant:?}"
     );
     let own = accounts
-        .update_user(&moderator, &moderator.id, promote(Role::Admin))
+        .update_user(moderator.role, &moderator.id, promote(Role::Admin))
         .await;
     assert!(matches!(own, Err(AccountError::Forbidden(_))), "{own:?}");
     let touch = accounts
-        .update_user(&moderator, &admin.id, promote(Role::Viewer))
+        .update_user(moderator.role, &admin.id, promote(Role::Viewer))
         .await;
     assert!(
         matches!(touch, Err(AccountError::Forbidden(_))),
         "{touch:?}"
     );
     let analyst = accounts
-        .update_user(&moderator, &viewer.id, promote(Role::Analyst))
+        .update_user(moderator.role, &viewer.id, promote(Role::Analyst))
         .await
         .expect("moderators manage non-admins");
     assert_eq!(analyst.role, Role::Analyst);
 
     let demote = accounts
-        .update_user(&admin, &admin.id, promote(Role::Viewer))
+        .update_user(admin.role, &admin.id, promote(Role::Viewer))
         .await;
     assert!(matches!(demote, Err(AccountError::LastAdmin)), "{demote:?}");
     assert!(matches!(
@@ -233,7 +233,7 @@ async fn moderators_cannot_grant_or_touch_admin_and_the_last_admin_stays() {
         Err(AccountError::LastAdmin)
     ));
     accounts
-        .update_user(&admin, &moderator.id, promote(Role::Admin))
+        .update_user(admin.role, &moderator.id, promote(Role::Admin))
         .await
         .expect("a second admin");
     accounts
@@ -270,7 +270,7 @@ async fn a_role_change_ends_the_users_sessions() {
         .expect("valid");
     accounts
         .update_user(
-            &admin,
+            admin.role,
             &ada.id,
             ProfileChange {
                 role: Some(Role::Viewer),

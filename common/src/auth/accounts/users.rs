@@ -221,18 +221,18 @@ impl Accounts {
         Ok(self.meta.count(&USERS, &[]).await?)
     }
 
-    /// Applies `change` to user `id` on behalf of `actor`. Moderators may not grant admin nor
-    /// change an admin; nobody may demote the last admin. A role change ends the user's
-    /// sessions, so the new role applies at once instead of when the access token expires.
+    /// Applies `change` to user `id` on behalf of someone with role `actor`. Moderators may not
+    /// grant admin nor change an admin; nobody may demote the last admin. A role change ends the
+    /// user's sessions, so the new role applies at once instead of when the access token expires.
     pub async fn update_user(
         &self,
-        actor: &User,
+        actor: Role,
         id: &str,
         change: ProfileChange,
     ) -> Result<User, AccountError> {
         let _serialised = self.admin_changes.lock().await;
         let mut user = self.user(id).await?.ok_or(AccountError::NotFound("user"))?;
-        if actor.role < Role::Admin {
+        if actor < Role::Admin {
             if user.role == Role::Admin {
                 return Err(AccountError::Forbidden(
                     "only an admin can change an admin".into(),
@@ -245,7 +245,7 @@ impl Accounts {
             }
         }
         let role_changed = change.role.is_some_and(|role| role != user.role);
-        if role_changed && actor.role < Role::Moderator {
+        if role_changed && actor < Role::Moderator {
             return Err(AccountError::Forbidden(
                 "changing a role needs the moderator role".into(),
             ));
@@ -353,13 +353,8 @@ impl Accounts {
             .user_by_username(username)
             .await?
             .ok_or(AccountError::NotFound("user"))?;
-        let operator = User {
-            role: Role::Admin,
-            id: String::new(),
-            ..user.clone()
-        };
         self.update_user(
-            &operator,
+            Role::Admin,
             &user.id,
             ProfileChange {
                 role: Some(role),
