@@ -196,18 +196,22 @@ impl Server {
                 panic!("sluice did not start listening within 30 s; its log:\n{log}");
             }
         };
-        let admin_token = login_blocking(&base, ADMIN, ADMIN_PASSWORD);
-        Server {
+        let anonymous = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        // Owned by a `Server` before anything else can panic, so a failed login still stops it.
+        let mut server = Server {
             child: Some(child),
             base,
             data_dir: data_dir.to_owned(),
-            http: client_with_token(&admin_token),
-            anonymous: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("http client"),
-            admin_token,
-        }
+            http: anonymous.clone(),
+            anonymous,
+            admin_token: String::new(),
+        };
+        server.admin_token = login_blocking(&server.base, ADMIN, ADMIN_PASSWORD);
+        server.http = client_with_token(&server.admin_token);
+        server
     }
 
     pub fn url(&self, path: &str) -> String {
