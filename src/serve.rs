@@ -13,7 +13,9 @@ use sluice_common::auth::authorize;
 use sluice_common::config::{Config, QueueBackend, StoreBackend};
 use sluice_common::fraud::FraudEngine;
 use sluice_common::http::{discard_unread_body, track_latency};
+use sluice_common::queue::kafka::{KafkaConsumer, KafkaDeadLetters, KafkaQueue, KafkaTarget};
 use sluice_common::queue::wal::WalQueue;
+use sluice_common::queue::{DeadLetterQueue, Queue, QueueConsumer};
 use sluice_common::store::tantivy::TantivyStore;
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::GeoIpDatabase;
@@ -71,10 +73,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         TantivyStore::open(&index_dir, config.store.writer_memory_mb * 1024 * 1024)
             .context("opening the event store (is another sluice using this data directory?)")?,
     );
-    let QueueBackend::Wal(queue_dir) = config.queue_backend()?;
-    let wal = WalQueue::open(&queue_dir, config.queue.wal.clone())
-        .await
-        .context("opening the queue")?;
+    let queues = open_queue(&config).await?;
 
     let accounts = crate::backends::open_accounts(&config).await?;
     if accounts.count_users().await? == 0 {
@@ -92,16 +91,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         FraudEngine::new(config.fraud.clone()),
     );
     let processor = Processor::new(
-        Box::new(wal.consumer().await),
+        queues.consumer,
         store.clone(),
-        Arc::new(wal.clone()),
+        queues.dead_letters.clone(),
         pipeline,
         config.processor.clone(),
     );
     let shutdown = CancellationToken::new();
     let processing = tokio::spawn(processor.run(shutdown.clone()));
 
-    let queue = Arc::new(wal.clone());
+    let queue = queues.queue;
     let app = Router::new()
         .merge(sluice_ingest::router(IngestState {
             queue: queue.clone(),
@@ -109,7 +108,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }))
         .merge(sluice_api::router(sluice_api::ApiState {
             store: store.clone(),
-            dead_letters: Arc::new(wal.clone()),
+            dead_letters: queues.dead_letters,
             login: Arc::new(sluice_api::auth::LoginThrottle::new(
                 config.auth.login.clone(),
                 accounts.cache().clone(),
@@ -150,6 +149,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("processor")?;
     info!("stopped cleanly");
     Ok(())
+}
+
+/// The queue's three faces: what ingest appends to, what the processor reads, where dead
+/// letters go.
+struct Queues {
+    queue: Arc<dyn Queue>,
+    consumer: Box<dyn QueueConsumer>,
+    dead_letters: Arc<dyn DeadLetterQueue>,
+}
+
+async fn open_queue(config: &Config) -> anyhow::Result<Queues> {
+    Ok(match config.queue_backend()? {
+        QueueBackend::Wal(dir) => {
+            let wal = WalQueue::open(&dir, config.queue.wal.clone())
+                .await
+                .context("opening the queue")?;
+            Queues {
+                consumer: Box::new(wal.consumer().await),
+                dead_letters: Arc::new(wal.clone()),
+                queue: Arc::new(wal),
+            }
+        }
+        QueueBackend::Kafka(brokers) => {
+            let target = KafkaTarget {
+                brokers,
+                config: config.queue.kafka.clone(),
+            };
+            target
+                .ensure_topics()
+                .await
+                .context("preparing the Kafka topics")?;
+            Queues {
+                queue: Arc::new(KafkaQueue::connect(&target)?),
+                consumer: Box::new(KafkaConsumer::connect(&target)?),
+                dead_letters: Arc::new(KafkaDeadLetters::connect(&target)?),
+            }
+        }
+    })
 }
 
 /// ` --data-dir D` when the data directory is not the default, so the printed command

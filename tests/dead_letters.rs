@@ -26,6 +26,7 @@ async fn foreign_queue_records_are_validated_and_dead_lettered() {
         id: None,
         received_at_ms: sluice_common::now_ms(),
         source: Source::Queue,
+        partition_key: None,
         payload: payload.to_vec(),
     };
     let bad_bytes = b"{\"log_type\":\"transaction\",\"amount\":\"\xff\"}".to_vec();

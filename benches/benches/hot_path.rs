@@ -31,6 +31,7 @@ fn records() -> Vec<QueuedRecord> {
             id: None,
             received_at_ms: END_MS,
             source: Source::Http,
+            partition_key: None,
             payload: serde_json::to_vec(&event).expect("serialises"),
         })
         .collect()

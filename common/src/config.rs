@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::fraud::FraudConfig;
+use crate::queue::kafka::KafkaConfig;
 use crate::queue::wal::WalConfig;
 use crate::validate::Limits;
 
@@ -67,10 +68,12 @@ impl Default for Config {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
-    /// `wal://PATH`; default `wal://<data_dir>/queue`.
+    /// `wal://PATH` or `kafka://HOST:PORT[,HOST:PORT…]`; default `wal://<data_dir>/queue`.
     pub url: Option<String>,
     /// Settings of the embedded queue (`[queue.wal]`).
     pub wal: WalConfig,
+    /// Settings of the Kafka queue (`[queue.kafka]`).
+    pub kafka: KafkaConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,6 +280,8 @@ pub enum CacheBackend {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueBackend {
     Wal(PathBuf),
+    /// Comma-separated bootstrap brokers.
+    Kafka(String),
 }
 
 /// Which event store to use, decided from `store.url`.
@@ -309,10 +314,13 @@ impl Config {
             None => Ok(QueueBackend::Wal(self.data_dir.join("queue"))),
             Some(url) => match url.split_once("://") {
                 Some(("wal", path)) if !path.is_empty() => Ok(QueueBackend::Wal(path.into())),
+                Some(("kafka", brokers)) if !brokers.is_empty() => Ok(QueueBackend::Kafka(
+                    brokers.trim_end_matches('/').to_owned(),
+                )),
                 _ => Err(ConfigError::Backend {
                     setting: "queue.url",
                     url: url.clone(),
-                    reason: "this build supports the embedded queue only: wal://PATH".into(),
+                    reason: "use wal://PATH or kafka://HOST:PORT[,HOST:PORT…]".into(),
                 }),
             },
         }
@@ -424,7 +432,7 @@ mod tests {
     fn unsupported_backend_url_says_what_works() {
         let config = Config {
             queue: QueueConfig {
-                url: Some("kafka://localhost:9092".into()),
+                url: Some("amqp://localhost:5672".into()),
                 ..QueueConfig::default()
             },
             ..Config::default()

@@ -130,14 +130,15 @@ fn check(
             .map_err(|issue| vec![issue])
             .and_then(|tape| {
                 let record = tape.as_value();
-                validate(record, received_at_ms, limits)?;
-                Ok(raw
+                let event = validate(record, received_at_ms, limits)?;
+                let id = raw
                     .id
                     .clone()
-                    .unwrap_or_else(|| document_id(record, received_at_ms)))
+                    .unwrap_or_else(|| document_id(record, received_at_ms));
+                Ok((id, event.user_id.map(|user| user.into_owned())))
             });
         match checked {
-            Ok(id) => {
+            Ok((id, partition_key)) => {
                 if report == Report::PerRecord {
                     outcome.ids.push((raw.number, id.clone()));
                 }
@@ -146,6 +147,7 @@ fn check(
                     id: Some(id),
                     received_at_ms,
                     source,
+                    partition_key,
                     payload: raw.bytes,
                 });
             }

@@ -179,6 +179,7 @@ mod tests {
             id: None,
             received_at_ms: 1_714_564_801_000,
             source: Source::Bulk,
+            partition_key: None,
             payload: payload.as_bytes().to_vec(),
         }
     }

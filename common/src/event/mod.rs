@@ -88,6 +88,12 @@ impl Source {
         }
     }
 
+    pub fn parse(name: &str) -> Option<Source> {
+        [Source::Http, Source::Upload, Source::Bulk, Source::Queue]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+
     pub fn from_u8(v: u8) -> Option<Source> {
         [Source::Http, Source::Upload, Source::Bulk, Source::Queue]
             .into_iter()
@@ -105,5 +111,8 @@ pub struct QueuedRecord {
     pub id: Option<String>,
     pub received_at_ms: i64,
     pub source: Source,
+    /// What keeps one customer's events in order across a partitioned queue: the `user_id`,
+    /// when the record has one. The WAL has one partition and ignores it.
+    pub partition_key: Option<String>,
     pub payload: Vec<u8>,
 }

@@ -45,6 +45,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<QueuedRecord, String> {
         id: (!id.is_empty()).then(|| id.to_owned()),
         received_at_ms,
         source,
+        partition_key: None,
         payload: payload.to_vec(),
     })
 }
@@ -59,6 +60,7 @@ mod tests {
             id: Some("evt-1".into()),
             received_at_ms: 1_714_564_800_123,
             source: Source::Bulk,
+            partition_key: None,
             payload: b"{\"a\":\"\xc3\xa9\"}".to_vec(),
         };
         let mut bytes = Vec::new();
@@ -72,6 +74,7 @@ mod tests {
             id: None,
             received_at_ms: 1,
             source: Source::Http,
+            partition_key: None,
             payload: b"{}".to_vec(),
         };
         let mut bytes = Vec::new();

@@ -6,6 +6,7 @@
 //! acknowledged what it wrote). Everything between is replayed after a crash.
 
 mod envelope;
+pub mod kafka;
 pub mod wal;
 
 pub use envelope::{decode_record, encode_record};
@@ -29,6 +30,8 @@ pub enum QueueError {
     },
     #[error("queue log at {path} is corrupted or unreadable: {detail}")]
     Corrupted { path: String, detail: String },
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
     #[error("queue is full: {backlog_bytes} bytes wait for the processor (limit {limit_bytes})")]
     Full {
         backlog_bytes: usize,

@@ -328,6 +328,7 @@ impl WalConsumer {
                     id: None,
                     received_at_ms: crate::now_ms(),
                     source: Source::Queue,
+                    partition_key: None,
                     payload: bytes.into_owned(),
                 })
             })

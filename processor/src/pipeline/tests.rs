@@ -9,6 +9,7 @@ fn record(json: &str, id: Option<&str>) -> QueuedRecord {
         id: id.map(str::to_owned),
         received_at_ms: 1_714_564_800_000,
         source: Source::Http,
+        partition_key: None,
         payload: json.as_bytes().to_vec(),
     }
 }

@@ -6,6 +6,7 @@ fn record(n: usize) -> QueuedRecord {
         id: Some(format!("id-{n}")),
         received_at_ms: 1_000 + n as i64,
         source: Source::Http,
+        partition_key: None,
         payload: format!("{{\"n\":{n}}}").into_bytes(),
     }
 }
@@ -94,6 +95,7 @@ async fn full_backlog_refuses_appends() {
     };
     let wal = WalQueue::open(dir.path(), config).await.expect("opens");
     let big = QueuedRecord {
+        partition_key: None,
         payload: vec![b' '; 8192],
         ..record(1)
     };

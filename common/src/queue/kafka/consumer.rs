@@ -1,0 +1,167 @@
+//! The processor's side: a consumer group member that hands out batches and commits, after the
+//! store has acknowledged them, the offsets of everything it handed out. Prefetch is bounded, so
+//! a backlog stays on the brokers instead of in memory; lag comes from librdkafka's statistics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
+
+use super::{KafkaTarget, record_from, unavailable};
+use crate::event::QueuedRecord;
+use crate::queue::{Backlog, QueueConsumer, QueueError};
+
+/// Keeps the group's total lag from librdkafka's periodic statistics.
+struct LagContext {
+    topic: String,
+    lag: Arc<AtomicU64>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag = statistics
+            .topics
+            .get(&self.topic)
+            .map(|topic| {
+                topic
+                    .partitions
+                    .values()
+                    .map(|p| u64::try_from(p.consumer_lag).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<LagContext>>,
+    topic: String,
+    /// The next offset to commit for each partition handed out since the last commit.
+    delivered: HashMap<i32, i64>,
+    lag: Arc<AtomicU64>,
+}
+
+impl KafkaConsumer {
+    pub fn connect(target: &KafkaTarget) -> Result<KafkaConsumer, QueueError> {
+        let lag = Arc::new(AtomicU64::new(0));
+        let context = LagContext {
+            topic: target.config.topic.clone(),
+            lag: Arc::clone(&lag),
+        };
+        let config = target.client_config(&[
+            ("group.id", target.config.group_id.clone()),
+            ("enable.auto.commit", "false".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("auto.offset.reset", "earliest".into()),
+            (
+                "session.timeout.ms",
+                target.config.session_timeout_ms.to_string(),
+            ),
+            (
+                "queued.max.messages.kbytes",
+                target.config.consumer_prefetch_kbytes.to_string(),
+            ),
+            ("statistics.interval.ms", "5000".into()),
+            // Partitions added to the topic reach the group within half a minute.
+            ("topic.metadata.refresh.interval.ms", "30000".into()),
+        ]);
+        let consumer: StreamConsumer<LagContext> = config
+            .create_with_context(context)
+            .map_err(|e| unavailable("consumer", e))?;
+        consumer
+            .subscribe(&[&target.config.topic])
+            .map_err(|e| unavailable("subscribe", e))?;
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            topic: target.config.topic.clone(),
+            delivered: HashMap::new(),
+            lag,
+        })
+    }
+
+    fn take(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> QueuedRecord {
+        self.delivered
+            .insert(message.partition(), message.offset() + 1);
+        let mut record = record_from(
+            message.headers(),
+            message.timestamp().to_millis(),
+            message.payload().unwrap_or_default(),
+        );
+        record.partition_key = message
+            .key()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .map(str::to_owned);
+        record
+    }
+}
+
+#[async_trait]
+impl QueueConsumer for KafkaConsumer {
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<QueuedRecord>, QueueError> {
+        let consumer = Arc::clone(&self.consumer);
+        let mut batch = Vec::new();
+        let first = match tokio::time::timeout(wait, consumer.recv()).await {
+            Err(_) => return Ok(batch),
+            Ok(message) => message.map_err(|e| unavailable("receive", e))?,
+        };
+        batch.push(self.take(&first));
+        drop(first);
+        // Whatever else is already prefetched joins the batch without waiting.
+        while batch.len() < max {
+            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(self.take(&message)),
+                Ok(Err(e)) => return Err(unavailable("receive", e)),
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn commit(&mut self) -> Result<(), QueueError> {
+        if self.delivered.is_empty() {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &next) in &self.delivered {
+            offsets
+                .add_partition_offset(&self.topic, partition, Offset::Offset(next))
+                .map_err(|e| unavailable("commit", e))?;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let outcome =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+                .await
+                .map_err(|e| unavailable("commit", e))?;
+        self.delivered.clear();
+        match outcome {
+            Ok(()) => Ok(()),
+            // The group moved the partitions elsewhere meanwhile: their new owner reads from
+            // the last commit, so the batch is indexed again there, under the same ids.
+            Err(KafkaError::ConsumerCommit(code)) => {
+                tracing::warn!(error = %code, "offsets not committed after a rebalance; the new owner replays them");
+                Ok(())
+            }
+            Err(e) => Err(unavailable("commit", e)),
+        }
+    }
+
+    fn backlog(&self) -> Backlog {
+        Backlog {
+            records: self.lag.load(Ordering::Relaxed),
+            bytes: 0,
+            limit_bytes: usize::MAX,
+        }
+    }
+}
