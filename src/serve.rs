@@ -16,6 +16,8 @@ use sluice_common::http::{discard_unread_body, track_latency};
 use sluice_common::queue::kafka::{KafkaConsumer, KafkaDeadLetters, KafkaQueue, KafkaTarget};
 use sluice_common::queue::wal::WalQueue;
 use sluice_common::queue::{DeadLetterQueue, Queue, QueueConsumer};
+use sluice_common::store::EventStore;
+use sluice_common::store::null::NullStore;
 use sluice_common::store::tantivy::TantivyStore;
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::GeoIpDatabase;
@@ -68,11 +70,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
 
-    let StoreBackend::Tantivy(index_dir) = config.store_backend()?;
-    let store = Arc::new(
-        TantivyStore::open(&index_dir, config.store.writer_memory_mb * 1024 * 1024)
-            .context("opening the event store (is another sluice using this data directory?)")?,
-    );
+    let store: Arc<dyn EventStore> = match config.store_backend()? {
+        StoreBackend::Tantivy(index_dir) => Arc::new(
+            TantivyStore::open(&index_dir, config.store.writer_memory_mb * 1024 * 1024).context(
+                "opening the event store (is another sluice using this data directory?)",
+            )?,
+        ),
+        StoreBackend::Null => {
+            tracing::warn!("store.url = null://: documents are acknowledged and discarded");
+            Arc::new(NullStore)
+        }
+    };
     let queues = open_queue(&config).await?;
 
     let accounts = crate::backends::open_accounts(&config).await?;

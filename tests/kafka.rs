@@ -100,4 +100,23 @@ async fn events_flow_through_kafka_and_foreign_records_are_validated() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // The group's lag per partition, from librdkafka's statistics (every 5 s).
+    let gauge = "sluice_queue_partition_lag_records{";
+    let label = format!("topic=\"{topic}\"");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = server.get_text("/metrics").await;
+        if metrics
+            .lines()
+            .any(|l| l.starts_with(gauge) && l.contains(&label) && l.contains("partition=\""))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {gauge} in:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

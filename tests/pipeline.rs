@@ -257,3 +257,34 @@ async fn check_fraud(server: &Server, window: &Window, events: &[Value]) {
         "every pattern was planted: {seen_patterns:?}"
     );
 }
+
+/// `store.url = null://` (for benchmarking the processor alone): everything is processed and
+/// acknowledged, nothing is kept.
+#[tokio::test]
+async fn the_null_store_acknowledges_and_keeps_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), None, &[("SLUICE_STORE__URL", "null://")]);
+    let events = generate(5, 1_000, 1, 2);
+    let (status, answer) = server.post_ndjson("/api/logs/ingest", &events).await;
+    assert_eq!(status, 202, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = server.get_text("/metrics").await;
+        let indexed: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("sluice_events_indexed_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if indexed >= 1_000.0 {
+            assert_eq!(indexed, 1_000.0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "indexed {indexed} of 1000"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.total(json!({"size": 0})).await, 0);
+    assert!(!dir.path().join("index").exists());
+}

@@ -288,6 +288,8 @@ pub enum QueueBackend {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     Tantivy(PathBuf),
+    /// Acknowledges and discards, for benchmarking the processor alone.
+    Null,
 }
 
 impl Config {
@@ -333,10 +335,11 @@ impl Config {
                 Some(("tantivy", path)) if !path.is_empty() => {
                     Ok(StoreBackend::Tantivy(path.into()))
                 }
+                Some(("null", "")) => Ok(StoreBackend::Null),
                 _ => Err(ConfigError::Backend {
                     setting: "store.url",
                     url: url.clone(),
-                    reason: "this build supports the embedded store only: tantivy://PATH".into(),
+                    reason: "use tantivy://PATH, or null:// to discard (benchmarks)".into(),
                 }),
             },
         }
@@ -472,6 +475,20 @@ mod tests {
                 .to_string()
                 .contains("redis://")
         );
+    }
+
+    #[test]
+    fn kafka_queue_and_null_store_are_chosen_by_url() {
+        let mut config = Config::default();
+        config.queue.url = Some("kafka://k1:9092,k2:9092".into());
+        config.store.url = Some("null://".into());
+        assert_eq!(
+            config.queue_backend().expect("kafka"),
+            QueueBackend::Kafka("k1:9092,k2:9092".into())
+        );
+        assert_eq!(config.store_backend().expect("null"), StoreBackend::Null);
+        config.queue.url = Some("kafka://".into());
+        assert!(config.queue_backend().is_err(), "brokers are required");
     }
 
     #[test]

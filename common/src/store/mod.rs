@@ -4,6 +4,7 @@
 //! a store indexes) and ask with a [`SearchQuery`]; each adapter maps those onto its engine, so
 //! the processor and the api do not know which engine they talk to.
 
+pub mod null;
 pub mod tantivy;
 
 use std::sync::Arc;

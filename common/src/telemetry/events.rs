@@ -30,6 +30,7 @@ pub const FRAUD_DETECTED: &str = "sluice_fraud_detections_total";
 pub const FRAUD_INDICATORS: &str = "sluice_fraud_indicators_total";
 pub const HTTP_DURATION: &str = "sluice_http_request_duration_seconds";
 pub const AUTH_REFUSED: &str = "sluice_auth_refused_total";
+pub const PARTITION_LAG: &str = "sluice_queue_partition_lag_records";
 pub const LOGINS: &str = "sluice_auth_logins_total";
 
 pub(super) fn describe() {
@@ -38,6 +39,10 @@ pub(super) fn describe() {
         "Requests refused for missing or insufficient credentials, by reason"
     );
     describe_counter!(LOGINS, "Login attempts, by outcome");
+    describe_gauge!(
+        PARTITION_LAG,
+        "Records of a Kafka partition the processors' group has not consumed yet"
+    );
     describe_counter!(RECEIVED, "Records received by ingest, valid or not");
     describe_counter!(
         ACCEPTED,
@@ -348,5 +353,20 @@ impl InternalEvent for LoginAttempted<'_> {
             );
         }
         counter!(LOGINS, "outcome" => self.outcome).increment(1);
+    }
+}
+
+/// How far the processors' consumer group is behind on one Kafka partition, from librdkafka's
+/// statistics.
+pub struct QueuePartitionLag<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub records: u64,
+}
+
+impl InternalEvent for QueuePartitionLag<'_> {
+    fn emit(self) {
+        gauge!(PARTITION_LAG, "topic" => self.topic.to_owned(), "partition" => self.partition.to_string())
+            .set(self.records as f64);
     }
 }

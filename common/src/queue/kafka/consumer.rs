@@ -15,6 +15,8 @@ use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use super::{KafkaTarget, record_from, unavailable};
 use crate::event::QueuedRecord;
 use crate::queue::{Backlog, QueueConsumer, QueueError};
+use crate::telemetry::emit;
+use crate::telemetry::events::QueuePartitionLag;
 
 /// Keeps the group's total lag from librdkafka's periodic statistics.
 struct LagContext {
@@ -24,18 +26,22 @@ struct LagContext {
 
 impl ClientContext for LagContext {
     fn stats(&self, statistics: Statistics) {
-        let lag = statistics
-            .topics
-            .get(&self.topic)
-            .map(|topic| {
-                topic
-                    .partitions
-                    .values()
-                    .map(|p| u64::try_from(p.consumer_lag).unwrap_or(0))
-                    .sum()
-            })
-            .unwrap_or(0);
-        self.lag.store(lag, Ordering::Relaxed);
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let mut total = 0;
+        // Partition -1 is librdkafka's internal "unassigned" entry; -1 lag means not known yet.
+        for (&partition, stats) in topic.partitions.iter().filter(|(p, _)| **p >= 0) {
+            if let Ok(lag) = u64::try_from(stats.consumer_lag) {
+                total += lag;
+                emit(QueuePartitionLag {
+                    topic: &self.topic,
+                    partition,
+                    records: lag,
+                });
+            }
+        }
+        self.lag.store(total, Ordering::Relaxed);
     }
 }
 

@@ -1,0 +1,32 @@
+//! A store that acknowledges every document and keeps none (`store.url = null://`): for
+//! measuring the queue and the processor without an index in the way. Searches find nothing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{EventStore, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullStore;
+
+#[async_trait]
+impl EventStore for NullStore {
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        Ok(IndexReport {
+            indexed: documents.len(),
+            rejected: Vec::new(),
+        })
+    }
+
+    async fn search(&self, _: &SearchQuery) -> Result<SearchResults, StoreError> {
+        Ok(SearchResults {
+            total: 0,
+            hits: Vec::new(),
+        })
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
