@@ -15,9 +15,36 @@ const BATCHES_PER_WRITER: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_loses_and_duplicates_nothing() {
+    kill_and_recover(&[]).await;
+}
+
+/// The same with Kafka as the queue: the killed processor's uncommitted offsets are read again
+/// by the next member of its consumer group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_with_kafka_loses_and_duplicates_nothing() {
+    let brokers = std::env::var("TEST_KAFKA_BROKERS")
+        .expect("TEST_KAFKA_BROKERS: run the suite through scripts/test.sh");
+    let unique = format!("{}-{}", std::process::id(), sluice_common::now_ms());
+    let (url, topic, dead, group) = (
+        format!("kafka://{brokers}"),
+        format!("durability-{unique}"),
+        format!("durability-dead-{unique}"),
+        format!("durability-group-{unique}"),
+    );
+    kill_and_recover(&[
+        ("SLUICE_QUEUE__URL", &url),
+        ("SLUICE_QUEUE__KAFKA__TOPIC", &topic),
+        ("SLUICE_QUEUE__KAFKA__DEAD_LETTER_TOPIC", &dead),
+        ("SLUICE_QUEUE__KAFKA__GROUP_ID", &group),
+        ("SLUICE_QUEUE__KAFKA__SESSION_TIMEOUT_MS", "6000"),
+    ])
+    .await;
+}
+
+async fn kill_and_recover(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut server = Server::start(&data, None, &[]);
+    let mut server = Server::start(&data, None, env);
 
     // Two writers post batches until the server dies under them; each remembers what got a 202.
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -80,8 +107,8 @@ async fn kill_dash_nine_loses_and_duplicates_nothing() {
         "the kill landed mid-stream"
     );
 
-    // Start again on the same data: the WAL replays, the processor catches up.
-    let server = Server::start(&data, None, &[]);
+    // Start again on the same data: the queue replays, the processor catches up.
+    let server = Server::start(&data, None, env);
     let mut previous = u64::MAX;
     let mut total = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
