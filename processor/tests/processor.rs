@@ -54,6 +54,7 @@ fn record(n: usize) -> QueuedRecord {
         id: Some(format!("evt-{n}")),
         received_at_ms: sluice_common::now_ms(),
         source: Source::Http,
+        partition_key: None,
         payload: format!(
             r#"{{"log_type":"error","error_message":"disk full on node {n}","service":"db"}}"#
         )
