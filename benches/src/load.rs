@@ -2,7 +2,7 @@
 //! running `sluice serve`, then reports accepted events per second and how long until all of
 //! them are searchable. With `--server-pid` it also reports the server's peak RSS.
 //!
-//! `SLUICE_TOKEN=$(…login…) cargo run --release -p sluice-benches --bin sluice-load -- \
+//! `LOAD_TOKEN=$(…login…) cargo run --release -p sluice-benches --bin sluice-load -- \
 //!     --url http://127.0.0.1:8080 --events 1000000 --connections 4` (an analyst's or admin's
 //! access token: the generator both sends and searches; see docs/benchmarks.md).
 
@@ -38,8 +38,9 @@ struct Args {
     /// Give up waiting for searchability after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
-    /// Access token of an analyst or admin (`POST /api/auth/login`).
-    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    /// Access token of an analyst or admin (`POST /api/auth/login`). Not `SLUICE_*`: `sluice`
+    /// reads those as configuration and refuses unknown ones.
+    #[arg(long, env = "LOAD_TOKEN", hide_env_values = true)]
     token: String,
 }
 
