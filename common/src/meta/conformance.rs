@@ -78,6 +78,20 @@ pub async fn run(store: &dyn MetaStore) {
         .await
         .expect("find");
     assert_eq!(by_name.len(), 1);
+    assert_eq!(
+        store
+            .find_one(&USERS, &[("username", json!("bob"))])
+            .await
+            .expect("find one"),
+        Some(("u2".to_owned(), bob.clone()))
+    );
+    assert_eq!(
+        store
+            .find_one(&USERS, &[("username", json!("nobody"))])
+            .await
+            .expect("find one"),
+        None
+    );
     let second_page = store
         .find(
             &USERS,

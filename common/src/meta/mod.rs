@@ -76,6 +76,23 @@ pub trait MetaStore: Send + Sync {
         page: Page,
     ) -> Result<Vec<(String, Value)>, MetaError>;
 
+    /// The first document matching `filter` (a lookup by a unique field), as `(id, document)`.
+    async fn find_one(
+        &self,
+        collection: &Collection,
+        filter: Filter<'_>,
+    ) -> Result<Option<(String, Value)>, MetaError> {
+        let page = Page {
+            offset: 0,
+            limit: 1,
+        };
+        Ok(self
+            .find(collection, filter, page)
+            .await?
+            .into_iter()
+            .next())
+    }
+
     async fn count(&self, collection: &Collection, filter: Filter<'_>) -> Result<u64, MetaError>;
 
     /// Replaces the document `id` if it still matches `expected` (empty: whatever it holds), in

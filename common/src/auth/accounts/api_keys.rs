@@ -180,20 +180,10 @@ impl Accounts {
         if let Some(principal) = cached.and_then(|bytes| serde_json::from_slice(&bytes).ok()) {
             return Ok(principal);
         }
-        let found = self
+        let (id, document) = self
             .meta
-            .find(
-                &API_KEYS,
-                &[("hash", json!(hash))],
-                Page {
-                    offset: 0,
-                    limit: 1,
-                },
-            )
-            .await?;
-        let (id, document) = found
-            .into_iter()
-            .next()
+            .find_one(&API_KEYS, &[("hash", json!(hash))])
+            .await?
             .ok_or(AccountError::InvalidApiKey)?;
         let key = ApiKey::from_stored(id, document)?;
         let principal = ApiKeyPrincipal {

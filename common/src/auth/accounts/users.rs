@@ -175,20 +175,9 @@ impl Accounts {
         let Ok(username) = normalize_username(username) else {
             return Ok(None);
         };
-        let found = self
-            .meta
-            .find(
-                &USERS,
-                &[("username", json!(username))],
-                Page {
-                    offset: 0,
-                    limit: 1,
-                },
-            )
-            .await?;
-        found
-            .into_iter()
-            .next()
+        self.meta
+            .find_one(&USERS, &[("username", json!(username))])
+            .await?
             .map(|(id, document)| User::from_stored(id, document))
             .transpose()
     }

@@ -19,7 +19,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct KafkaQueue {
     producer: FutureProducer,
     topic: String,
-    buffer_kbytes: u64,
+    /// The producer buffer's bound, reported when it is full.
+    buffer_bytes: usize,
 }
 
 impl KafkaQueue {
@@ -28,7 +29,8 @@ impl KafkaQueue {
         Ok(KafkaQueue {
             producer,
             topic: target.config.topic.clone(),
-            buffer_kbytes: target.config.producer_buffer_kbytes,
+            buffer_bytes: usize::try_from(target.config.producer_buffer_kbytes * 1024)
+                .unwrap_or(usize::MAX),
         })
     }
 }
@@ -75,10 +77,8 @@ impl Queue for KafkaQueue {
                 return Err(match error {
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
                         QueueError::Full {
-                            backlog_bytes: usize::try_from(self.buffer_kbytes * 1024)
-                                .unwrap_or(usize::MAX),
-                            limit_bytes: usize::try_from(self.buffer_kbytes * 1024)
-                                .unwrap_or(usize::MAX),
+                            backlog_bytes: self.buffer_bytes,
+                            limit_bytes: self.buffer_bytes,
                         }
                     }
                     other => unavailable("delivery", other),
