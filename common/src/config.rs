@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::fraud::FraudConfig;
 use crate::queue::kafka::KafkaConfig;
 use crate::queue::wal::WalConfig;
+use crate::store::elasticsearch::ElasticsearchConfig;
 use crate::validate::Limits;
 
 #[derive(Debug, Error)]
@@ -44,6 +45,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub meta: MetaConfig,
     pub cache: CacheConfig,
+    pub kibana: KibanaConfig,
 }
 
 impl Default for Config {
@@ -61,6 +63,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             meta: MetaConfig::default(),
             cache: CacheConfig::default(),
+            kibana: KibanaConfig::default(),
         }
     }
 }
@@ -79,10 +82,13 @@ pub struct QueueConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `tantivy://PATH`; default `tantivy://<data_dir>/index`.
+    /// `tantivy://PATH` or `http(s)://HOST:PORT` (Elasticsearch); default
+    /// `tantivy://<data_dir>/index`.
     pub url: Option<String>,
     /// Indexing buffer of the embedded store, in MiB.
     pub writer_memory_mb: usize,
+    /// Settings of the Elasticsearch store (`[store.elasticsearch]`).
+    pub elasticsearch: ElasticsearchConfig,
 }
 
 impl Default for StoreConfig {
@@ -90,6 +96,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             writer_memory_mb: 64,
+            elasticsearch: ElasticsearchConfig::default(),
         }
     }
 }
@@ -262,6 +269,16 @@ impl Default for CacheConfig {
     }
 }
 
+/// Where `sluice setup` imports the Kibana saved objects (data view, visualisations, dashboard).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KibanaConfig {
+    /// `http(s)://HOST:5601`; none: `sluice setup` skips Kibana.
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
 /// Which meta store to use, decided from `meta.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaBackend {
@@ -288,6 +305,8 @@ pub enum QueueBackend {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     Tantivy(PathBuf),
+    /// The cluster's URL.
+    Elasticsearch(String),
     /// Acknowledges and discards, for benchmarking the processor alone.
     Null,
 }
@@ -335,11 +354,16 @@ impl Config {
                 Some(("tantivy", path)) if !path.is_empty() => {
                     Ok(StoreBackend::Tantivy(path.into()))
                 }
+                Some(("http" | "https", host)) if !host.is_empty() => Ok(
+                    StoreBackend::Elasticsearch(url.trim_end_matches('/').to_owned()),
+                ),
                 Some(("null", "")) => Ok(StoreBackend::Null),
                 _ => Err(ConfigError::Backend {
                     setting: "store.url",
                     url: url.clone(),
-                    reason: "use tantivy://PATH, or null:// to discard (benchmarks)".into(),
+                    reason: "use tantivy://PATH, http(s)://HOST:PORT for Elasticsearch, or \
+                             null:// to discard (benchmarks)"
+                        .into(),
                 }),
             },
         }
@@ -487,6 +511,11 @@ mod tests {
             QueueBackend::Kafka("k1:9092,k2:9092".into())
         );
         assert_eq!(config.store_backend().expect("null"), StoreBackend::Null);
+        config.store.url = Some("https://es.internal:9200/".into());
+        assert_eq!(
+            config.store_backend().expect("elasticsearch"),
+            StoreBackend::Elasticsearch("https://es.internal:9200".into())
+        );
         config.queue.url = Some("kafka://".into());
         assert!(config.queue_backend().is_err(), "brokers are required");
     }

@@ -2,6 +2,7 @@
 //! the queue position moves only after the store acknowledged the batch (or the records were
 //! dead-lettered), and a shutdown lets the batch in flight finish.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,52 +146,62 @@ impl Processor {
         }
     }
 
+    /// Writes until every document is indexed or refused for good. What the store refused for
+    /// now (overload, a shard moving) is sent again on its own after a back-off, not with the
+    /// whole batch; a failed write is retried whole. The queue position waits meanwhile.
     async fn write(
         &self,
         documents: &Arc<Vec<StoreDocument>>,
         shutdown: &CancellationToken,
     ) -> Result<IndexReport, Stop> {
+        let mut outcome = IndexReport::default();
         if documents.is_empty() {
-            return Ok(IndexReport::default());
+            return Ok(outcome);
         }
         let mut backoff = Backoff::new(
             Duration::from_millis(self.config.retry_initial_ms),
             Duration::from_millis(self.config.retry_max_ms),
         );
+        let mut pending = Arc::clone(documents);
         loop {
             let started = Instant::now();
-            match self.store.index(Arc::clone(documents)).await {
-                Ok(report) if report.rejected.iter().all(|r| !r.retryable) => {
+            let failure = match self.store.index(Arc::clone(&pending)).await {
+                Ok(report) => {
                     emit(StoreWritten {
                         documents: report.indexed,
                         duration: started.elapsed(),
                     });
-                    return Ok(report);
-                }
-                Ok(report) => {
-                    let retry_in = backoff.next_delay();
-                    let detail = format!(
+                    outcome.indexed += report.indexed;
+                    let (retry, refused): (Vec<_>, Vec<_>) =
+                        report.rejected.into_iter().partition(|r| r.retryable);
+                    outcome.rejected.extend(refused);
+                    if retry.is_empty() {
+                        return Ok(outcome);
+                    }
+                    let failure = format!(
                         "{} documents refused for now (first: {})",
-                        report.rejected.len(),
-                        report.rejected[0].reason
+                        retry.len(),
+                        retry[0].reason
                     );
-                    emit(StoreWriteFailed {
-                        error: &detail,
-                        attempt: backoff.attempt(),
-                        retry_in,
-                    });
-                    sleep_or_shutdown(retry_in, shutdown).await?;
+                    let again: HashSet<&str> = retry.iter().map(|r| r.id.as_str()).collect();
+                    pending = Arc::new(
+                        pending
+                            .iter()
+                            .filter(|d| again.contains(d.id.as_str()))
+                            .cloned()
+                            .collect(),
+                    );
+                    failure
                 }
-                Err(e) => {
-                    let retry_in = backoff.next_delay();
-                    emit(StoreWriteFailed {
-                        error: &e.to_string(),
-                        attempt: backoff.attempt(),
-                        retry_in,
-                    });
-                    sleep_or_shutdown(retry_in, shutdown).await?;
-                }
-            }
+                Err(e) => e.to_string(),
+            };
+            let retry_in = backoff.next_delay();
+            emit(StoreWriteFailed {
+                error: &failure,
+                attempt: backoff.attempt(),
+                retry_in,
+            });
+            sleep_or_shutdown(retry_in, shutdown).await?;
         }
     }
 

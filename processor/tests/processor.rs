@@ -12,7 +12,8 @@ use sluice_common::queue::wal::{WalConfig, WalQueue};
 use sluice_common::queue::{DeadLetterQueue, Queue};
 use sluice_common::store::tantivy::TantivyStore;
 use sluice_common::store::{
-    EventStore, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError,
+    EventStore, IndexReport, RejectedDocument, SearchQuery, SearchResults, StoreDocument,
+    StoreError,
 };
 use sluice_common::validate::Limits;
 use sluice_geoip::GeoResolver;
@@ -38,6 +39,53 @@ impl EventStore for Outage {
             return Err(StoreError::Write("connection refused".into()));
         }
         self.store.index(documents).await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
+        self.store.search(query).await
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready().await
+    }
+}
+
+/// The real tantivy store refusing every other document of its first write for now, as an
+/// overloaded Elasticsearch answers 429 for some items of a bulk request.
+struct PartlyOverloaded {
+    store: TantivyStore,
+    writes: std::sync::Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl EventStore for PartlyOverloaded {
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        let first = {
+            let mut writes = self.writes.lock().expect("lock");
+            writes.push(documents.len());
+            writes.len() == 1
+        };
+        if !first {
+            return self.store.index(documents).await;
+        }
+        let (refused, taken): (Vec<_>, Vec<_>) = documents
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 1);
+        let mut report = self
+            .store
+            .index(Arc::new(taken.into_iter().map(|(_, d)| d).collect()))
+            .await?;
+        report.rejected = refused
+            .into_iter()
+            .map(|(_, d)| RejectedDocument {
+                id: d.id,
+                reason: "es_rejected_execution_exception".into(),
+                retryable: true,
+            })
+            .collect();
+        Ok(report)
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
@@ -139,6 +187,34 @@ async fn store_outage_holds_the_queue_and_nothing_is_lost() {
     wait_for(async || store.search(&all()).await.expect("search").total == 50).await;
     wait_for(async || wal.backlog().records == 0).await;
     assert!(store.attempts.load(Ordering::SeqCst) >= 4);
+
+    shutdown.cancel();
+    running.await.expect("joins").expect("clean stop");
+}
+
+#[tokio::test]
+async fn documents_refused_for_now_are_sent_again_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
+        .await
+        .expect("wal");
+    let store = Arc::new(PartlyOverloaded {
+        store: TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("store"),
+        writes: std::sync::Mutex::new(Vec::new()),
+    });
+    wal.append((0..40).map(record).collect())
+        .await
+        .expect("append");
+    let (shutdown, running) = start(&wal, store.clone()).await;
+
+    wait_for(async || wal.backlog().records == 0).await;
+    assert_eq!(store.search(&all()).await.expect("search").total, 40);
+    assert_eq!(
+        *store.writes.lock().expect("lock"),
+        [40, 20],
+        "the retry carries only the refused half"
+    );
+    assert_eq!(wal.newest(10).await.expect("dead letters").total, 0);
 
     shutdown.cancel();
     running.await.expect("joins").expect("clean stop");

@@ -4,6 +4,9 @@
 //! a store indexes) and ask with a [`SearchQuery`]; each adapter maps those onto its engine, so
 //! the processor and the api do not know which engine they talk to.
 
+#[cfg(test)]
+mod conformance;
+pub mod elasticsearch;
 pub mod null;
 pub mod tantivy;
 
@@ -53,6 +56,11 @@ pub struct IndexReport {
     pub rejected: Vec<RejectedDocument>,
 }
 
+/// Levels are matched case-insensitively: producers write `ERROR`, `error` and `Error`.
+pub(crate) fn normalize_level(level: &str) -> String {
+    level.trim().to_ascii_lowercase()
+}
+
 /// Largest page a search may ask for.
 pub const MAX_SEARCH_SIZE: usize = 10_000;
 pub const DEFAULT_SEARCH_SIZE: usize = 20;
@@ -89,7 +97,8 @@ pub struct SearchResults {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Writes documents (a document with an id already present replaces it) and returns once
-    /// they are durable and visible to search. Shared, so a failed write can be retried as is.
+    /// they are durable; they are searchable at once in tantivy, after the next refresh (1 s by
+    /// default) in Elasticsearch. Shared, so a failed write can be retried as is.
     async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError>;
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;

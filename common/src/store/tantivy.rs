@@ -17,7 +17,10 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
 
-use super::{EventStore, Hit, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError};
+use super::{
+    EventStore, Hit, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError,
+    normalize_level,
+};
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -44,11 +47,6 @@ fn schema() -> (Schema, Fields) {
         source: builder.add_bytes_field("source", STORED),
     };
     (builder.build(), fields)
-}
-
-/// Levels are matched case-insensitively: producers write `ERROR`, `error` and `Error`.
-fn normalize_level(level: &str) -> String {
-    level.trim().to_ascii_lowercase()
 }
 
 #[derive(Clone)]
@@ -256,85 +254,13 @@ impl EventStore for TantivyStore {
 mod tests {
     use super::*;
     use crate::event::LogType;
-
-    fn document(id: &str, ts: i64, log_type: LogType, message: &str) -> StoreDocument {
-        StoreDocument {
-            id: id.into(),
-            timestamp_ms: ts,
-            log_type,
-            level: Some("ERROR".into()),
-            service: Some("checkout".into()),
-            message: Some(message.into()),
-            error_message: None,
-            source: format!("{{\"message\":\"{message}\"}}").into_bytes(),
-        }
-    }
-
-    fn all(size: usize) -> SearchQuery {
-        SearchQuery {
-            size,
-            ..SearchQuery::default()
-        }
-    }
+    use crate::store::conformance::document;
 
     #[tokio::test]
-    async fn same_id_overwrites_instead_of_duplicating() {
+    async fn tantivy_passes_the_conformance_suite() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
-        store
-            .index(Arc::new(vec![
-                document("a", 1, LogType::Error, "first"),
-                document("a", 1, LogType::Error, "replayed"),
-            ]))
-            .await
-            .expect("index");
-        store
-            .index(Arc::new(vec![document("a", 1, LogType::Error, "again")]))
-            .await
-            .expect("index");
-        let results = store.search(&all(10)).await.expect("search");
-        assert_eq!(results.total, 1);
-        assert_eq!(results.hits[0].source, br#"{"message":"again"}"#);
-    }
-
-    #[tokio::test]
-    async fn filters_text_time_and_newest_first() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
-        store
-            .index(Arc::new(vec![
-                document("1", 100, LogType::Error, "payment gateway timeout"),
-                document("2", 300, LogType::Error, "gateway refused"),
-                document("3", 200, LogType::Transaction, "gateway ok"),
-            ]))
-            .await
-            .expect("index");
-        let ids = |r: SearchResults| r.hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
-        let newest = store.search(&all(10)).await.expect("search");
-        assert_eq!(ids(newest), ["2", "3", "1"]);
-        let text = SearchQuery {
-            text: Some("gateway timeout".into()),
-            ..all(10)
-        };
-        assert_eq!(ids(store.search(&text).await.expect("search")), ["1"]);
-        let typed = SearchQuery {
-            log_type: Some(LogType::Error),
-            level: Some("error".into()),
-            service: Some("checkout".into()),
-            ..all(10)
-        };
-        assert_eq!(ids(store.search(&typed).await.expect("search")), ["2", "1"]);
-        let window = SearchQuery {
-            from_ms: Some(150),
-            to_ms: Some(300),
-            ..all(10)
-        };
-        assert_eq!(
-            ids(store.search(&window).await.expect("search")),
-            ["2", "3"]
-        );
-        let counted = store.search(&all(1)).await.expect("search");
-        assert_eq!((counted.total, counted.hits.len()), (3, 1));
+        crate::store::conformance::run(&store, || async {}).await;
     }
 
     #[tokio::test]
@@ -343,11 +269,21 @@ mod tests {
         {
             let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
             store
-                .index(Arc::new(vec![document("x", 5, LogType::Error, "kept")]))
+                .index(Arc::new(vec![document(
+                    "x",
+                    5,
+                    LogType::Error,
+                    "ERROR",
+                    "kept",
+                )]))
                 .await
                 .expect("index");
         }
         let store = TantivyStore::open(dir.path(), 20_000_000).expect("reopens");
-        assert_eq!(store.search(&all(10)).await.expect("search").total, 1);
+        let all = SearchQuery {
+            size: 10,
+            ..SearchQuery::default()
+        };
+        assert_eq!(store.search(&all).await.expect("search").total, 1);
     }
 }

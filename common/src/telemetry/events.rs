@@ -32,6 +32,8 @@ pub const HTTP_DURATION: &str = "sluice_http_request_duration_seconds";
 pub const AUTH_REFUSED: &str = "sluice_auth_refused_total";
 pub const PARTITION_LAG: &str = "sluice_queue_partition_lag_records";
 pub const LOGINS: &str = "sluice_auth_logins_total";
+pub const BULK_REQUESTS: &str = "sluice_store_bulk_duration_seconds";
+pub const BULK_BYTES: &str = "sluice_store_bulk_size_bytes";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -39,6 +41,11 @@ pub(super) fn describe() {
         "Requests refused for missing or insufficient credentials, by reason"
     );
     describe_counter!(LOGINS, "Login attempts, by outcome");
+    describe_histogram!(
+        BULK_REQUESTS,
+        "Elasticsearch _bulk request time, by outcome (ok, item_errors, failed)"
+    );
+    describe_histogram!(BULK_BYTES, "Elasticsearch _bulk request body size");
     describe_gauge!(
         PARTITION_LAG,
         "Records of a Kafka partition the processors' group has not consumed yet"
@@ -368,5 +375,40 @@ impl InternalEvent for QueuePartitionLag<'_> {
     fn emit(self) {
         gauge!(PARTITION_LAG, "topic" => self.topic.to_owned(), "partition" => self.partition.to_string())
             .set(self.records as f64);
+    }
+}
+
+/// One `_bulk` request to Elasticsearch came back (or failed as a whole).
+pub struct BulkRequestSent<'a> {
+    pub documents: usize,
+    pub bytes: usize,
+    pub duration: Duration,
+    /// `ok`, `item_errors` or `failed`.
+    pub outcome: &'static str,
+    /// Why the request failed as a whole, for the log.
+    pub error: Option<&'a str>,
+}
+
+impl InternalEvent for BulkRequestSent<'_> {
+    fn emit(self) {
+        let elapsed_ms = self.duration.as_millis() as u64;
+        match self.error {
+            Some(error) => warn!(
+                documents = self.documents,
+                bytes = self.bytes,
+                elapsed_ms,
+                error,
+                "Elasticsearch _bulk request failed"
+            ),
+            None => debug!(
+                documents = self.documents,
+                bytes = self.bytes,
+                elapsed_ms,
+                outcome = self.outcome,
+                "Elasticsearch _bulk request"
+            ),
+        }
+        histogram!(BULK_REQUESTS, "outcome" => self.outcome).record(self.duration.as_secs_f64());
+        histogram!(BULK_BYTES).record(self.bytes as f64);
     }
 }
