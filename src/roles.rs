@@ -1,0 +1,298 @@
+//! Running roles: ingest, processor and api, all of them in one process (`sluice serve`) or one
+//! per process (`sluice ingest|process|api`). A role opens only the backends it uses and serves
+//! its routes plus `/health`, `/ready` and `/metrics`.
+//!
+//! Startup opens every backend before listening, so a broken configuration fails loudly. Shutdown
+//! stops accepting requests, lets in-flight ones finish, then lets the processor finish its
+//! batch; what is still queued stays in the queue for the next start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use sluice_common::auth::authorize;
+use sluice_common::config::Config;
+use sluice_common::fraud::FraudEngine;
+use sluice_common::http::{discard_unread_body, track_latency};
+use sluice_common::telemetry::emit;
+use sluice_common::telemetry::events::GeoIpDatabase;
+use sluice_geoip::GeoResolver;
+use sluice_ingest::IngestState;
+use sluice_processor::{Pipeline, Processor};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::ConfigArgs;
+use crate::backends::{QueueFaces, open_queue, open_store};
+use crate::ops::OpsState;
+
+/// Flags of the commands that run roles (`serve`, `ingest`, `process`, `api`).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Where the embedded backends and the GeoIP database live (default ./data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// GeoIP City database (.mmdb); default: the first .mmdb in <data-dir>/geoip/.
+    #[arg(long, value_name = "PATH")]
+    geoip: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The configuration, with these flags over the file and the environment.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.config.as_deref())?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if let Some(geoip) = self.geoip {
+            config.geoip.path = Some(geoip);
+        }
+        Ok(config)
+    }
+}
+
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub ingest: bool,
+    pub process: bool,
+    pub api: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        ingest: true,
+        process: true,
+        api: true,
+    };
+    pub const INGEST: Roles = Roles {
+        ingest: true,
+        process: false,
+        api: false,
+    };
+    pub const PROCESS: Roles = Roles {
+        ingest: false,
+        process: true,
+        api: false,
+    };
+    pub const API: Roles = Roles {
+        ingest: false,
+        process: false,
+        api: true,
+    };
+
+    fn names(self) -> String {
+        [
+            (self.ingest, "ingest"),
+            (self.process, "process"),
+            (self.api, "api"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join("+")
+    }
+
+    /// Ingest and api check callers' credentials.
+    pub fn authenticates(self) -> bool {
+        self.ingest || self.api
+    }
+}
+
+/// Starts logging and the runtime, then the roles.
+pub fn run_blocking(config: Config, roles: Roles) -> anyhow::Result<()> {
+    crate::logging::init(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(config, roles))
+}
+
+pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
+    let metrics = sluice_common::telemetry::install_prometheus().map_err(anyhow::Error::msg)?;
+    if roles == Roles::ALL {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+    }
+
+    let store = if roles.process || roles.api {
+        Some(open_store(&config)?)
+    } else {
+        None
+    };
+    let mut queues = open_queue(
+        &config,
+        QueueFaces {
+            produce: roles.ingest,
+            consume: roles.process,
+            dead_letters: roles.process || roles.api,
+        },
+    )
+    .await?;
+
+    let accounts = if roles.authenticates() {
+        let accounts = crate::backends::open_accounts(&config).await?;
+        if roles.api && accounts.count_users().await? == 0 {
+            println!(
+                "No users yet. Create the first admin with:\n  \
+                 sluice user create --username admin --role admin --password-stdin{}",
+                config_hint(&config)
+            );
+        }
+        Some(accounts)
+    } else {
+        None
+    };
+
+    let shutdown = CancellationToken::new();
+    let processing = match (queues.consumer.take(), &store, &queues.dead_letters) {
+        (Some(consumer), Some(store), Some(dead_letters)) => {
+            let pipeline = Pipeline::new(
+                config.ingest.limits,
+                open_geoip(&config)?,
+                FraudEngine::new(config.fraud.clone()),
+            );
+            let processor = Processor::new(
+                consumer,
+                store.clone(),
+                dead_letters.clone(),
+                pipeline,
+                config.processor.clone(),
+            );
+            Some(tokio::spawn(processor.run(shutdown.clone())))
+        }
+        _ => None,
+    };
+
+    let mut app = Router::new();
+    if let (Some(queue), true) = (&queues.queue, roles.ingest) {
+        app = app.merge(sluice_ingest::router(IngestState {
+            queue: queue.clone(),
+            config: Arc::new(config.ingest.clone()),
+        }));
+    }
+    if let (Some(store), Some(dead_letters), Some(accounts), true) =
+        (&store, &queues.dead_letters, &accounts, roles.api)
+    {
+        app = app.merge(sluice_api::router(sluice_api::ApiState {
+            store: store.clone(),
+            dead_letters: dead_letters.clone(),
+            login: Arc::new(sluice_api::auth::LoginThrottle::new(
+                config.auth.login.clone(),
+                accounts.cache().clone(),
+            )),
+            accounts: accounts.clone(),
+        }));
+    }
+    app = app.merge(crate::ops::router(OpsState {
+        metrics,
+        queue: queues.queue.clone(),
+        store: store.clone(),
+        accounts: accounts.clone(),
+    }));
+    if let Some(accounts) = accounts {
+        app = app.layer(axum::middleware::from_fn_with_state(accounts, authorize));
+    }
+    let app = app
+        .layer(axum::middleware::from_fn(discard_unread_body))
+        .layer(axum::middleware::from_fn(track_latency));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    info!(%address, roles = %roles.names(), "sluice serving");
+    // On stdout, for people and for tests started on port 0.
+    println!("sluice listening on http://{address}");
+
+    // The peer address feeds the login throttle.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server")?;
+    shutdown.cancel();
+    if let Some(processing) = processing {
+        info!("HTTP stopped; letting the processor finish its batch");
+        processing
+            .await
+            .context("processor task")?
+            .context("processor")?;
+    }
+    info!("stopped cleanly");
+    Ok(())
+}
+
+/// ` --data-dir D` when the data directory is not the default, so the printed command
+/// reaches the same meta store.
+fn config_hint(config: &Config) -> String {
+    if config.data_dir == Config::default().data_dir {
+        String::new()
+    } else {
+        format!(" --data-dir {}", config.data_dir.display())
+    }
+}
+
+fn open_geoip(config: &Config) -> anyhow::Result<GeoResolver> {
+    let Some(path) = config.geoip_path() else {
+        let hint = format!(
+            "no GeoIP database (run scripts/fetch-geoip.sh, or pass --geoip PATH; looked in {})",
+            config.data_dir.join("geoip").display()
+        );
+        emit(GeoIpDatabase {
+            loaded: None,
+            detail: &hint,
+        });
+        return Ok(GeoResolver::without_database());
+    };
+    let resolver = GeoResolver::open(Some(path.clone()), config.geoip.cache_size)?;
+    let detail = resolver
+        .database()
+        .map(|db| format!("{} ({:?} schema)", db.database_type(), db.schema()))
+        .unwrap_or_default();
+    emit(GeoIpDatabase {
+        loaded: Some(&path.display().to_string()),
+        detail: &detail,
+    });
+    Ok(resolver)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    info!("shutdown requested");
+}
