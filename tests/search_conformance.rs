@@ -26,11 +26,17 @@ fn assert_same_answer(request: &Value, tantivy: &Value, elasticsearch: &Value) {
         "total for {request}"
     );
     let hits = |answer: &Value| -> Vec<Value> {
-        answer["hits"].as_array().expect("hits").iter().map(comparable).collect()
+        answer["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .map(comparable)
+            .collect()
     };
     let (left, right) = (hits(tantivy), hits(elasticsearch));
     assert_eq!(left.len(), right.len(), "page size for {request}");
-    let times = |hits: &[Value]| -> Vec<Value> { hits.iter().map(|h| h["@timestamp"].clone()).collect() };
+    let times =
+        |hits: &[Value]| -> Vec<Value> { hits.iter().map(|h| h["@timestamp"].clone()).collect() };
     assert_eq!(times(&left), times(&right), "order for {request}");
     let mut sorted = |mut hits: Vec<Value>| {
         hits.sort_by_key(|h| h["_id"].as_str().unwrap_or_default().to_owned());
@@ -46,8 +52,15 @@ fn assert_same_answer(request: &Value, tantivy: &Value, elasticsearch: &Value) {
 async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
     let elasticsearch = std::env::var("TEST_ELASTICSEARCH_URL")
         .expect("TEST_ELASTICSEARCH_URL: run the suite through scripts/test.sh");
-    let prefix = format!("conformance-{}-{}", std::process::id(), sluice_common::now_ms());
-    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let prefix = format!(
+        "conformance-{}-{}",
+        std::process::id(),
+        sluice_common::now_ms()
+    );
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
     let geoip = sample_geoip(dirs[0].path());
     let on_tantivy = Server::start(&dirs[0].path().join("data"), Some(&geoip), &[]);
     let on_elasticsearch = Server::start(
@@ -96,10 +109,16 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
         let elastic = on_elasticsearch.search(request.clone()).await;
         assert_same_answer(request, &tantivy, &elastic);
         let expect_some = request["query"] != "no-such-word-anywhere";
-        assert_eq!(tantivy["total"].as_u64() > Some(0), expect_some, "{request} matches");
+        assert_eq!(
+            tantivy["total"].as_u64() > Some(0),
+            expect_some,
+            "{request} matches"
+        );
     }
     assert_eq!(
-        on_tantivy.search(json!({"log_type": "error", "size": 0})).await["total"],
+        on_tantivy
+            .search(json!({"log_type": "error", "size": 0}))
+            .await["total"],
         json!(events.iter().filter(|e| e["log_type"] == "error").count()),
         "and both are right"
     );
