@@ -38,7 +38,7 @@ fn assert_same_answer(request: &Value, tantivy: &Value, elasticsearch: &Value) {
     let times =
         |hits: &[Value]| -> Vec<Value> { hits.iter().map(|h| h["@timestamp"].clone()).collect() };
     assert_eq!(times(&left), times(&right), "order for {request}");
-    let mut sorted = |mut hits: Vec<Value>| {
+    let sorted = |mut hits: Vec<Value>| {
         hits.sort_by_key(|h| h["_id"].as_str().unwrap_or_default().to_owned());
         hits
     };
