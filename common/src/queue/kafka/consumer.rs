@@ -1,6 +1,11 @@
 //! The processor's side: a consumer group member that hands out batches and commits, after the
 //! store has acknowledged them, the offsets of everything it handed out. Prefetch is bounded, so
 //! a backlog stays on the brokers instead of in memory; lag comes from librdkafka's statistics.
+//!
+//! Partitions can only be revoked inside `recv`, and `recv` runs only in `next_batch`, after the
+//! previous batch was committed: at a revoke, nothing this member processed is uncommitted, so
+//! the commit-on-revoke other consumers need is already done. A batch whose partitions moved
+//! while it was being written fails to commit and is replayed by the new owner (same ids).
 
 use std::collections::HashMap;
 use std::sync::Arc;
