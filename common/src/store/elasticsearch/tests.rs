@@ -195,3 +195,65 @@ fn credentials_in_the_url_or_mixed_are_refused() {
         .expect("refused");
     assert!(err.to_string().contains("/no/such/ca.pem"), "{err}");
 }
+
+/// The credentials reach the cluster as Elasticsearch documents them: `Basic` for a user,
+/// `ApiKey` with the encoded key. A listener records what arrives.
+#[tokio::test]
+async fn credentials_are_sent_as_elasticsearch_expects() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn authorization_sent(config: ElasticsearchConfig) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let store = ElasticStore::connect(&url, config).expect("client");
+        let answering = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0; 4096];
+            let read = socket.read(&mut request).await.expect("read");
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await
+                .expect("answer");
+            String::from_utf8_lossy(&request[..read]).into_owned()
+        });
+        store.ready().await.expect("ready");
+        let request = answering.await.expect("request");
+        request
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("authorization")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    let mut basic = config("basic");
+    basic.username = Some("sluice_writer".into());
+    basic.password = Some("s3cret".into());
+    assert_eq!(
+        authorization_sent(basic).await,
+        "Basic c2x1aWNlX3dyaXRlcjpzM2NyZXQ="
+    );
+    let mut key = config("key");
+    key.api_key = Some("VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==".into());
+    assert_eq!(
+        authorization_sent(key).await,
+        "ApiKey VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+    );
+}
+
+#[test]
+fn a_ca_file_that_is_not_pem_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, "not a certificate").expect("write");
+    let mut config = config("pem");
+    config.ca_cert = Some(path);
+    let err = ElasticStore::connect("https://127.0.0.1:9200", config)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("not a PEM certificate"), "{err}");
+}
