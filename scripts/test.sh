@@ -18,7 +18,10 @@ if ! command -v cc >/dev/null; then
   apt-get update -qq && apt-get install -y -qq build-essential
 fi
 
-# Redis and the MongoDB-wire stand-in, stopped again when this script exits.
+# A run builds each crate once: incremental state would only fill the disk (tens of GB here).
+export CARGO_INCREMENTAL=0
+
+# Redis and the MongoDB, Kafka and Elasticsearch stand-ins, stopped again when this script exits.
 source scripts/test-services.sh
 
 step "cargo fmt --check"
