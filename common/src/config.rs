@@ -82,8 +82,8 @@ pub struct QueueConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `tantivy://PATH` or `http(s)://HOST:PORT` (Elasticsearch); default
-    /// `tantivy://<data_dir>/index`.
+    /// `tantivy://PATH` or `http(s)://HOST:PORT[,http(s)://HOST:PORT…]` (Elasticsearch);
+    /// default `tantivy://<data_dir>/index`.
     pub url: Option<String>,
     /// Indexing buffer of the embedded store, in MiB.
     pub writer_memory_mb: usize,
@@ -305,7 +305,7 @@ pub enum QueueBackend {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     Tantivy(PathBuf),
-    /// The cluster's URL.
+    /// The cluster's node URLs, comma-separated.
     Elasticsearch(String),
     /// Acknowledges and discards, for benchmarking the processor alone.
     Null,

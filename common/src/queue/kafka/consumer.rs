@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
@@ -50,7 +52,21 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    /// Partitions that moved to another member stop counting here: their lag is now reported by
+    /// the new owner, and a stale value would be added twice in a sum over processors.
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            for element in partitions.elements_for_topic(&self.topic) {
+                emit(QueuePartitionLag {
+                    topic: &self.topic,
+                    partition: element.partition(),
+                    records: 0,
+                });
+            }
+        }
+    }
+}
 
 pub struct KafkaConsumer {
     consumer: Arc<StreamConsumer<LagContext>>,

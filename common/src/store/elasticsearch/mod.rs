@@ -27,7 +27,9 @@ use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::Url;
 use elasticsearch::http::response::Response;
-use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+use elasticsearch::http::transport::{
+    MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
+};
 use elasticsearch::indices::IndicesPutIndexTemplateParts;
 use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
 use futures::StreamExt;
@@ -53,23 +55,36 @@ pub struct ElasticStore {
 }
 
 impl ElasticStore {
-    /// A client for the cluster at `url` (`http(s)://host:port`). Nothing is sent yet: use
-    /// [`ElasticStore::ready`] to check that it answers.
+    /// A client for the cluster at `url` (`http(s)://host:port`, or several separated by
+    /// commas, used in turn). Nothing is sent yet: use [`ElasticStore::ready`] to check that it
+    /// answers.
     pub fn connect(url: &str, config: ElasticsearchConfig) -> Result<ElasticStore, StoreError> {
         let open_err = |detail: String| StoreError::Open {
             path: url.to_owned(),
             detail,
         };
-        let parsed = Url::parse(url).map_err(|e| open_err(format!("not a URL: {e}")))?;
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(open_err(
-                "put credentials in store.elasticsearch.username/password, not in the URL \
-                 (it shows up in logs)"
-                    .into(),
-            ));
+        let mut nodes = Vec::new();
+        for node in url.split(',').map(str::trim) {
+            let parsed =
+                Url::parse(node).map_err(|e| open_err(format!("{node:?} is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(open_err(format!("{node:?}: use http:// or https://")));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(open_err(
+                    "put credentials in store.elasticsearch.username/password, not in the URL \
+                     (it shows up in logs)"
+                        .into(),
+                ));
+            }
+            nodes.push(parsed);
         }
-        let mut transport = TransportBuilder::new(SingleNodeConnectionPool::new(parsed))
-            .timeout(Duration::from_millis(config.request_timeout_ms.max(1)));
+        let transport = match nodes.len() {
+            1 => TransportBuilder::new(SingleNodeConnectionPool::new(nodes.remove(0))),
+            _ => TransportBuilder::new(MultiNodeConnectionPool::round_robin(nodes, None)),
+        };
+        let mut transport =
+            transport.timeout(Duration::from_millis(config.request_timeout_ms.max(1)));
         transport = match (&config.username, &config.password, &config.api_key) {
             (Some(user), Some(password), None) => {
                 transport.auth(Credentials::Basic(user.clone(), password.clone()))

@@ -155,6 +155,18 @@ async fn unmappable_document_is_rejected_and_its_neighbours_kept() {
     );
 }
 
+/// With several nodes, requests go to each in turn: a dead node costs one retry, not the write.
+#[tokio::test]
+async fn a_node_list_is_used_in_turn() {
+    let both = format!("http://127.0.0.1:9,{}", test_url());
+    let store = ElasticStore::connect(&both, config("nodes")).expect("client");
+    let mut answered = 0;
+    for _ in 0..4 {
+        answered += usize::from(store.ready().await.is_ok());
+    }
+    assert_eq!(answered, 2, "every other request reaches the live node");
+}
+
 #[tokio::test]
 async fn unreachable_cluster_fails_the_write_as_a_whole() {
     // Nothing listens on port 9 of 127.0.0.1 (discard, never enabled).
@@ -188,6 +200,14 @@ fn credentials_in_the_url_or_mixed_are_refused() {
     mixed.username = Some("elastic".into());
     mixed.api_key = Some("a2V5OnNlY3JldA==".into());
     assert!(ElasticStore::connect("http://127.0.0.1:9200", mixed).is_err());
+    let not_http = ElasticStore::connect("http://127.0.0.1:9200,ftp://b:21", config("s"));
+    assert!(
+        not_http
+            .err()
+            .expect("refused")
+            .to_string()
+            .contains("ftp://b:21")
+    );
     let mut missing_ca = config("c");
     missing_ca.ca_cert = Some("/no/such/ca.pem".into());
     let err = ElasticStore::connect("https://127.0.0.1:9200", missing_ca)
