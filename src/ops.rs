@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sluice_common::auth::Accounts;
-use sluice_common::queue::Queue;
+use sluice_common::queue::{DeadLetterQueue, Queue};
 use sluice_common::store::EventStore;
 
 /// What `/ready` checks: the backends this process's roles opened.
@@ -19,6 +19,8 @@ use sluice_common::store::EventStore;
 pub struct OpsState {
     pub metrics: PrometheusHandle,
     pub queue: Option<Arc<dyn Queue>>,
+    /// For roles without a producer: the processor's and the api's way to the queue.
+    pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     pub store: Option<Arc<dyn EventStore>>,
     pub accounts: Option<Arc<Accounts>>,
 }
@@ -52,6 +54,12 @@ async fn ready(State(state): State<OpsState>) -> Response {
         let (meta, cache) = accounts.ready().await;
         record("meta", meta);
         record("cache", cache);
+    }
+    if let (None, Some(dead_letters)) = (&state.queue, &state.dead_letters) {
+        record(
+            "queue",
+            dead_letters.ready().await.map_err(|e| e.to_string()),
+        );
     }
     let mut body = json!({});
     if let Some(queue) = &state.queue {

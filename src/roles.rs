@@ -201,6 +201,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     app = app.merge(crate::ops::router(OpsState {
         metrics,
         queue: queues.queue.clone(),
+        dead_letters: queues.dead_letters.clone(),
         store: store.clone(),
         accounts: accounts.clone(),
     }));

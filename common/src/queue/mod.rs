@@ -115,4 +115,10 @@ pub trait DeadLetterQueue: Send + Sync {
 
     /// The newest `limit` dead letters, newest first.
     async fn newest(&self, limit: usize) -> Result<DeadLetterPage, QueueError>;
+
+    /// Whether the queue behind answers, for `/ready` of roles that hold no producer (the
+    /// processor, the api). An embedded queue that opened is always ready.
+    async fn ready(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{KafkaTarget, unavailable};
@@ -20,6 +20,8 @@ const DESCRIPTION: &str = "sluice-dead-letter";
 const REASON: &str = "sluice-reason";
 const CODE: &str = "sluice-code";
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Short, so `/ready` answers before a load balancer's probe gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct KafkaDeadLetters {
@@ -174,5 +176,20 @@ impl DeadLetterQueue for KafkaDeadLetters {
         .await
         .map_err(|e| unavailable("dead-letter reader", e))??;
         Ok(DeadLetterPage { total, letters })
+    }
+
+    /// The brokers answer a metadata request for the dead-letter topic.
+    async fn ready(&self) -> Result<(), QueueError> {
+        let producer = self.producer.clone();
+        let topic = self.target.config.dead_letter_topic.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), READY_TIMEOUT)
+                .map(drop)
+                .map_err(|e| unavailable("metadata", e))
+        })
+        .await
+        .map_err(|e| unavailable("metadata", e))?
     }
 }

@@ -186,4 +186,10 @@ fn an_unreachable_broker_fails_the_append_with_a_clear_error() {
         matches!(outcome, Err(QueueError::Unavailable(_))),
         "{outcome:?}"
     );
+    let dead_letters = KafkaDeadLetters::connect(&target).expect("connect lazily");
+    let ready = runtime.block_on(dead_letters.ready());
+    assert!(
+        matches!(ready, Err(QueueError::Unavailable(_))),
+        "{ready:?}"
+    );
 }
