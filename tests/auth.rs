@@ -94,6 +94,12 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("PUT", "/{index}/_bulk", Expect::Ingest),
     ("POST", "/api/logs/search", Expect::AtLeast(Role::Analyst)),
     ("GET", "/api/logs/recent", Expect::AtLeast(Role::Viewer)),
+    ("GET", "/api/logs/types", Expect::AtLeast(Role::Viewer)),
+    (
+        "GET",
+        "/api/logs/search/services",
+        Expect::AtLeast(Role::Analyst),
+    ),
     ("GET", "/api/dead-letters", Expect::AtLeast(Role::Admin)),
     ("POST", "/api/auth/register", Expect::Public),
     ("POST", "/api/auth/login", Expect::Public),

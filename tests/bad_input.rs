@@ -190,6 +190,30 @@ async fn whole_request_errors_have_status_and_json_body() {
             .expect("message")
             .contains("qeury")
     );
+    // Counting endpoints: a reversed range, an unreadable time, a typo and a huge limit.
+    for (path, names) in [
+        (
+            "/api/logs/types?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "from is after to",
+        ),
+        ("/api/logs/types?from=yesterday", "from"),
+        ("/api/logs/types?form=1", "form"),
+        (
+            "/api/logs/search/services?limit=100000",
+            "between 0 and 1000",
+        ),
+    ] {
+        let response = server
+            .http
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), 400, "{path}");
+        let answer: Value = response.json().await.expect("json");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{path}: {answer}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

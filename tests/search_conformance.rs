@@ -135,6 +135,67 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
                 .expect("json")
         }
     };
+    // Counts by type and by service: the same on both stores, and what the events say.
+    let mut expected_types = support::count_by_type(&events);
+    for server in [&on_tantivy, &on_elasticsearch] {
+        let types = server.get_json("/api/logs/types").await;
+        assert_eq!(types["total"], 3_000, "{types}");
+        let listed = types["types"].as_array().expect("types");
+        assert_eq!(listed.len(), 5, "every type, even without events: {types}");
+        for entry in listed {
+            let log_type = entry["log_type"].as_str().expect("log_type");
+            let expected = expected_types.get(log_type).copied().unwrap_or(0);
+            assert_eq!(entry["count"], expected, "{log_type}: {types}");
+        }
+        let counts: Vec<u64> = listed.iter().filter_map(|t| t["count"].as_u64()).collect();
+        assert!(
+            counts.windows(2).all(|w| w[0] >= w[1]),
+            "most first: {types}"
+        );
+    }
+    expected_types.clear();
+    let mut expected_services = std::collections::BTreeMap::new();
+    for event in &events {
+        if let Some(service) = event["service"].as_str() {
+            *expected_services.entry(service.to_owned()).or_insert(0u64) += 1;
+        }
+    }
+    let services_of = |answer: &Value| -> std::collections::BTreeMap<String, u64> {
+        answer["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .map(|s| {
+                (
+                    s["service"].as_str().expect("service").to_owned(),
+                    s["count"].as_u64().expect("count"),
+                )
+            })
+            .collect()
+    };
+    let on_both = [
+        on_tantivy.get_json("/api/logs/search/services").await,
+        on_elasticsearch.get_json("/api/logs/search/services").await,
+    ];
+    assert_eq!(on_both[0], on_both[1], "services, in the same order");
+    assert_eq!(services_of(&on_both[0]), expected_services);
+    let window = format!(
+        "/api/logs/search/services?from={}&to={}&limit=2",
+        now - 3 * hour,
+        now - 2 * hour
+    );
+    let windowed = on_tantivy.get_json(&window).await;
+    assert_eq!(
+        windowed,
+        on_elasticsearch.get_json(&window).await,
+        "{window}"
+    );
+    assert_eq!(
+        windowed["services"].as_array().map(Vec::len),
+        Some(2),
+        "{windowed}"
+    );
+
     let request = json!("GET /api/logs/recent?limit=25");
     assert_same_answer(
         &request,

@@ -2,11 +2,11 @@
 //! the record as it was received.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sluice_common::event::format_rfc3339_ms;
-use sluice_common::http::ApiError;
+use sluice_common::http::{ApiError, QueryParams};
 use sluice_common::queue::DeadLetter;
 
 use crate::ApiState;
@@ -55,7 +55,7 @@ impl From<DeadLetter> for Letter {
 
 pub async fn list(
     State(state): State<ApiState>,
-    Query(params): Query<Params>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Json<Answer>, ApiError> {
     let limit = size(params.limit, 50, 1_000)?;
     let page = state.dead_letters.newest(limit).await.map_err(|e| {

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod dead_letters;
+mod logs;
 mod search;
 mod time_param;
 mod users;
@@ -30,6 +31,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/logs/search", post(search::search))
         .route("/api/logs/recent", get(search::recent))
+        .route("/api/logs/types", get(logs::types))
+        .route("/api/logs/search/services", get(logs::services))
         .route("/api/dead-letters", get(dead_letters::list))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))

@@ -2,18 +2,18 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sluice_common::event::LogType;
-use sluice_common::http::ApiError;
+use sluice_common::http::{ApiError, QueryParams};
 use sluice_common::store::{
     DEFAULT_SEARCH_SIZE, Hit, MAX_SEARCH_SIZE, SearchQuery, SearchResults, StoreError,
 };
 
 use crate::ApiState;
-use crate::time_param::TimeParam;
+use crate::time_param::{TimeParam, time_range};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,19 +60,7 @@ fn to_query(request: SearchRequest) -> Result<SearchQuery, ApiError> {
             })
         })
         .transpose()?;
-    let bound = |name: &str, param: Option<TimeParam>| {
-        param
-            .map(|p| p.to_ms())
-            .transpose()
-            .map_err(|e| ApiError::bad_request("invalid_request", format!("{name}: {e}")))
-    };
-    let from_ms = bound("from", request.from)?;
-    let to_ms = bound("to", request.to)?;
-    if let (Some(from), Some(to)) = (from_ms, to_ms)
-        && from > to
-    {
-        return Err(ApiError::bad_request("invalid_request", "from is after to"));
-    }
+    let (from_ms, to_ms) = time_range(request.from, request.to)?;
     Ok(SearchQuery {
         text: request.query.filter(|q| !q.trim().is_empty()),
         log_type,
@@ -105,7 +93,7 @@ const RECENT_MAX: usize = 1_000;
 
 pub async fn recent(
     State(state): State<ApiState>,
-    Query(params): Query<RecentParams>,
+    QueryParams(params): QueryParams<RecentParams>,
 ) -> Result<Json<SearchAnswer>, ApiError> {
     let query = SearchQuery {
         size: size(params.limit, RECENT_DEFAULT, RECENT_MAX)?,
@@ -128,7 +116,7 @@ fn hit_json(hit: Hit) -> Result<Box<RawValue>, ApiError> {
     serde_json::value::to_raw_value(&document).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",

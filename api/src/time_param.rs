@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use sluice_common::event::{check_epoch_ms_value, parse_timestamp};
+use sluice_common::http::ApiError;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -17,6 +18,27 @@ impl TimeParam {
             TimeParam::Text(text) => parse_timestamp(text.trim()).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// `from` and `to` as inclusive epoch milliseconds, each optional, refused when unreadable or
+/// out of order.
+pub fn time_range(
+    from: Option<TimeParam>,
+    to: Option<TimeParam>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let bound = |name: &str, param: Option<TimeParam>| {
+        param
+            .map(|p| p.to_ms())
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_request", format!("{name}: {e}")))
+    };
+    let (from_ms, to_ms) = (bound("from", from)?, bound("to", to)?);
+    if let (Some(from), Some(to)) = (from_ms, to_ms)
+        && from > to
+    {
+        return Err(ApiError::bad_request("invalid_request", "from is after to"));
+    }
+    Ok((from_ms, to_ms))
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! admin nor changing an admin); admins also delete. The last admin stays.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_common::auth::Role;
 use sluice_common::auth::accounts::{AccountError, ProfileChange, UserFilter};
-use sluice_common::http::{ApiError, JsonBody};
+use sluice_common::http::{ApiError, JsonBody, QueryParams};
 use sluice_common::meta::Page;
 
 use crate::ApiState;
@@ -34,7 +34,7 @@ fn role_param(field: &'static str, text: &str) -> Result<Role, ApiError> {
 
 pub async fn list(
     State(state): State<ApiState>,
-    Query(params): Query<ListParams>,
+    QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {

@@ -12,8 +12,8 @@ use sluice_common::queue::wal::{WalConfig, WalQueue};
 use sluice_common::queue::{DeadLetterQueue, Queue};
 use sluice_common::store::tantivy::TantivyStore;
 use sluice_common::store::{
-    EventStore, IndexReport, RejectedDocument, SearchQuery, SearchResults, StoreDocument,
-    StoreError,
+    CountField, EventStore, IndexReport, RejectedDocument, SearchQuery, SearchResults,
+    StoreDocument, StoreError, ValueCount,
 };
 use sluice_common::validate::Limits;
 use sluice_geoip::GeoResolver;
@@ -43,6 +43,15 @@ impl EventStore for Outage {
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
         self.store.search(query).await
+    }
+
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: CountField,
+        size: usize,
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        self.store.count_by(query, field, size).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -90,6 +99,15 @@ impl EventStore for PartlyOverloaded {
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
         self.store.search(query).await
+    }
+
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: CountField,
+        size: usize,
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        self.store.count_by(query, field, size).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -30,6 +30,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     // Reading logs.
     ("POST", "/api/logs/search", Access::User(Role::Analyst)),
     ("GET", "/api/logs/recent", Access::User(Role::Viewer)),
+    ("GET", "/api/logs/types", Access::User(Role::Viewer)),
+    (
+        "GET",
+        "/api/logs/search/services",
+        Access::User(Role::Analyst),
+    ),
     ("GET", "/api/dead-letters", Access::User(Role::Admin)),
     // Accounts.
     ("POST", "/api/auth/register", Access::Public),

@@ -3,9 +3,11 @@
 
 mod json;
 mod linger;
+mod query;
 
 pub use json::JsonBody;
 pub use linger::discard_unread_body;
+pub use query::QueryParams;
 
 use std::time::Instant;
 

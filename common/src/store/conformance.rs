@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{EventStore, SearchQuery, SearchResults, StoreDocument};
+use super::{CountField, EventStore, SearchQuery, SearchResults, StoreDocument, ValueCount};
 use crate::event::{LogType, write_rfc3339_ms};
 
 pub fn document(
@@ -155,4 +155,46 @@ where
         ..all(10)
     };
     assert_eq!(store.search(&nothing).await.expect("search").total, 0);
+
+    // Counting by a field: most frequent first, levels in any case counted as one.
+    let counts = |pairs: &[(&str, u64)]| -> Vec<ValueCount> {
+        pairs
+            .iter()
+            .map(|(value, count)| ValueCount {
+                value: (*value).into(),
+                count: *count,
+            })
+            .collect()
+    };
+    let by = |query: SearchQuery, field, size| async move {
+        store.count_by(&query, field, size).await.expect("count")
+    };
+    assert_eq!(
+        by(all(0), CountField::LogType, 10).await,
+        counts(&[("error", 3), ("transaction", 1)])
+    );
+    assert_eq!(
+        by(all(0), CountField::Level, 10).await,
+        counts(&[("error", 3), ("info", 1)])
+    );
+    assert_eq!(
+        by(all(0), CountField::LogType, 1).await,
+        counts(&[("error", 3)]),
+        "the most frequent only"
+    );
+    let gateway = SearchQuery {
+        text: Some("gateway".into()),
+        ..all(0)
+    };
+    assert_eq!(
+        by(gateway, CountField::LogType, 10).await,
+        counts(&[("error", 2), ("transaction", 1)]),
+        "text narrows the count"
+    );
+    assert_eq!(
+        by(window, CountField::Service, 10).await,
+        counts(&[("checkout", 2)]),
+        "so does time"
+    );
+    assert_eq!(by(nothing, CountField::Service, 10).await, counts(&[]));
 }

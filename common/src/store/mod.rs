@@ -94,6 +94,80 @@ pub struct SearchResults {
     pub hits: Vec<Hit>,
 }
 
+/// Fields events can be counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountField {
+    LogType,
+    Level,
+    Service,
+}
+
+impl CountField {
+    /// The field's name in the document, in both stores.
+    pub fn name(self) -> &'static str {
+        match self {
+            CountField::LogType => "log_type",
+            CountField::Level => "level",
+            CountField::Service => "service",
+        }
+    }
+}
+
+/// How many matching events have one value of a [`CountField`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Both stores answer a terms aggregation in Elasticsearch's shape (tantivy's aggregation module
+/// speaks the same dialect), so one reader serves both: most frequent first, ties by value, so
+/// the two stores order ties alike. Levels are lowercased and merged: both stores index them
+/// lowercased, and merging again costs nothing where they did, and is right where a cluster's
+/// mapping predates the normalizer.
+pub(crate) fn read_terms(
+    answer: &serde_json::Value,
+    field: CountField,
+) -> Result<Vec<ValueCount>, StoreError> {
+    let buckets = answer["buckets"]
+        .as_array()
+        .ok_or_else(|| StoreError::Search(format!("terms answer without buckets: {answer}")))?;
+    let mut counts = buckets
+        .iter()
+        .map(|bucket| {
+            let value = match &bucket["key"] {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            let count = bucket["doc_count"].as_u64().ok_or_else(|| {
+                StoreError::Search(format!("terms bucket without doc_count: {bucket}"))
+            })?;
+            Ok(ValueCount { value, count })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if field == CountField::Level {
+        let mut merged: Vec<ValueCount> = Vec::with_capacity(counts.len());
+        for count in counts {
+            let value = normalize_level(&count.value);
+            match merged.iter_mut().find(|m| m.value == value) {
+                Some(existing) => existing.count += count.count,
+                None => merged.push(ValueCount {
+                    value,
+                    count: count.count,
+                }),
+            }
+        }
+        counts = merged;
+    }
+    counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    Ok(counts)
+}
+
+/// The terms aggregation both stores run, as Elasticsearch query DSL.
+pub(crate) fn terms_aggregation(field: CountField, size: usize) -> serde_json::Value {
+    serde_json::json!({ "terms": { "field": field.name(), "size": size.max(1) } })
+}
+
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Writes documents (a document with an id already present replaces it) and returns once
@@ -102,6 +176,15 @@ pub trait EventStore: Send + Sync {
     async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError>;
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
+
+    /// The `size` most frequent values of `field` among the events `query` matches (its text,
+    /// filters and time range; not its page size), most frequent first.
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: CountField,
+        size: usize,
+    ) -> Result<Vec<ValueCount>, StoreError>;
 
     /// Whether the store answers; `/ready` reports it.
     async fn ready(&self) -> Result<(), StoreError>;

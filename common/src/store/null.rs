@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{EventStore, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError};
+use super::{
+    CountField, EventStore, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError,
+    ValueCount,
+};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NullStore;
@@ -24,6 +27,15 @@ impl EventStore for NullStore {
             total: 0,
             hits: Vec::new(),
         })
+    }
+
+    async fn count_by(
+        &self,
+        _: &SearchQuery,
+        _: CountField,
+        _: usize,
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        Ok(Vec::new())
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

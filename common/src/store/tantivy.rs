@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::{
@@ -18,8 +20,8 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
 
 use super::{
-    EventStore, Hit, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError,
-    normalize_level,
+    CountField, EventStore, Hit, IndexReport, SearchQuery, SearchResults, StoreDocument,
+    StoreError, ValueCount, normalize_level,
 };
 
 #[derive(Clone, Copy)]
@@ -218,6 +220,29 @@ impl TantivyStore {
     }
 }
 
+impl TantivyStore {
+    fn run_count(
+        inner: &Inner,
+        query: &SearchQuery,
+        field: CountField,
+        size: usize,
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        let searcher = inner.reader.searcher();
+        let tantivy_query = Self::query(inner, query)?;
+        let request: Aggregations = serde_json::from_value(
+            serde_json::json!({ "by": super::terms_aggregation(field, size) }),
+        )
+        .map_err(|e| StoreError::Search(format!("aggregation request: {e}")))?;
+        let collector = AggregationCollector::from_aggs(request, AggregationLimitsGuard::default());
+        let results = searcher
+            .search(&tantivy_query, &collector)
+            .map_err(|e| StoreError::Search(e.to_string()))?;
+        let answer = serde_json::to_value(results)
+            .map_err(|e| StoreError::Search(format!("aggregation answer: {e}")))?;
+        super::read_terms(&answer["by"], field)
+    }
+}
+
 #[async_trait]
 impl EventStore for TantivyStore {
     async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
@@ -234,6 +259,19 @@ impl EventStore for TantivyStore {
         let inner = Arc::clone(&self.inner);
         let query = query.clone();
         tokio::task::spawn_blocking(move || Self::run_search(&inner, &query))
+            .await
+            .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))?
+    }
+
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: CountField,
+        size: usize,
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || Self::run_count(&inner, &query, field, size))
             .await
             .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))?
     }

@@ -37,8 +37,8 @@ use futures::StreamExt;
 pub use config::ElasticsearchConfig;
 
 use super::{
-    EventStore, IndexReport, RejectedDocument, SearchQuery, SearchResults, StoreDocument,
-    StoreError,
+    CountField, EventStore, IndexReport, RejectedDocument, SearchQuery, SearchResults,
+    StoreDocument, StoreError, ValueCount,
 };
 use crate::telemetry::emit;
 use crate::telemetry::events::BulkRequestSent;
@@ -136,6 +136,23 @@ impl ElasticStore {
             .await
             .map(drop)
             .map_err(StoreError::Write)
+    }
+
+    /// A `_search` over every Sluice index; the raw answer.
+    async fn search_request(&self, body: serde_json::Value) -> Result<bytes::Bytes, StoreError> {
+        let pattern = format!("{}-*", self.config.index_prefix);
+        let response = self
+            .client
+            .search(SearchParts::Index(&[&pattern]))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Search(format!("Elasticsearch at {} is unreachable: {e}", self.url))
+            })?;
+        checked(response, "search")
+            .await
+            .map_err(StoreError::Search)
     }
 
     fn unreachable(&self, e: &elasticsearch::Error) -> StoreError {
@@ -257,20 +274,26 @@ impl EventStore for ElasticStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
-        let pattern = format!("{}-*", self.config.index_prefix);
-        let response = self
-            .client
-            .search(SearchParts::Index(&[&pattern]))
-            .body(query::search_body(query))
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::Search(format!("Elasticsearch at {} is unreachable: {e}", self.url))
-            })?;
-        let answer = checked(response, "search")
-            .await
-            .map_err(StoreError::Search)?;
+        let answer = self.search_request(query::search_body(query)).await?;
         query::read_answer(&answer).map_err(StoreError::Search)
+    }
+
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: CountField,
+        size: usize,
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        let answer = self
+            .search_request(query::count_body(query, field, size))
+            .await?;
+        let answer: serde_json::Value = serde_json::from_slice(&answer)
+            .map_err(|e| StoreError::Search(format!("unreadable aggregation answer: {e}")))?;
+        match answer.get("aggregations") {
+            // No index matched the pattern yet: nothing to count.
+            None => Ok(Vec::new()),
+            Some(aggregations) => super::read_terms(&aggregations["by"], field),
+        }
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

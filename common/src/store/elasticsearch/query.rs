@@ -7,9 +7,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::store::{Hit, MAX_SEARCH_SIZE, SearchQuery, SearchResults, normalize_level};
+use crate::store::{
+    CountField, Hit, MAX_SEARCH_SIZE, SearchQuery, SearchResults, normalize_level,
+    terms_aggregation,
+};
 
-pub(super) fn search_body(query: &SearchQuery) -> Value {
+/// The `bool` query of a search: its text, filters and time range.
+fn bool_query(query: &SearchQuery) -> Value {
     let mut filters = Vec::new();
     if let Some(log_type) = query.log_type {
         filters.push(json!({ "term": { "log_type": log_type.as_str() } }));
@@ -43,11 +47,24 @@ pub(super) fn search_body(query: &SearchQuery) -> Value {
             }
         }));
     }
+    json!({ "bool": { "filter": filters, "must": must } })
+}
+
+pub(super) fn search_body(query: &SearchQuery) -> Value {
     json!({
         "size": query.size.min(MAX_SEARCH_SIZE),
         "track_total_hits": true,
-        "query": { "bool": { "filter": filters, "must": must } },
+        "query": bool_query(query),
         "sort": [{ "@timestamp": { "order": "desc", "unmapped_type": "date" } }],
+    })
+}
+
+/// Counts by `field` over what `query` matches: no hits, one terms aggregation.
+pub(super) fn count_body(query: &SearchQuery, field: CountField, size: usize) -> Value {
+    json!({
+        "size": 0,
+        "query": bool_query(query),
+        "aggs": { "by": terms_aggregation(field, size) },
     })
 }
 
