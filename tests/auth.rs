@@ -95,6 +95,7 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("POST", "/api/logs/search", Expect::AtLeast(Role::Analyst)),
     ("GET", "/api/logs/recent", Expect::AtLeast(Role::Viewer)),
     ("GET", "/api/logs/types", Expect::AtLeast(Role::Viewer)),
+    ("GET", "/api/logs/stats", Expect::AtLeast(Role::Viewer)),
     (
         "GET",
         "/api/logs/search/services",

@@ -153,6 +153,36 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
             "most first: {types}"
         );
     }
+    let stats = [
+        on_tantivy.get_json("/api/logs/stats").await,
+        on_elasticsearch.get_json("/api/logs/stats").await,
+    ];
+    assert_eq!(stats[0], stats[1], "stats");
+    assert_eq!(stats[0]["total"], 3_000);
+    let by_type: std::collections::BTreeMap<String, u64> = stats[0]["by_type"]
+        .as_array()
+        .expect("by_type")
+        .iter()
+        .map(|c| {
+            (
+                c["value"].as_str().expect("value").to_owned(),
+                c["count"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    assert_eq!(by_type, expected_types, "stats by type");
+    let levels: u64 = stats[0]["by_level"]
+        .as_array()
+        .expect("by_level")
+        .iter()
+        .filter_map(|c| c["count"].as_u64())
+        .sum();
+    let with_level = events.iter().filter(|e| e["level"].is_string()).count() as u64;
+    assert_eq!(
+        levels, with_level,
+        "every levelled event counted once: {}",
+        stats[0]
+    );
     expected_types.clear();
     let mut expected_services = std::collections::BTreeMap::new();
     for event in &events {

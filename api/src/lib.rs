@@ -32,6 +32,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/search", post(search::search))
         .route("/api/logs/recent", get(search::recent))
         .route("/api/logs/types", get(logs::types))
+        .route("/api/logs/stats", get(logs::stats))
         .route("/api/logs/search/services", get(logs::services))
         .route("/api/dead-letters", get(dead_letters::list))
         .route("/api/auth/register", post(auth::register))

@@ -1,5 +1,5 @@
-//! `GET /api/logs/types` and `GET /api/logs/search/services`: what there is to look at, counted
-//! by the store over a time range, for pickers and the dashboard.
+//! `GET /api/logs/types`, `GET /api/logs/stats` and `GET /api/logs/search/services`: what there
+//! is to look at, counted by the store over a time range, for pickers and the dashboard.
 
 use axum::Json;
 use axum::extract::State;
@@ -103,5 +103,60 @@ pub async fn services(
                 count: c.count,
             })
             .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatsAnswer {
+    total: u64,
+    by_type: Vec<Counted>,
+    by_level: Vec<Counted>,
+    /// The ten services with the most events.
+    top_services: Vec<Counted>,
+}
+
+#[derive(Debug, Serialize)]
+struct Counted {
+    value: String,
+    count: u64,
+}
+
+const TOP_SERVICES: usize = 10;
+/// More levels than any logging library has; the rest would be noise.
+const MAX_LEVELS: usize = 20;
+
+/// Events in the range by type, by level and by service, in one answer (three counts at once).
+pub async fn stats(
+    State(state): State<ApiState>,
+    QueryParams(params): QueryParams<RangeParams>,
+) -> Result<Json<StatsAnswer>, ApiError> {
+    if params.limit.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "limit does not apply to /api/logs/stats",
+        ));
+    }
+    let query = range_query(&params)?;
+    let store = &state.store;
+    let (by_type, by_level, top_services) = tokio::try_join!(
+        store.count_by(&query, CountField::LogType, LogType::ALL.len()),
+        store.count_by(&query, CountField::Level, MAX_LEVELS),
+        store.count_by(&query, CountField::Service, TOP_SERVICES),
+    )
+    .map_err(store_error)?;
+    let counted = |counts: Vec<sluice_common::store::ValueCount>| -> Vec<Counted> {
+        counts
+            .into_iter()
+            .map(|c| Counted {
+                value: c.value,
+                count: c.count,
+            })
+            .collect()
+    };
+    Ok(Json(StatsAnswer {
+        total: by_type.iter().map(|c| c.count).sum(),
+        by_type: counted(by_type),
+        by_level: counted(by_level),
+        top_services: counted(top_services),
     }))
 }

@@ -31,6 +31,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/api/logs/search", Access::User(Role::Analyst)),
     ("GET", "/api/logs/recent", Access::User(Role::Viewer)),
     ("GET", "/api/logs/types", Access::User(Role::Viewer)),
+    ("GET", "/api/logs/stats", Access::User(Role::Viewer)),
     (
         "GET",
         "/api/logs/search/services",
