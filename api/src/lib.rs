@@ -1,11 +1,16 @@
 //! The api role: what analysts, administrators and tools call. Accounts (`/api/auth`), user
-//! administration (`/api/users`), search, recent logs and dead letters. Every route is declared
+//! administration (`/api/users`), search, recent logs, analytics, the dashboard, fraud,
+//! performance and dead letters. Every route is declared
 //! on its own; who may call it is in `sluice_common::auth::policy`, enforced by the guard the
 //! binary layers over all roles.
 
+mod analytics;
 pub mod auth;
+mod dashboard;
 mod dead_letters;
+mod fraud;
 mod logs;
+mod performance;
 mod search;
 mod time_param;
 mod users;
@@ -34,6 +39,40 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/types", get(logs::types))
         .route("/api/logs/stats", get(logs::stats))
         .route("/api/logs/search/services", get(logs::services))
+        .route("/api/analytics/transactions", get(analytics::transactions))
+        .route("/api/analytics/errors", get(analytics::errors))
+        .route(
+            "/api/analytics/user-behavior",
+            get(analytics::user_behavior),
+        )
+        .route("/api/analytics/trends", get(analytics::trends))
+        .route(
+            "/api/analytics/logs-per-hour",
+            get(analytics::logs_per_hour),
+        )
+        .route(
+            "/api/analytics/top-countries",
+            get(analytics::top_countries),
+        )
+        .route("/api/analytics/top-products", get(analytics::top_products))
+        .route("/api/dashboard/overview", get(dashboard::overview))
+        .route("/api/dashboard/stats", get(dashboard::stats))
+        .route("/api/dashboard/metrics", get(dashboard::metrics))
+        .route("/api/dashboard/charts", get(dashboard::charts))
+        .route("/api/performance/metrics", get(performance::metrics))
+        .route(
+            "/api/performance/api-response-times",
+            get(performance::api_response_times),
+        )
+        .route(
+            "/api/performance/database-latency",
+            get(performance::database_latency),
+        )
+        .route("/api/fraud/stats", get(fraud::stats))
+        .route(
+            "/api/fraud/suspicious-activities",
+            get(fraud::suspicious_activities),
+        )
         .route("/api/dead-letters", get(dead_letters::list))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))

@@ -6,27 +6,29 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use sluice_common::event::LogType;
 use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::store::{CountField, SearchQuery};
+use sluice_common::store::{Field, SearchQuery, ValueCount};
 
 use crate::ApiState;
 use crate::search::{size, store_error};
-use crate::time_param::{TimeParam, time_range};
+use crate::time_param::{TimeParam, window};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RangeParams {
     from: Option<TimeParam>,
     to: Option<TimeParam>,
+    /// A quick range back from now: 15m, 1h, 24h, 7d, 30d.
+    range: Option<String>,
     limit: Option<i64>,
 }
 
 fn range_query(params: &RangeParams) -> Result<SearchQuery, ApiError> {
-    let (from_ms, to_ms) = time_range(params.from.clone(), params.to.clone())?;
-    Ok(SearchQuery {
-        from_ms,
-        to_ms,
-        ..SearchQuery::default()
-    })
+    let (from_ms, to_ms) = window(
+        params.from.clone(),
+        params.to.clone(),
+        params.range.as_deref(),
+    )?;
+    Ok(SearchQuery::range(from_ms, to_ms))
 }
 
 #[derive(Debug, Serialize)]
@@ -49,7 +51,7 @@ pub async fn types(
     let query = range_query(&params)?;
     let counted = state
         .store
-        .count_by(&query, CountField::LogType, LogType::ALL.len())
+        .count_by(&query, Field::LogType, LogType::ALL.len())
         .await
         .map_err(store_error)?;
     let mut types: Vec<TypeCount> = LogType::ALL
@@ -92,7 +94,7 @@ pub async fn services(
     let limit = size(params.limit, SERVICES_DEFAULT, SERVICES_MAX)?;
     let counted = state
         .store
-        .count_by(&query, CountField::Service, limit)
+        .count_by(&query, Field::Service, limit)
         .await
         .map_err(store_error)?;
     Ok(Json(ServicesAnswer {
@@ -139,12 +141,12 @@ pub async fn stats(
     let query = range_query(&params)?;
     let store = &state.store;
     let (by_type, by_level, top_services) = tokio::try_join!(
-        store.count_by(&query, CountField::LogType, LogType::ALL.len()),
-        store.count_by(&query, CountField::Level, MAX_LEVELS),
-        store.count_by(&query, CountField::Service, TOP_SERVICES),
+        store.count_by(&query, Field::LogType, LogType::ALL.len()),
+        store.count_by(&query, Field::Level, MAX_LEVELS),
+        store.count_by(&query, Field::Service, TOP_SERVICES),
     )
     .map_err(store_error)?;
-    let counted = |counts: Vec<sluice_common::store::ValueCount>| -> Vec<Counted> {
+    let counted = |counts: Vec<ValueCount>| -> Vec<Counted> {
         counts
             .into_iter()
             .map(|c| Counted {

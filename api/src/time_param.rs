@@ -20,6 +20,57 @@ impl TimeParam {
     }
 }
 
+/// The longest quick range: a year.
+const MAX_QUICK_RANGE_MS: i64 = 366 * 86_400_000;
+
+/// A quick range (`15m`, `1h`, `24h`, `7d`, `30d`: a number and a unit of m, h or d) in
+/// milliseconds.
+pub fn quick_range_ms(range: &str) -> Result<i64, ApiError> {
+    let refuse = || {
+        ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "range {range:?} is not a quick range such as 15m, 1h, 24h, 7d or 30d (at most 366d)"
+            ),
+        )
+    };
+    let range = range.trim();
+    let Some(unit) = range.chars().last() else {
+        return Err(refuse());
+    };
+    let number = &range[..range.len() - unit.len_utf8()];
+    let unit_ms = match unit {
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
+        _ => return Err(refuse()),
+    };
+    let number: i64 = number.parse().map_err(|_| refuse())?;
+    match number.checked_mul(unit_ms) {
+        Some(ms) if ms > 0 && ms <= MAX_QUICK_RANGE_MS => Ok(ms),
+        _ => Err(refuse()),
+    }
+}
+
+/// A time window as clients give it: `from`/`to`, or a quick `range` back from now (not both).
+pub fn window(
+    from: Option<TimeParam>,
+    to: Option<TimeParam>,
+    range: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    match range {
+        None => time_range(from, to),
+        Some(_) if from.is_some() || to.is_some() => Err(ApiError::bad_request(
+            "invalid_request",
+            "give either range or from/to, not both",
+        )),
+        Some(range) => {
+            let now = sluice_common::now_ms();
+            Ok((Some(now - quick_range_ms(range)?), Some(now)))
+        }
+    }
+}
+
 /// `from` and `to` as inclusive epoch milliseconds, each optional, refused when unreadable or
 /// out of order.
 pub fn time_range(
@@ -57,5 +108,28 @@ mod tests {
             Ok(1_714_564_800_000)
         );
         assert!(TimeParam::Text("noon".into()).to_ms().is_err());
+    }
+
+    #[test]
+    fn quick_ranges() {
+        assert_eq!(quick_range_ms("15m").expect("valid"), 900_000);
+        assert_eq!(quick_range_ms("24h").expect("valid"), 86_400_000);
+        assert_eq!(quick_range_ms("30d").expect("valid"), 2_592_000_000);
+        for bad in [
+            "",
+            "h",
+            "0h",
+            "-1d",
+            "7w",
+            "1é",
+            "400d",
+            "9999999999999999d",
+            "1.5h",
+        ] {
+            assert!(quick_range_ms(bad).is_err(), "{bad}");
+        }
+        let (from, to) = window(None, None, Some("1h")).expect("valid");
+        assert_eq!(to.zip(from).map(|(t, f)| t - f), Some(3_600_000));
+        assert!(window(Some(TimeParam::Millis(1)), None, Some("1h")).is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! The indexed document: the producer's record, byte for byte, plus what Sluice adds in Elastic
-//! Common Schema style (`@timestamp`, `geo.*`, `fraud.*`, `ingest.*`).
+//! Common Schema style (`@timestamp`, `geo.*`, `fraud.*`, `ingest.*` with the document id).
 //!
 //! The additions are spliced in before the record's closing brace instead of re-serialising the
 //! parsed record: the record is known-valid JSON (it was just parsed), Sluice's keys are reserved
@@ -84,7 +84,11 @@ pub(crate) fn build_document(
         write_string(&mut out, fraud.source);
         out.push(b'}');
     }
-    out.extend_from_slice(b",\"ingest\":{\"received_at\":\"");
+    // The id goes into the document too: sorting needs a unique tiebreaker for deep paging, and
+    // Elasticsearch 8 cannot sort on `_id`.
+    out.extend_from_slice(b",\"ingest\":{\"id\":");
+    write_string(&mut out, &id);
+    out.extend_from_slice(b",\"received_at\":\"");
     write_rfc3339_ms(record.received_at_ms, &mut out);
     out.extend_from_slice(b"\",\"source\":");
     write_string(&mut out, record.source.as_str());
@@ -200,6 +204,7 @@ mod tests {
         assert_eq!(doc["n"][1]["a"], "}");
         assert_eq!(doc["@timestamp"], "2024-05-01T12:00:00.000Z");
         assert_eq!(doc["ingest"]["source"], "bulk");
+        assert_eq!(doc["ingest"]["id"], "x");
         assert_eq!(doc["ingest"]["received_at"], "2024-05-01T12:00:01.000Z");
     }
 

@@ -12,8 +12,8 @@ use sluice_common::queue::wal::{WalConfig, WalQueue};
 use sluice_common::queue::{DeadLetterQueue, Queue};
 use sluice_common::store::tantivy::TantivyStore;
 use sluice_common::store::{
-    CountField, EventStore, IndexReport, RejectedDocument, SearchQuery, SearchResults,
-    StoreDocument, StoreError, ValueCount,
+    AggregationResults, Aggregations, EventStore, IndexReport, RejectedDocument, SearchQuery,
+    SearchResults, StoreDocument, StoreError,
 };
 use sluice_common::validate::Limits;
 use sluice_geoip::GeoResolver;
@@ -45,13 +45,12 @@ impl EventStore for Outage {
         self.store.search(query).await
     }
 
-    async fn count_by(
+    async fn aggregate(
         &self,
         query: &SearchQuery,
-        field: CountField,
-        size: usize,
-    ) -> Result<Vec<ValueCount>, StoreError> {
-        self.store.count_by(query, field, size).await
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        self.store.aggregate(query, request).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -101,13 +100,12 @@ impl EventStore for PartlyOverloaded {
         self.store.search(query).await
     }
 
-    async fn count_by(
+    async fn aggregate(
         &self,
         query: &SearchQuery,
-        field: CountField,
-        size: usize,
-    ) -> Result<Vec<ValueCount>, StoreError> {
-        self.store.count_by(query, field, size).await
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        self.store.aggregate(query, request).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -37,6 +37,59 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/api/logs/search/services",
         Access::User(Role::Analyst),
     ),
+    // Analytics: the dashboard is for everyone, the analyses for analysts.
+    ("GET", "/api/dashboard/overview", Access::User(Role::Viewer)),
+    ("GET", "/api/dashboard/stats", Access::User(Role::Viewer)),
+    ("GET", "/api/dashboard/metrics", Access::User(Role::Viewer)),
+    ("GET", "/api/dashboard/charts", Access::User(Role::Viewer)),
+    (
+        "GET",
+        "/api/analytics/logs-per-hour",
+        Access::User(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/analytics/top-countries",
+        Access::User(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/analytics/top-products",
+        Access::User(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/analytics/transactions",
+        Access::User(Role::Analyst),
+    ),
+    ("GET", "/api/analytics/errors", Access::User(Role::Analyst)),
+    (
+        "GET",
+        "/api/analytics/user-behavior",
+        Access::User(Role::Analyst),
+    ),
+    ("GET", "/api/analytics/trends", Access::User(Role::Analyst)),
+    (
+        "GET",
+        "/api/performance/metrics",
+        Access::User(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/performance/api-response-times",
+        Access::User(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/performance/database-latency",
+        Access::User(Role::Analyst),
+    ),
+    ("GET", "/api/fraud/stats", Access::User(Role::Analyst)),
+    (
+        "GET",
+        "/api/fraud/suspicious-activities",
+        Access::User(Role::Analyst),
+    ),
     ("GET", "/api/dead-letters", Access::User(Role::Admin)),
     // Accounts.
     ("POST", "/api/auth/register", Access::Public),

@@ -92,9 +92,12 @@ pub struct Assessment {
     pub detected: bool,
 }
 
+/// Transaction statuses that mean the payment did not go through (in any case).
+pub const FAILURE_STATUSES: &[&str] = &["failed", "declined", "rejected", "error", "denied"];
+
 /// Statuses and actions that count as a failed attempt.
 pub fn is_failure_status(status: &str) -> bool {
-    ["failed", "declined", "rejected", "error", "denied"]
+    FAILURE_STATUSES
         .iter()
         .any(|s| status.eq_ignore_ascii_case(s))
 }

@@ -4,18 +4,28 @@
 //! a store indexes) and ask with a [`SearchQuery`]; each adapter maps those onto its engine, so
 //! the processor and the api do not know which engine they talk to.
 
+pub mod aggregation;
 #[cfg(test)]
 mod conformance;
 pub mod elasticsearch;
+pub mod fields;
 pub mod null;
 pub mod tantivy;
+pub mod text_query;
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::event::LogType;
+
+pub use aggregation::{
+    Aggregation, AggregationResult, AggregationResults, Aggregations, Stats, TermBucket, TimeBucket,
+};
+pub use fields::{Field, FieldKind};
+pub use text_query::{QuerySyntaxError, TextField, TextQuery};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -64,27 +74,123 @@ pub(crate) fn normalize_level(level: &str) -> String {
 /// Largest page a search may ask for.
 pub const MAX_SEARCH_SIZE: usize = 10_000;
 pub const DEFAULT_SEARCH_SIZE: usize = 20;
+/// How deep `offset` paging may go (Elasticsearch's `index.max_result_window`); deeper pages
+/// use `search_after`, which costs the same on every page.
+pub const MAX_RESULT_WINDOW: usize = 10_000;
 
-/// A search: full text, exact filters and a time range, newest first.
+/// A condition on one [`Field`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// The field has exactly this value (`true`/`false` for flags; levels in any case).
+    Equals(Field, String),
+    /// A number within bounds.
+    Range {
+        field: Field,
+        lower: Bound<f64>,
+        upper: Bound<f64>,
+    },
+    /// The field has a value.
+    Exists(Field),
+    /// At least one of these holds.
+    AnyOf(Vec<Filter>),
+}
+
+impl Filter {
+    /// Both bounds included, either optional.
+    pub fn between(field: Field, min: Option<f64>, max: Option<f64>) -> Filter {
+        Filter::Range {
+            field,
+            lower: min.map_or(Bound::Unbounded, Bound::Included),
+            upper: max.map_or(Bound::Unbounded, Bound::Included),
+        }
+    }
+}
+
+/// What a search is ordered by: event time, or a numeric [`Field`] (only events that have it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortField {
+    #[default]
+    Timestamp,
+    Field(Field),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    /// Newest first.
+    fn default() -> Self {
+        Sort {
+            field: SortField::Timestamp,
+            descending: true,
+        }
+    }
+}
+
+/// Where a hit stands in its search's order: its sort value (epoch milliseconds for time), then
+/// its id, which breaks ties so that every document has one place and `search_after` neither
+/// skips nor repeats any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub value: f64,
+    pub id: String,
+}
+
+/// A search: full text, filters and a time range, in an order, one page of it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchQuery {
-    /// Full text over `message` and `error_message`.
-    pub text: Option<String>,
-    pub log_type: Option<LogType>,
-    pub level: Option<String>,
-    pub service: Option<String>,
+    /// The search box, over `message` and `error_message` and the fields it names.
+    pub text: Option<TextQuery>,
+    /// Conditions every hit meets.
+    pub filters: Vec<Filter>,
     /// Inclusive bounds on event time, epoch milliseconds.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    pub sort: Sort,
+    /// Hits after this key in the sort order (deep paging), instead of `offset`.
+    pub search_after: Option<SortKey>,
+    /// Hits to skip; `offset + size` stays within [`MAX_RESULT_WINDOW`].
+    pub offset: usize,
     /// Page size, at most [`MAX_SEARCH_SIZE`].
     pub size: usize,
 }
 
-/// One hit: the document id and the stored document.
+impl SearchQuery {
+    /// Everything in a time range, no page.
+    pub fn range(from_ms: Option<i64>, to_ms: Option<i64>) -> SearchQuery {
+        SearchQuery {
+            from_ms,
+            to_ms,
+            ..SearchQuery::default()
+        }
+    }
+
+    /// The same search narrowed by one more filter.
+    pub fn and(&self, filter: Filter) -> SearchQuery {
+        let mut narrowed = self.clone();
+        narrowed.filters.push(filter);
+        narrowed
+    }
+
+    /// The filters a store applies: the query's own, plus the sort field's presence.
+    pub(crate) fn effective_filters(&self) -> Vec<Filter> {
+        let mut filters = self.filters.clone();
+        if let SortField::Field(field) = self.sort.field {
+            filters.push(Filter::Exists(field));
+        }
+        filters
+    }
+}
+
+/// One hit: the document id, the stored document and its place in the order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub id: String,
     pub source: Vec<u8>,
+    pub sort: SortKey,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,78 +200,11 @@ pub struct SearchResults {
     pub hits: Vec<Hit>,
 }
 
-/// Fields events can be counted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CountField {
-    LogType,
-    Level,
-    Service,
-}
-
-impl CountField {
-    /// The field's name in the document, in both stores.
-    pub fn name(self) -> &'static str {
-        match self {
-            CountField::LogType => "log_type",
-            CountField::Level => "level",
-            CountField::Service => "service",
-        }
-    }
-}
-
-/// How many matching events have one value of a [`CountField`].
+/// How many matching events have one value of a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueCount {
     pub value: String,
     pub count: u64,
-}
-
-/// Both stores answer a terms aggregation in Elasticsearch's shape (tantivy's aggregation module
-/// speaks the same dialect), so one reader serves both: most frequent first, ties by value, so
-/// the two stores order ties alike. Levels are lowercased and merged: both stores index them
-/// lowercased, and merging again costs nothing where they did, and is right where a cluster's
-/// mapping predates the normalizer.
-pub(crate) fn read_terms(
-    answer: &serde_json::Value,
-    field: CountField,
-) -> Result<Vec<ValueCount>, StoreError> {
-    let buckets = answer["buckets"]
-        .as_array()
-        .ok_or_else(|| StoreError::Search(format!("terms answer without buckets: {answer}")))?;
-    let mut counts = buckets
-        .iter()
-        .map(|bucket| {
-            let value = match &bucket["key"] {
-                serde_json::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            let count = bucket["doc_count"].as_u64().ok_or_else(|| {
-                StoreError::Search(format!("terms bucket without doc_count: {bucket}"))
-            })?;
-            Ok(ValueCount { value, count })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    if field == CountField::Level {
-        let mut merged: Vec<ValueCount> = Vec::with_capacity(counts.len());
-        for count in counts {
-            let value = normalize_level(&count.value);
-            match merged.iter_mut().find(|m| m.value == value) {
-                Some(existing) => existing.count += count.count,
-                None => merged.push(ValueCount {
-                    value,
-                    count: count.count,
-                }),
-            }
-        }
-        counts = merged;
-    }
-    counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-    Ok(counts)
-}
-
-/// The terms aggregation both stores run, as Elasticsearch query DSL.
-pub(crate) fn terms_aggregation(field: CountField, size: usize) -> serde_json::Value {
-    serde_json::json!({ "terms": { "field": field.name(), "size": size.max(1) } })
 }
 
 #[async_trait]
@@ -177,14 +216,34 @@ pub trait EventStore: Send + Sync {
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
 
-    /// The `size` most frequent values of `field` among the events `query` matches (its text,
-    /// filters and time range; not its page size), most frequent first.
+    /// Runs `aggregations` over the events `query` matches (its text, filters and time range;
+    /// not its order or page).
+    async fn aggregate(
+        &self,
+        query: &SearchQuery,
+        aggregations: &Aggregations,
+    ) -> Result<AggregationResults, StoreError>;
+
+    /// The `size` most frequent values of `field` among the events `query` matches, most
+    /// frequent first.
     async fn count_by(
         &self,
         query: &SearchQuery,
-        field: CountField,
+        field: Field,
         size: usize,
-    ) -> Result<Vec<ValueCount>, StoreError>;
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        let mut request = Aggregations::new();
+        request.insert("by".into(), Aggregation::terms(field, size));
+        let results = self.aggregate(query, &request).await?;
+        Ok(results
+            .terms("by")
+            .iter()
+            .map(|bucket| ValueCount {
+                value: bucket.value.clone(),
+                count: bucket.count,
+            })
+            .collect())
+    }
 
     /// Whether the store answers; `/ready` reports it.
     async fn ready(&self) -> Result<(), StoreError>;

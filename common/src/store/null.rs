@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    CountField, EventStore, IndexReport, SearchQuery, SearchResults, StoreDocument, StoreError,
-    ValueCount,
+    AggregationResults, Aggregations, EventStore, IndexReport, SearchQuery, SearchResults,
+    StoreDocument, StoreError, aggregation,
 };
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,13 +29,12 @@ impl EventStore for NullStore {
         })
     }
 
-    async fn count_by(
+    async fn aggregate(
         &self,
-        _: &SearchQuery,
-        _: CountField,
-        _: usize,
-    ) -> Result<Vec<ValueCount>, StoreError> {
-        Ok(Vec::new())
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        aggregation::read(request, None, query.from_ms, query.to_ms)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -36,9 +36,10 @@ use futures::StreamExt;
 
 pub use config::ElasticsearchConfig;
 
+use super::aggregation;
 use super::{
-    CountField, EventStore, IndexReport, RejectedDocument, SearchQuery, SearchResults,
-    StoreDocument, StoreError, ValueCount,
+    AggregationResults, Aggregations, EventStore, IndexReport, RejectedDocument, SearchQuery,
+    SearchResults, StoreDocument, StoreError,
 };
 use crate::telemetry::emit;
 use crate::telemetry::events::BulkRequestSent;
@@ -278,22 +279,23 @@ impl EventStore for ElasticStore {
         query::read_answer(&answer).map_err(StoreError::Search)
     }
 
-    async fn count_by(
+    async fn aggregate(
         &self,
         query: &SearchQuery,
-        field: CountField,
-        size: usize,
-    ) -> Result<Vec<ValueCount>, StoreError> {
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
         let answer = self
-            .search_request(query::count_body(query, field, size))
+            .search_request(query::aggregate_body(query, request))
             .await?;
         let answer: serde_json::Value = serde_json::from_slice(&answer)
             .map_err(|e| StoreError::Search(format!("unreadable aggregation answer: {e}")))?;
-        match answer.get("aggregations") {
-            // No index matched the pattern yet: nothing to count.
-            None => Ok(Vec::new()),
-            Some(aggregations) => super::read_terms(&aggregations["by"], field),
-        }
+        // No `aggregations` when no index matched the pattern yet: nothing to aggregate.
+        aggregation::read(
+            request,
+            answer.get("aggregations"),
+            query.from_ms,
+            query.to_ms,
+        )
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -1,0 +1,279 @@
+//! The embedded event store: a tantivy index on disk.
+//!
+//! Each document is stored whole as JSON bytes and indexed on its text fields and, as typed fast
+//! fields, on every field of [`Field`](crate::store::Field) (see [`schema`]). Writes go through
+//! one `IndexWriter` on a blocking thread; every batch ends with a commit and a reader reload, so
+//! what [`EventStore::index`] acknowledged is durable and already searchable. Ids are unique: a
+//! write deletes any earlier document with the same id first. Searches, sorting and aggregations
+//! run on blocking threads too.
+
+mod query;
+mod schema;
+mod sorted;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tantivy::aggregation::agg_req::Aggregations as TantivyAggregations;
+use tantivy::aggregation::{AggregationCollector, AggregationLimitsGuard};
+use tantivy::collector::Count;
+use tantivy::schema::Value;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use self::query::QueryBuilder;
+use self::schema::Fields;
+use self::sorted::{SortedCollector, ValueType};
+use super::aggregation::{self, Dialect};
+use super::fields::FieldKind;
+use super::{
+    AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
+    SortField, StoreDocument, StoreError,
+};
+
+pub use schema::FORMAT;
+
+#[derive(Clone)]
+pub struct TantivyStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    index: Index,
+    fields: Fields,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+}
+
+impl TantivyStore {
+    /// Opens the index in `dir`, creating it when the directory is empty. `writer_memory_bytes`
+    /// bounds the indexing buffer (tantivy needs at least 15 MB).
+    pub fn open(dir: &Path, writer_memory_bytes: usize) -> Result<TantivyStore, StoreError> {
+        let open_err = |detail: String| StoreError::Open {
+            path: dir.display().to_string(),
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        schema::check_format(dir).map_err(open_err)?;
+        let (schema, fields) = schema::schema();
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(|e| open_err(e.to_string()))?;
+        let index = Index::open_or_create(directory, schema).map_err(|e| {
+            open_err(format!(
+                "{e} (an index written by another Sluice version? move it away to start afresh)"
+            ))
+        })?;
+        let writer = index
+            .writer_with_num_threads(1, writer_memory_bytes.max(15_000_000))
+            .map_err(|e| open_err(format!("cannot take the index writer lock: {e}")))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e: tantivy::TantivyError| open_err(e.to_string()))?;
+        Ok(TantivyStore {
+            inner: Arc::new(Inner {
+                path: dir.to_owned(),
+                index,
+                fields,
+                writer: Mutex::new(writer),
+                reader,
+            }),
+        })
+    }
+
+    fn write(inner: &Inner, documents: &[StoreDocument]) -> Result<IndexReport, StoreError> {
+        let mut writer = inner
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Write("index writer poisoned by an earlier panic".into()))?;
+        let count = documents.len();
+        for document in documents {
+            writer.delete_term(Term::from_field_text(inner.fields.id, &document.id));
+            writer
+                .add_document(schema::to_tantivy(&inner.fields, document)?)
+                .map_err(|e| StoreError::Write(e.to_string()))?;
+        }
+        writer
+            .commit()
+            .map_err(|e| StoreError::Write(format!("commit: {e}")))?;
+        drop(writer);
+        inner
+            .reader
+            .reload()
+            .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
+        Ok(IndexReport {
+            indexed: count,
+            rejected: Vec::new(),
+        })
+    }
+
+    fn query(
+        inner: &Inner,
+        query: &SearchQuery,
+    ) -> Result<Box<dyn tantivy::query::Query>, StoreError> {
+        QueryBuilder {
+            index: &inner.index,
+            fields: &inner.fields,
+        }
+        .build(query)
+    }
+
+    fn run_search(inner: &Inner, query: &SearchQuery) -> Result<SearchResults, StoreError> {
+        let searcher = inner.reader.searcher();
+        let tantivy_query = Self::query(inner, query)?;
+        let (field, value_type) = match query.sort.field {
+            SortField::Timestamp => ("timestamp_ms".to_owned(), ValueType::I64),
+            SortField::Field(field) => (
+                field.tantivy_name(),
+                match field.kind() {
+                    FieldKind::Long => ValueType::I64,
+                    _ => ValueType::F64,
+                },
+            ),
+        };
+        let size = query.size.min(super::MAX_SEARCH_SIZE);
+        let page = SortedCollector {
+            field,
+            value_type,
+            descending: query.sort.descending,
+            after: query.search_after.clone(),
+            limit: query.offset + size,
+        };
+        let (total, ranked) = if size == 0 {
+            (
+                searcher
+                    .search(&tantivy_query, &Count)
+                    .map_err(|e| StoreError::Search(e.to_string()))?,
+                Vec::new(),
+            )
+        } else {
+            searcher
+                .search(&tantivy_query, &(Count, page))
+                .map_err(|e| StoreError::Search(e.to_string()))?
+        };
+        let mut hits = Vec::with_capacity(size);
+        for (sort, address) in ranked.into_iter().skip(query.offset) {
+            let stored: TantivyDocument = searcher
+                .doc(address)
+                .map_err(|e| StoreError::Search(e.to_string()))?;
+            let source = stored
+                .get_first(inner.fields.source)
+                .and_then(|v| v.as_bytes().map(<[u8]>::to_vec))
+                .unwrap_or_default();
+            hits.push(Hit {
+                id: sort.id.clone(),
+                source,
+                sort,
+            });
+        }
+        Ok(SearchResults {
+            total: total as u64,
+            hits,
+        })
+    }
+
+    fn run_aggregate(
+        inner: &Inner,
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        let searcher = inner.reader.searcher();
+        let tantivy_query = Self::query(inner, query)?;
+        let tantivy_request: TantivyAggregations =
+            serde_json::from_value(Dialect::Tantivy.render(request))
+                .map_err(|e| StoreError::Search(format!("aggregation request: {e}")))?;
+        let collector =
+            AggregationCollector::from_aggs(tantivy_request, AggregationLimitsGuard::default());
+        let results = searcher
+            .search(&tantivy_query, &collector)
+            .map_err(|e| StoreError::Search(e.to_string()))?;
+        let answer = serde_json::to_value(results)
+            .map_err(|e| StoreError::Search(format!("aggregation answer: {e}")))?;
+        aggregation::read(request, Some(&answer), query.from_ms, query.to_ms)
+    }
+}
+
+#[async_trait]
+impl EventStore for TantivyStore {
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        if documents.is_empty() {
+            return Ok(IndexReport::default());
+        }
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || Self::write(&inner, &documents))
+            .await
+            .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || Self::run_search(&inner, &query))
+            .await
+            .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))?
+    }
+
+    async fn aggregate(
+        &self,
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let query = query.clone();
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || Self::run_aggregate(&inner, &query, &request))
+            .await
+            .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))?
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        if self.inner.path.is_dir() {
+            Ok(())
+        } else {
+            Err(StoreError::Open {
+                path: self.inner.path.display().to_string(),
+                detail: "index directory is gone".into(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::LogType;
+    use crate::store::conformance::document;
+
+    #[tokio::test]
+    async fn tantivy_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        crate::store::conformance::run(&store, || async {}).await;
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_committed_documents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+            store
+                .index(Arc::new(vec![document(
+                    "x",
+                    5,
+                    LogType::Error,
+                    "ERROR",
+                    "kept",
+                )]))
+                .await
+                .expect("index");
+        }
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("reopens");
+        let all = SearchQuery {
+            size: 10,
+            ..SearchQuery::default()
+        };
+        assert_eq!(store.search(&all).await.expect("search").total, 1);
+    }
+}
