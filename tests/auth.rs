@@ -98,6 +98,78 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/api/logs/stats", Expect::AtLeast(Role::Viewer)),
     (
         "GET",
+        "/api/dashboard/overview",
+        Expect::AtLeast(Role::Viewer),
+    ),
+    ("GET", "/api/dashboard/stats", Expect::AtLeast(Role::Viewer)),
+    (
+        "GET",
+        "/api/dashboard/metrics",
+        Expect::AtLeast(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/dashboard/charts",
+        Expect::AtLeast(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/analytics/logs-per-hour",
+        Expect::AtLeast(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/analytics/top-countries",
+        Expect::AtLeast(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/analytics/top-products",
+        Expect::AtLeast(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/analytics/transactions",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/analytics/errors",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/analytics/user-behavior",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/analytics/trends",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/performance/metrics",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/performance/api-response-times",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/performance/database-latency",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    ("GET", "/api/fraud/stats", Expect::AtLeast(Role::Analyst)),
+    (
+        "GET",
+        "/api/fraud/suspicious-activities",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
         "/api/logs/search/services",
         Expect::AtLeast(Role::Analyst),
     ),

@@ -202,6 +202,26 @@ async fn whole_request_errors_have_status_and_json_body() {
             "/api/logs/search/services?limit=100000",
             "between 0 and 1000",
         ),
+        ("/api/logs/types?range=2w", "quick range"),
+        ("/api/analytics/transactions?range=1h&from=0", "not both"),
+        (
+            "/api/analytics/errors?from=0&to=2592000000&interval=1m",
+            "buckets",
+        ),
+        ("/api/analytics/trends?limit=5", "does not apply"),
+        (
+            "/api/performance/api-response-times?threshold_ms=-5",
+            "threshold_ms",
+        ),
+        (
+            "/api/fraud/suspicious-activities?min_score=101",
+            "min_score",
+        ),
+        (
+            "/api/fraud/suspicious-activities?search_after=abc",
+            "search_after",
+        ),
+        ("/api/dashboard/overview?limit=abc", "limit"),
     ] {
         let response = server
             .http
@@ -213,6 +233,53 @@ async fn whole_request_errors_have_status_and_json_body() {
         let answer: Value = response.json().await.expect("json");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(names), "{path}: {answer}");
+    }
+    // Searches the query syntax or the checks refuse, each saying why and where.
+    let deep = "(".repeat(100);
+    let long = "word ".repeat(600);
+    for (body, code, names) in [
+        (
+            json!({"query": "gateway \"timed out"}),
+            "invalid_query",
+            "at character 9",
+        ),
+        (json!({"query": deep}), "invalid_query", "deeper"),
+        (json!({"query": long}), "invalid_query", "longer than"),
+        (
+            json!({"query": "paymnt_method:card"}),
+            "invalid_query",
+            "payment_method",
+        ),
+        (json!({"query": "amount:lots"}), "invalid_query", "number"),
+        (json!({"sort": "level"}), "invalid_request", "numeric"),
+        (
+            json!({"min_amount": 10, "max_amount": 1}),
+            "invalid_request",
+            "min_amount",
+        ),
+        (
+            json!({"offset": 9_999, "size": 10}),
+            "invalid_request",
+            "search_after",
+        ),
+        (
+            json!({"search_after": ["x", 1]}),
+            "invalid_request",
+            "search_after",
+        ),
+    ] {
+        let response = server
+            .http
+            .post(server.url("/api/logs/search"))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{body}: {answer}");
     }
 }
 

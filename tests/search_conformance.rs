@@ -103,6 +103,15 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
         json!({"query": "no-such-word-anywhere", "size": 10}),
         json!({"from": now - 3 * hour, "to": now - 2 * hour, "size": 10000}),
         json!({"log_type": "performance", "from": now - 4 * hour, "to": now - hour, "size": 50}),
+        json!({"query": "payment_method:credit_card AND amount:>100", "size": 10000}),
+        json!({"query": "(gateway OR timeout) -log_type:performance", "size": 10000}),
+        json!({"query": "status_code:[500 TO 599]", "size": 10000}),
+        json!({"country": "DE", "size": 10000}),
+        json!({"log_type": "transaction", "min_amount": 50, "max_amount": 200, "size": 10000}),
+        json!({"min_fraud_score": 70, "size": 10000}),
+        json!({"payment_method": "paypal", "status": "completed", "size": 10000}),
+        json!({"sort": "amount", "order": "asc", "size": 500}),
+        json!({"sort": "response_time", "size": 100, "offset": 40}),
     ];
     for request in &requests {
         let tantivy = on_tantivy.search(request.clone()).await;
@@ -232,4 +241,265 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
         &recent(&on_tantivy).await,
         &recent(&on_elasticsearch).await,
     );
+
+    deep_paging_and_highlights(&on_tantivy, &on_elasticsearch).await;
+    analytics(&on_tantivy, &on_elasticsearch, &events, now).await;
+}
+
+/// Every page after the previous page's last hit: all of the matches, each once, in the same
+/// order on both stores; and what matched is marked in the hits' text.
+async fn deep_paging_and_highlights(on_tantivy: &Server, on_elasticsearch: &Server) {
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    for server in [on_tantivy, on_elasticsearch] {
+        let mut seen = Vec::new();
+        let mut request = json!({"log_type": "transaction", "size": 97, "highlight": false});
+        loop {
+            let page = server.search(request.clone()).await;
+            let hits = page["hits"].as_array().expect("hits");
+            seen.extend(
+                hits.iter()
+                    .map(|h| h["_id"].as_str().expect("_id").to_owned()),
+            );
+            match page.get("next_search_after") {
+                Some(after) => request["search_after"] = after.clone(),
+                None => break,
+            }
+        }
+        let total = server
+            .search(json!({"log_type": "transaction", "size": 0}))
+            .await["total"]
+            .as_u64()
+            .expect("total");
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(seen.len() as u64, total, "every match once");
+        assert_eq!(unique.len(), seen.len(), "no repeats");
+        pages.push(seen);
+    }
+    assert_eq!(pages[0], pages[1], "the same order on both stores");
+
+    let marked = on_tantivy
+        .search(json!({"query": "gateway -\"no such\"", "size": 200}))
+        .await;
+    let hits = marked["hits"].as_array().expect("hits");
+    assert!(!hits.is_empty());
+    for hit in hits {
+        let fragments = hit["_highlight"]
+            .as_object()
+            .expect("every hit says where it matched")
+            .values()
+            .flat_map(|f| f.as_array().expect("fragments").clone())
+            .map(|f| f.as_str().expect("text").to_lowercase())
+            .collect::<Vec<_>>();
+        assert!(
+            fragments.iter().any(|f| f.contains("<mark>gateway</mark>")),
+            "{hit}"
+        );
+    }
+}
+
+/// Numbers both stores estimate rather than count: percentiles and distinct counts.
+fn is_estimate(key: &str) -> bool {
+    key.starts_with('p') && key[1..].chars().next().is_some_and(|c| c.is_ascii_digit())
+        || key.starts_with("p95")
+        || matches!(key, "sessions" | "unique_users" | "active_users")
+}
+
+/// Equal, except estimates: the stores' algorithms differ (t-digest, DDSketch) and a tail
+/// percentile over a few hundred values can land on different neighbours, so each store's
+/// estimates are checked against the exact figures instead.
+fn assert_close(path: &str, left: &Value, right: &Value) {
+    match (left, right) {
+        (Value::Object(l), Value::Object(r)) => {
+            let keys = |m: &serde_json::Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(l), keys(r), "keys at {path}");
+            for (key, value) in l {
+                assert_close(&format!("{path}.{key}"), value, &r[key]);
+            }
+        }
+        (Value::Array(l), Value::Array(r)) => {
+            assert_eq!(l.len(), r.len(), "length at {path}");
+            for (i, (a, b)) in l.iter().zip(r).enumerate() {
+                assert_close(&format!("{path}[{i}]"), a, b);
+            }
+        }
+        (Value::Number(a), Value::Number(b)) => {
+            let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+            let key = path.rsplit('.').next().unwrap_or(path);
+            // Within one rounding step of the cents answers are rounded to: sums of floats
+            // differ in their last bits with the order the stores add them in. Counts, being
+            // whole, must still be equal.
+            if !is_estimate(key) {
+                assert!((a - b).abs() <= 0.011, "{path}: {a} against {b}");
+            }
+        }
+        _ => assert_eq!(left, right, "at {path}"),
+    }
+}
+
+async fn get_ok(server: &Server, path: &str) -> Value {
+    let response = server
+        .http
+        .get(server.url(path))
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.expect("JSON answer");
+    assert_eq!(status, 200, "{path}: {answer}");
+    answer
+}
+
+/// The exact `percent` percentile of `values`, by rank.
+fn percentile(values: &mut [f64], percent: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let rank = ((percent / 100.0) * (values.len() - 1) as f64).round() as usize;
+    values[rank.min(values.len() - 1)]
+}
+
+/// Every analytics endpoint gives the same numbers on both stores, and those numbers are what
+/// the generated events say.
+async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Value], now: i64) {
+    let window = format!("from={}&to={}", now - 8 * 3_600_000, now);
+    let endpoints = [
+        "/api/analytics/transactions",
+        "/api/analytics/errors",
+        "/api/analytics/user-behavior",
+        "/api/analytics/trends",
+        "/api/analytics/logs-per-hour",
+        "/api/analytics/top-countries",
+        "/api/analytics/top-products",
+        "/api/dashboard/overview",
+        "/api/dashboard/stats",
+        "/api/dashboard/metrics",
+        "/api/dashboard/charts",
+        "/api/performance/metrics",
+        "/api/performance/api-response-times",
+        "/api/performance/database-latency",
+        "/api/fraud/stats",
+        "/api/fraud/suspicious-activities",
+    ];
+    let mut answers = std::collections::BTreeMap::new();
+    let mut elastic_performance = Value::Null;
+    for endpoint in endpoints {
+        let path = format!("{endpoint}?{window}");
+        let tantivy = get_ok(on_tantivy, &path).await;
+        let elastic = get_ok(on_elasticsearch, &path).await;
+        if endpoint.ends_with("suspicious-activities") || endpoint.ends_with("overview") {
+            // Hits: compared as searches are (their ingest times differ).
+            let hits = |a: &Value| json!({"total": a["total"], "hits": a["hits"]});
+            let (l, r) = match endpoint.ends_with("overview") {
+                true => {
+                    let errors = |a: &Value| json!({"total": 0, "hits": a["recent_errors"]});
+                    assert_same_answer(&json!(path), &errors(&tantivy), &errors(&elastic));
+                    let mut l = tantivy.clone();
+                    let mut r = elastic.clone();
+                    l["recent_errors"] = json!(null);
+                    r["recent_errors"] = json!(null);
+                    (l, r)
+                }
+                false => {
+                    assert_same_answer(&json!(path), &hits(&tantivy), &hits(&elastic));
+                    (json!(null), json!(null))
+                }
+            };
+            assert_close(endpoint, &l, &r);
+        } else {
+            assert_close(endpoint, &tantivy, &elastic);
+        }
+        if endpoint == "/api/performance/metrics" {
+            elastic_performance = elastic;
+        }
+        answers.insert(endpoint, tantivy);
+    }
+
+    let of_type = |t: &'static str| events.iter().filter(move |e| e["log_type"] == t);
+    let failed = |e: &Value| {
+        sluice_common::fraud::is_failure_status(e["status"].as_str().unwrap_or_default())
+    };
+    let cents = |x: f64| (x * 100.0).round() / 100.0;
+
+    let transactions = &answers["/api/analytics/transactions"];
+    let paid: Vec<&Value> = of_type("transaction").filter(|e| !failed(e)).collect();
+    assert_eq!(transactions["total"], of_type("transaction").count());
+    assert_eq!(transactions["successful"], paid.len());
+    let revenue: f64 = paid.iter().filter_map(|e| e["amount"].as_f64()).sum();
+    assert_eq!(
+        transactions["revenue"],
+        json!(cents(revenue)),
+        "{transactions}"
+    );
+    for method in transactions["by_payment_method"]
+        .as_array()
+        .expect("methods")
+    {
+        let name = method["value"].as_str().expect("value");
+        let count = of_type("transaction")
+            .filter(|e| e["payment_method"] == name)
+            .count();
+        assert_eq!(method["count"], count, "{name}");
+    }
+    let timeline_total: u64 = transactions["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|b| b["count"].as_u64())
+        .sum();
+    assert_eq!(timeline_total, of_type("transaction").count() as u64);
+
+    let errors = &answers["/api/analytics/errors"];
+    assert_eq!(errors["total"], of_type("error").count());
+    for code in errors["by_code"].as_array().expect("codes") {
+        let name = code["value"].as_str().expect("value");
+        assert_eq!(
+            code["count"],
+            of_type("error").filter(|e| e["error_code"] == name).count(),
+            "{name}"
+        );
+    }
+
+    let behaviour = &answers["/api/analytics/user-behavior"];
+    for step in behaviour["funnel"].as_array().expect("funnel") {
+        let action = step["action"].as_str().expect("action");
+        assert_eq!(
+            step["events"],
+            of_type("user_behavior")
+                .filter(|e| e["action"] == action)
+                .count(),
+            "{action}"
+        );
+    }
+
+    // Percentiles are estimates: each store's must lie between the exact values one rank
+    // percent either side, give or take 2%.
+    let mut times: Vec<f64> = of_type("performance")
+        .filter_map(|e| e["response_time"].as_f64())
+        .collect();
+    for performance in [&answers["/api/performance/metrics"], &elastic_performance] {
+        for percent in [50.0, 90.0, 95.0, 99.0] {
+            let low = percentile(&mut times, percent - 1.0) * 0.98;
+            let high = percentile(&mut times, (percent + 1.0).min(100.0)) * 1.02;
+            let estimate = performance["response_time_ms"][format!("p{percent}")]
+                .as_f64()
+                .expect("estimate");
+            assert!(
+                (low..=high).contains(&estimate),
+                "p{percent}: {estimate} outside {low}..={high}"
+            );
+        }
+    }
+
+    let products = &answers["/api/analytics/top-products"];
+    for product in products["products"].as_array().expect("products") {
+        let name = product["value"].as_str().expect("value");
+        assert_eq!(
+            product["count"],
+            paid.iter().filter(|e| e["product_name"] == name).count(),
+            "{name}"
+        );
+    }
+    let kpis = &answers["/api/dashboard/stats"]["stats"];
+    assert_eq!(kpis["events"], events.len());
+    assert_eq!(kpis["revenue"], json!(cents(revenue)));
 }

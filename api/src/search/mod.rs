@@ -32,8 +32,18 @@ pub async fn search(
     let request: SearchRequest = if body.iter().all(u8::is_ascii_whitespace) {
         SearchRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_request", format!("search body: {e}")))?
+        // With the path of what is wrong (`search_after[0]`), which serde alone leaves out.
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(
+            |e| {
+                let path = e.path().to_string();
+                let at = if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
+                ApiError::bad_request("invalid_request", format!("search body: {at}{}", e.inner()))
+            },
+        )?
     };
     let highlight = request.highlight.unwrap_or(true);
     let query = to_query(request)?;
