@@ -189,6 +189,9 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     if let (Some(store), Some(dead_letters), Some(accounts), true) =
         (&store, &queues.dead_letters, &accounts, roles.api)
     {
+        sluice_api::prepare_meta(accounts.meta().as_ref())
+            .await
+            .context("preparing the meta store for saved searches")?;
         app = app.merge(sluice_api::router(sluice_api::ApiState {
             store: store.clone(),
             dead_letters: dead_letters.clone(),

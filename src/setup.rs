@@ -76,6 +76,9 @@ async fn setup(config: &Config) -> anyhow::Result<()> {
     sluice_common::auth::accounts::prepare_meta(meta.as_ref())
         .await
         .context("preparing the meta store")?;
+    sluice_api::prepare_meta(meta.as_ref())
+        .await
+        .context("preparing the meta store for saved searches")?;
     println!("meta store: collections and indexes ready");
     match &config.kibana.url {
         Some(url) => {

@@ -97,6 +97,31 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/api/logs/types", Expect::AtLeast(Role::Viewer)),
     ("GET", "/api/logs/stats", Expect::AtLeast(Role::Viewer)),
     (
+        "POST",
+        "/api/logs/search/export",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "POST",
+        "/api/logs/search/save",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/logs/search/saved",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "DELETE",
+        "/api/logs/search/saved/{id}",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/logs/search/recent",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
         "GET",
         "/api/dashboard/overview",
         Expect::AtLeast(Role::Viewer),

@@ -39,6 +39,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/logs/types", get(logs::types))
         .route("/api/logs/stats", get(logs::stats))
         .route("/api/logs/search/services", get(logs::services))
+        .route("/api/logs/search/export", post(search::export))
+        .route("/api/logs/search/save", post(search::saved::save))
+        .route("/api/logs/search/saved", get(search::saved::list))
+        .route(
+            "/api/logs/search/saved/{id}",
+            axum::routing::delete(search::saved::delete),
+        )
+        .route("/api/logs/search/recent", get(search::saved::recent))
         .route("/api/analytics/transactions", get(analytics::transactions))
         .route("/api/analytics/errors", get(analytics::errors))
         .route(
@@ -96,6 +104,13 @@ pub fn router(state: ApiState) -> Router {
             get(users::get).put(users::update).delete(users::delete),
         )
         .with_state(state)
+}
+
+/// Creates the api's own meta store collections (saved searches) where missing; idempotent.
+pub async fn prepare_meta(
+    meta: &dyn sluice_common::meta::MetaStore,
+) -> Result<(), sluice_common::meta::MetaError> {
+    meta.prepare(&[search::saved::SAVED_SEARCHES]).await
 }
 
 /// For optional fields that can be cleared: absent is `None`, `null` is `Some(None)`.

@@ -252,6 +252,11 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `kill -9`: no chance to flush or shut down.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,8 +1,10 @@
 //! `POST /api/logs/search` and `GET /api/logs/recent`: pages of events, newest first or in the
 //! order asked, with what matched highlighted.
 
+mod export;
 mod highlight;
 mod request;
+pub mod saved;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,11 +16,13 @@ use sluice_common::http::{ApiError, QueryParams};
 use sluice_common::store::{Hit, SearchQuery, SearchResults, StoreError, TextField};
 
 use crate::ApiState;
+use crate::auth::CurrentUser;
+pub use export::export;
 pub use request::{SearchRequest, offset_within_window, size, to_query};
 
 #[derive(Debug, Serialize)]
 pub struct SearchAnswer {
-    total: u64,
+    pub total: u64,
     hits: Vec<Box<RawValue>>,
     /// Pass as `search_after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -27,27 +31,38 @@ pub struct SearchAnswer {
 
 pub async fn search(
     State(state): State<ApiState>,
+    CurrentUser(claims): CurrentUser,
     body: Bytes,
 ) -> Result<Json<SearchAnswer>, ApiError> {
-    let request: SearchRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        SearchRequest::default()
-    } else {
-        // With the path of what is wrong (`search_after[0]`), which serde alone leaves out.
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)).map_err(
-            |e| {
-                let path = e.path().to_string();
-                let at = if path == "." {
-                    String::new()
-                } else {
-                    format!("{path}: ")
-                };
-                ApiError::bad_request("invalid_request", format!("search body: {at}{}", e.inner()))
-            },
-        )?
-    };
+    let (raw, request) = parse_body(&body)?;
     let highlight = request.highlight.unwrap_or(true);
     let query = to_query(request)?;
-    run(&state, &query, highlight).await
+    let answer = run(&state, &query, highlight).await?;
+    if query.offset == 0 && query.search_after.is_none() {
+        saved::remember(&state, &claims.sub, &raw, answer.total).await;
+    }
+    Ok(answer)
+}
+
+/// A search body, as sent (for recent searches) and checked. An empty body is the empty search.
+pub fn parse_body(body: &[u8]) -> Result<(Value, SearchRequest), ApiError> {
+    let raw: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("search body: {e}")))?
+    };
+    // With the path of what is wrong (`search_after[0]`), which serde alone leaves out.
+    let request = serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        ApiError::bad_request("invalid_request", format!("search body: {at}{}", e.inner()))
+    })?;
+    Ok((raw, request))
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,6 +37,23 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/api/logs/search/services",
         Access::User(Role::Analyst),
     ),
+    (
+        "POST",
+        "/api/logs/search/export",
+        Access::User(Role::Analyst),
+    ),
+    ("POST", "/api/logs/search/save", Access::User(Role::Analyst)),
+    ("GET", "/api/logs/search/saved", Access::User(Role::Analyst)),
+    (
+        "DELETE",
+        "/api/logs/search/saved/{id}",
+        Access::User(Role::Analyst),
+    ),
+    (
+        "GET",
+        "/api/logs/search/recent",
+        Access::User(Role::Analyst),
+    ),
     // Analytics: the dashboard is for everyone, the analyses for analysts.
     ("GET", "/api/dashboard/overview", Access::User(Role::Viewer)),
     ("GET", "/api/dashboard/stats", Access::User(Role::Viewer)),

@@ -170,6 +170,11 @@ impl Accounts {
         &self.cache
     }
 
+    /// The meta store, for the api's own records (saved searches, fraud reviews).
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
     /// Whether the meta store and the cache answer, each with the reason if not.
     pub async fn ready(&self) -> (Result<(), String>, Result<(), String>) {
         let meta = self.meta.count(&USERS, &[]).await.map(drop);
