@@ -200,6 +200,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
                 accounts.cache().clone(),
             )),
             accounts: accounts.clone(),
+            answer_ttl: std::time::Duration::from_secs(config.cache.answer_ttl_secs),
         }));
     }
     app = app.merge(crate::ops::router(OpsState {

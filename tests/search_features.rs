@@ -333,3 +333,66 @@ async fn export_streams_every_hit_in_constant_memory() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_answers_are_reused_for_the_configured_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), None, &[("SLUICE_CACHE__ANSWER_TTL_SECS", "3")]);
+    let events = generate(3, 200, 1, 2);
+    let (status, _) = server.post_ndjson("/api/logs/ingest", &events[..100]).await;
+    assert_eq!(status, 202);
+    server
+        .wait_for_total(json!({"size": 0}), 100, Duration::from_secs(60))
+        .await;
+    let from = sluice_common::now_ms() - 4 * 3_600_000;
+    let path = format!(
+        "/api/dashboard/stats?to={}&from={from}",
+        from + 5 * 3_600_000
+    );
+    let get = || async {
+        let response = server
+            .http
+            .get(server.url(&path))
+            .send()
+            .await
+            .expect("sent");
+        let outcome = response.headers()["x-sluice-cache"]
+            .to_str()
+            .expect("header")
+            .to_owned();
+        let answer: Value = response.json().await.expect("json");
+        (outcome, answer["stats"]["events"].as_u64().expect("events"))
+    };
+    assert_eq!(get().await, ("miss".to_owned(), 100));
+    let (status, _) = server.post_ndjson("/api/logs/ingest", &events[100..]).await;
+    assert_eq!(status, 202);
+    server
+        .wait_for_total(json!({"size": 0}), 200, Duration::from_secs(60))
+        .await;
+    let (outcome, events_seen) = get().await;
+    assert_eq!(outcome, "hit");
+    assert_eq!(events_seen, 100, "the answer is reused, not recomputed");
+    // The same parameters in another order are the same request.
+    let reordered = format!(
+        "/api/dashboard/stats?from={from}&to={}",
+        from + 5 * 3_600_000
+    );
+    let response = server
+        .http
+        .get(server.url(&reordered))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.headers()["x-sluice-cache"], "hit");
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    assert_eq!(
+        get().await,
+        ("miss".to_owned(), 200),
+        "and recomputed once it expires"
+    );
+    let metrics = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains("sluice_api_answer_cache_total{outcome=\"hit\"} 2"),
+        "{metrics}"
+    );
+}

@@ -5,6 +5,7 @@
 //! binary layers over all roles.
 
 mod analytics;
+mod answer_cache;
 pub mod auth;
 mod dashboard;
 mod dead_letters;
@@ -16,6 +17,7 @@ mod time_param;
 mod users;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -30,23 +32,12 @@ pub struct ApiState {
     pub dead_letters: Arc<dyn DeadLetterQueue>,
     pub accounts: Arc<Accounts>,
     pub login: Arc<auth::LoginThrottle>,
+    /// How long analytics answers are reused (`cache.answer_ttl_secs`); zero: not at all.
+    pub answer_ttl: Duration,
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/logs/search", post(search::search))
-        .route("/api/logs/recent", get(search::recent))
-        .route("/api/logs/types", get(logs::types))
-        .route("/api/logs/stats", get(logs::stats))
-        .route("/api/logs/search/services", get(logs::services))
-        .route("/api/logs/search/export", post(search::export))
-        .route("/api/logs/search/save", post(search::saved::save))
-        .route("/api/logs/search/saved", get(search::saved::list))
-        .route(
-            "/api/logs/search/saved/{id}",
-            axum::routing::delete(search::saved::delete),
-        )
-        .route("/api/logs/search/recent", get(search::saved::recent))
+    let answers = Router::new()
         .route("/api/analytics/transactions", get(analytics::transactions))
         .route("/api/analytics/errors", get(analytics::errors))
         .route(
@@ -77,10 +68,29 @@ pub fn router(state: ApiState) -> Router {
             get(performance::database_latency),
         )
         .route("/api/fraud/stats", get(fraud::stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            answer_cache::reuse_answers,
+        ));
+    Router::new()
+        .merge(answers)
         .route(
             "/api/fraud/suspicious-activities",
             get(fraud::suspicious_activities),
         )
+        .route("/api/logs/search", post(search::search))
+        .route("/api/logs/recent", get(search::recent))
+        .route("/api/logs/types", get(logs::types))
+        .route("/api/logs/stats", get(logs::stats))
+        .route("/api/logs/search/services", get(logs::services))
+        .route("/api/logs/search/export", post(search::export))
+        .route("/api/logs/search/save", post(search::saved::save))
+        .route("/api/logs/search/saved", get(search::saved::list))
+        .route(
+            "/api/logs/search/saved/{id}",
+            axum::routing::delete(search::saved::delete),
+        )
+        .route("/api/logs/search/recent", get(search::saved::recent))
         .route("/api/dead-letters", get(dead_letters::list))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))

@@ -257,6 +257,9 @@ pub struct CacheConfig {
     pub max_entries: usize,
     /// Prefix of every Redis key, so Sluice can share a Redis.
     pub redis_prefix: String,
+    /// How long an analytics, dashboard, performance or fraud-stats answer is reused for the
+    /// same request; 0 turns the reuse off.
+    pub answer_ttl_secs: u64,
 }
 
 impl Default for CacheConfig {
@@ -265,6 +268,7 @@ impl Default for CacheConfig {
             url: None,
             max_entries: 100_000,
             redis_prefix: "sluice:".into(),
+            answer_ttl_secs: 10,
         }
     }
 }

@@ -34,6 +34,7 @@ pub const PARTITION_LAG: &str = "sluice_queue_partition_lag_records";
 pub const LOGINS: &str = "sluice_auth_logins_total";
 pub const BULK_REQUESTS: &str = "sluice_store_bulk_duration_seconds";
 pub const BULK_BYTES: &str = "sluice_store_bulk_size_bytes";
+pub const ANSWER_CACHE: &str = "sluice_api_answer_cache_total";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -41,6 +42,10 @@ pub(super) fn describe() {
         "Requests refused for missing or insufficient credentials, by reason"
     );
     describe_counter!(LOGINS, "Login attempts, by outcome");
+    describe_counter!(
+        ANSWER_CACHE,
+        "Analytics answers looked up in the cache, by outcome (hit, miss, error)"
+    );
     describe_histogram!(
         BULK_REQUESTS,
         "Elasticsearch _bulk request time, by outcome (ok, item_errors, failed)"
@@ -410,5 +415,21 @@ impl InternalEvent for BulkRequestSent<'_> {
         }
         histogram!(BULK_REQUESTS, "outcome" => self.outcome).record(self.duration.as_secs_f64());
         histogram!(BULK_BYTES).record(self.bytes as f64);
+    }
+}
+
+/// An analytics answer looked up in the cache.
+pub struct AnswerCacheLookup<'a> {
+    /// `hit`, `miss` or `error` (the cache failed; the answer was computed).
+    pub outcome: &'static str,
+    pub error: Option<&'a str>,
+}
+
+impl InternalEvent for AnswerCacheLookup<'_> {
+    fn emit(self) {
+        if let Some(error) = self.error {
+            warn!(error, "answer cache unavailable; computing the answer");
+        }
+        counter!(ANSWER_CACHE, "outcome" => self.outcome).increment(1);
     }
 }
