@@ -86,6 +86,7 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/ready", Expect::Public),
     ("GET", "/metrics", Expect::Public),
     ("GET", "/", Expect::Public),
+    ("GET", "/api/openapi.json", Expect::Public),
     ("POST", "/api/logs/ingest", Expect::Ingest),
     ("POST", "/api/logs/upload", Expect::Ingest),
     ("POST", "/_bulk", Expect::Ingest),

@@ -92,6 +92,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/logs/search/recent", get(search::saved::recent))
         .route("/api/dead-letters", get(dead_letters::list))
+        .route("/api/openapi.json", get(openapi))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
@@ -116,6 +117,17 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// The OpenAPI 3.1 description of every route. Written by hand next to the code; a test checks
+/// it against the policy table, so a route cannot be added to one and forgotten in the other.
+pub const OPENAPI: &str = include_str!("../openapi/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
 /// Creates the api's own meta store collections (saved searches) where missing; idempotent.
 pub async fn prepare_meta(
     meta: &dyn sluice_common::meta::MetaStore,
@@ -130,4 +142,50 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use sluice_common::auth::policy::{Access, ROUTES};
+
+    /// Every route of the policy is described, with the access the policy gives it, and nothing
+    /// else is.
+    #[test]
+    fn openapi_describes_exactly_the_routes_of_the_policy() {
+        let document: serde_json::Value =
+            serde_json::from_str(super::OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        let mut described = BTreeSet::new();
+        for (path, operations) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in operations.as_object().expect("operations") {
+                let access = operation["x-sluice-access"]
+                    .as_str()
+                    .expect("access")
+                    .to_owned();
+                assert!(operation["summary"].is_string(), "{method} {path}");
+                assert!(operation["responses"].is_object(), "{method} {path}");
+                described.insert((method.to_uppercase(), path.clone(), access));
+            }
+        }
+        let policy: BTreeSet<(String, String, String)> = ROUTES
+            .iter()
+            .map(|(method, path, access)| {
+                let access = match access {
+                    Access::Public => "public".to_owned(),
+                    Access::Ingest => "ingest".to_owned(),
+                    Access::User(role) => role.as_str().to_owned(),
+                };
+                ((*method).to_owned(), (*path).to_owned(), access)
+            })
+            .collect();
+        assert_eq!(described, policy);
+        // The document itself is public, so it is in the policy too.
+        assert!(policy.contains(&(
+            "GET".to_owned(),
+            "/api/openapi.json".to_owned(),
+            "public".to_owned()
+        )));
+    }
 }

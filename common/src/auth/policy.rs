@@ -20,6 +20,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/ready", Access::Public),
     ("GET", "/metrics", Access::Public),
     ("GET", "/", Access::Public),
+    ("GET", "/api/openapi.json", Access::Public),
     // Ingest.
     ("POST", "/api/logs/ingest", Access::Ingest),
     ("POST", "/api/logs/upload", Access::Ingest),
