@@ -195,6 +195,11 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         Expect::AtLeast(Role::Analyst),
     ),
     (
+        "PUT",
+        "/api/fraud/alerts/{id}/review",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    (
         "GET",
         "/api/logs/search/services",
         Expect::AtLeast(Role::Analyst),

@@ -396,3 +396,118 @@ async fn analytics_answers_are_reused_for_the_configured_seconds() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fraud_alerts_are_reviewed_and_the_review_shows_with_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    create_user(dir.path(), "alice", "analyst", PASSWORD);
+    let server = Server::start(dir.path(), None, &[]);
+    let (status, _) = server
+        .post_ndjson("/api/logs/ingest", &generate(21, 2_000, 1, 4))
+        .await;
+    assert_eq!(status, 202);
+    server
+        .wait_for_total(json!({"size": 0}), 2_000, Duration::from_secs(60))
+        .await;
+    let alice = client_with_token(&login_blocking(&server.base, "alice", PASSWORD));
+    let url = |path: &str| server.url(path);
+    use reqwest::Method;
+
+    let (status, page) = send(
+        &alice,
+        Method::GET,
+        url("/api/fraud/suspicious-activities?size=3"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let hits = page["hits"].as_array().expect("hits").clone();
+    assert_eq!(hits.len(), 3, "{page}");
+    for hit in &hits {
+        assert_eq!(hit["_review"]["status"], "new");
+        assert_eq!(hit["fraud"]["detected"], true);
+    }
+    let id = |n: usize| hits[n]["_id"].as_str().expect("_id").to_owned();
+    let review = |id: String, body: Value| {
+        let (alice, url) = (
+            alice.clone(),
+            url(&format!("/api/fraud/alerts/{id}/review")),
+        );
+        async move { send(&alice, Method::PUT, url, Some(body)).await }
+    };
+    let (status, answer) = review(
+        id(0),
+        json!({"status": "confirmed", "note": "card reported stolen"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["review"]["reviewed_by"]["username"], "alice");
+    let (status, _) = review(id(1), json!({"status": "false_positive"})).await;
+    assert_eq!(status, 200);
+    let (status, _) = review(id(1), json!({"status": "confirmed"})).await;
+    assert_eq!(status, 200, "a review can be changed");
+    let (status, _) = review(id(1), json!({"status": "false_positive"})).await;
+    assert_eq!(status, 200);
+
+    let (_, page) = send(
+        &alice,
+        Method::GET,
+        url("/api/fraud/suspicious-activities?size=3"),
+        None,
+    )
+    .await;
+    let statuses: Vec<&Value> = page["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| &h["_review"]["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!("confirmed"), &json!("false_positive"), &json!("new")]
+    );
+    assert_eq!(page["hits"][0]["_review"]["note"], "card reported stolen");
+    let (_, stats) = send(&alice, Method::GET, url("/api/fraud/stats?range=30d"), None).await;
+    assert_eq!(
+        stats["reviews"],
+        json!({"confirmed": 1, "false_positive": 1}),
+        "{stats}"
+    );
+
+    let error_event =
+        server.search(json!({"log_type": "error", "size": 1})).await["hits"][0]["_id"]
+            .as_str()
+            .expect("an error event")
+            .to_owned();
+    for (target, body, expected, code) in [
+        (id(2), json!({"status": "maybe"}), 400, "invalid_field"),
+        (
+            id(2),
+            json!({"status": "confirmed", "note": "x".repeat(2_001)}),
+            400,
+            "invalid_field",
+        ),
+        (
+            id(2),
+            json!({"status": "confirmed", "extra": 1}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "no-such-event".to_owned(),
+            json!({"status": "confirmed"}),
+            404,
+            "not_found",
+        ),
+        (
+            error_event,
+            json!({"status": "confirmed"}),
+            400,
+            "not_scored",
+        ),
+    ] {
+        let (status, answer) = review(target.clone(), body.clone()).await;
+        assert_eq!(status, expected, "{target} {body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{target} {body}: {answer}");
+    }
+}

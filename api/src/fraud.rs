@@ -1,17 +1,37 @@
 //! `/api/fraud/*`: what the fraud engine (inline in the processor) and upstream detectors
-//! flagged: the flagged events themselves, and counts by indicator, country and time.
+//! flagged: the flagged events themselves with their review, counts by indicator, country and
+//! time, and the review of an alert (new, confirmed, false_positive), kept in the meta store by
+//! event id.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_common::http::{ApiError, QueryParams};
+use sluice_common::auth::accounts::AccountError;
+use sluice_common::http::{ApiError, JsonBody, QueryParams};
+use sluice_common::meta::{Collection, MetaError};
 use sluice_common::store::{Aggregation, Field, Filter, SearchQuery, SortKey};
 
 use crate::ApiState;
+use crate::analytics::params::rfc3339;
 use crate::analytics::{AnalyticsParams, aggregate, money, terms_json, timeline_json};
-use crate::search::{SearchAnswer, offset_within_window, run, size};
+use crate::auth::CurrentUser;
+use crate::search::{hit_json, offset_within_window, size, store_error};
 use crate::time_param::{TimeParam, window};
+
+/// Reviews of fraud alerts, keyed by the event's id.
+pub const FRAUD_REVIEWS: Collection = Collection {
+    name: "fraud_reviews",
+    unique: &[],
+    indexed: &["status"],
+};
+
+const REVIEW_STATUSES: [&str; 3] = ["new", "confirmed", "false_positive"];
+const MAX_NOTE_CHARS: usize = 2_000;
+
+fn meta_error(e: MetaError) -> ApiError {
+    AccountError::Meta(e).into()
+}
 
 fn detected() -> Filter {
     Filter::Equals(Field::FraudDetected, "true".into())
@@ -49,12 +69,21 @@ pub async fn stats(
         ),
     )?;
     let flagged_score = flagged.stats("score");
+    let meta = state.accounts.meta();
+    let confirmed_filter = [("status", json!("confirmed"))];
+    let false_positive_filter = [("status", json!("false_positive"))];
+    let (confirmed, false_positives) = tokio::try_join!(
+        meta.count(&FRAUD_REVIEWS, &confirmed_filter),
+        meta.count(&FRAUD_REVIEWS, &false_positive_filter),
+    )
+    .map_err(meta_error)?;
     Ok(Json(json!({
         "window": window.describe(),
         "scored": scored.stats("score").count,
         "detected": flagged_score.count,
         "detection_rate": crate::analytics::ratio(flagged_score.count, scored.stats("score").count),
         "average_detected_score": flagged_score.avg.map(money),
+        "reviews": { "confirmed": confirmed, "false_positive": false_positives },
         "by_indicator": terms_json(flagged.terms("indicators"), |_| json!({})),
         "by_country": terms_json(flagged.terms("countries"), |_| json!({})),
         "timeline": timeline_json(flagged.timeline("timeline"), |_| json!({})),
@@ -77,11 +106,12 @@ pub struct SuspiciousParams {
     search_after: Option<String>,
 }
 
-/// `GET /api/fraud/suspicious-activities`: flagged events, newest first, a page at a time.
+/// `GET /api/fraud/suspicious-activities`: flagged events, newest first, a page at a time, each
+/// with its review (`_review`; status `new` until someone reviews it).
 pub async fn suspicious_activities(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<SuspiciousParams>,
-) -> Result<Json<SearchAnswer>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let invalid = |message: String| ApiError::bad_request("invalid_request", message);
     let (from_ms, to_ms) = window(params.from, params.to, params.range.as_deref())?;
     let mut filters = vec![match params.min_score {
@@ -124,5 +154,112 @@ pub async fn suspicious_activities(
         size,
         ..SearchQuery::default()
     };
-    run(&state, &query, false).await
+    let results = state.store.search(&query).await.map_err(store_error)?;
+    let next_search_after = match results.hits.last() {
+        Some(last) if results.hits.len() == query.size => {
+            Some(format!("{},{}", last.sort.value, last.sort.id))
+        }
+        _ => None,
+    };
+    let meta = state.accounts.meta();
+    let reviews = futures::future::try_join_all(
+        results
+            .hits
+            .iter()
+            .map(|hit| meta.get(&FRAUD_REVIEWS, &hit.id)),
+    )
+    .await
+    .map_err(meta_error)?;
+    let mut activities = Vec::with_capacity(results.hits.len());
+    for (hit, review) in results.hits.into_iter().zip(reviews) {
+        let raw = hit_json(hit, &[])?;
+        let mut activity: Value =
+            serde_json::from_str(raw.get()).map_err(|e| ApiError::internal(e.to_string()))?;
+        activity["_review"] = review.unwrap_or_else(|| json!({ "status": "new" }));
+        activities.push(activity);
+    }
+    Ok(Json(json!({
+        "total": results.total,
+        "hits": activities,
+        "next_search_after": next_search_after,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    status: String,
+    note: Option<String>,
+}
+
+/// `PUT /api/fraud/alerts/{id}/review`: marks a flagged event confirmed, a false positive, or
+/// new again, with an optional note; who and when are recorded.
+pub async fn review(
+    State(state): State<ApiState>,
+    CurrentUser(claims): CurrentUser,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<ReviewRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if !REVIEW_STATUSES.contains(&request.status.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "status {:?} is not one of new, confirmed, false_positive",
+                request.status
+            ),
+        )
+        .field("status"));
+    }
+    let note = request.note.unwrap_or_default();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("note: at most {MAX_NOTE_CHARS} characters"),
+        )
+        .field("note"));
+    }
+    let flagged = SearchQuery {
+        filters: vec![Filter::Equals(Field::DocumentId, id.clone())],
+        size: 1,
+        ..SearchQuery::default()
+    };
+    let found = state.store.search(&flagged).await.map_err(store_error)?;
+    let Some(hit) = found.hits.first() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no event has the id {id:?}"),
+        ));
+    };
+    let document: Value = serde_json::from_slice(&hit.source).unwrap_or_default();
+    if document["fraud"]["score"].as_f64().is_none() {
+        return Err(ApiError::bad_request(
+            "not_scored",
+            format!("event {id:?} was not scored for fraud; only scored events are reviewed"),
+        ));
+    }
+    let review = json!({
+        "status": request.status,
+        "note": note,
+        "reviewed_by": { "id": claims.sub, "username": claims.name },
+        "reviewed_at": rfc3339(sluice_common::now_ms()),
+    });
+    let meta = state.accounts.meta();
+    let replaced = meta
+        .replace(&FRAUD_REVIEWS, &id, &review, &[])
+        .await
+        .map_err(meta_error)?;
+    if !replaced {
+        match meta.insert(&FRAUD_REVIEWS, &id, &review).await {
+            Ok(()) => {}
+            // Reviewed by someone else at the same instant: theirs stands, ours replaces it.
+            Err(MetaError::Conflict { .. }) => {
+                meta.replace(&FRAUD_REVIEWS, &id, &review, &[])
+                    .await
+                    .map_err(meta_error)?;
+            }
+            Err(e) => return Err(meta_error(e)),
+        }
+    }
+    Ok(Json(json!({ "id": id, "review": review })))
 }

@@ -78,6 +78,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/fraud/suspicious-activities",
             get(fraud::suspicious_activities),
         )
+        .route(
+            "/api/fraud/alerts/{id}/review",
+            axum::routing::put(fraud::review),
+        )
         .route("/api/logs/search", post(search::search))
         .route("/api/logs/recent", get(search::recent))
         .route("/api/logs/types", get(logs::types))
@@ -128,11 +132,13 @@ async fn openapi() -> impl axum::response::IntoResponse {
     )
 }
 
-/// Creates the api's own meta store collections (saved searches) where missing; idempotent.
+/// Creates the api's own meta store collections (saved searches, fraud reviews) where missing;
+/// idempotent.
 pub async fn prepare_meta(
     meta: &dyn sluice_common::meta::MetaStore,
 ) -> Result<(), sluice_common::meta::MetaError> {
-    meta.prepare(&[search::saved::SAVED_SEARCHES]).await
+    meta.prepare(&[search::saved::SAVED_SEARCHES, fraud::FRAUD_REVIEWS])
+        .await
 }
 
 /// For optional fields that can be cleared: absent is `None`, `null` is `Some(None)`.

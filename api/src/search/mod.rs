@@ -111,7 +111,7 @@ pub async fn run(
 
 /// The stored document with its id as `_id` and, where the search's words occur in its text,
 /// the marked fragments as `_highlight`.
-fn hit_json(hit: Hit, phrases: &[&str]) -> Result<Box<RawValue>, ApiError> {
+pub(crate) fn hit_json(hit: Hit, phrases: &[&str]) -> Result<Box<RawValue>, ApiError> {
     let mut document: Map<String, Value> = serde_json::from_slice(&hit.source)
         .map_err(|e| ApiError::internal(format!("stored document {} is not JSON: {e}", hit.id)))?;
     if !phrases.is_empty() {

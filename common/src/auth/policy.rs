@@ -108,6 +108,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/api/fraud/suspicious-activities",
         Access::User(Role::Analyst),
     ),
+    (
+        "PUT",
+        "/api/fraud/alerts/{id}/review",
+        Access::User(Role::Analyst),
+    ),
     ("GET", "/api/dead-letters", Access::User(Role::Admin)),
     // Accounts.
     ("POST", "/api/auth/register", Access::Public),

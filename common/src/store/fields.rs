@@ -44,6 +44,7 @@ macro_rules! fields {
 }
 
 fields! {
+    DocumentId => "ingest.id", Keyword;
     LogType => "log_type", Keyword;
     Level => "level", Keyword;
     Service => "service", Keyword;

@@ -68,6 +68,7 @@ mod tests {
             ("fraud.score", "double"),
             ("fraud.indicators", "keyword"),
             ("fraud.detected", "boolean"),
+            ("ingest.id", "keyword"),
             ("ingest.received_at", "date"),
             ("ingest.source", "keyword"),
         ] {
@@ -78,5 +79,23 @@ mod tests {
             level["normalizer"], "sluice_lowercase",
             "levels match in any case"
         );
+    }
+
+    /// Every field searches filter, sort and aggregate on is mapped with a type of its kind, so
+    /// Elasticsearch answers what tantivy answers from its typed fast fields.
+    #[test]
+    fn every_store_field_is_mapped_as_its_kind() {
+        use crate::store::{Field, FieldKind};
+        let template = index_template("sluice-logs");
+        for field in Field::ALL {
+            let mapped = mapping_type(&template, field.path());
+            let fits = match field.kind() {
+                FieldKind::Keyword => matches!(mapped, Some("keyword")),
+                FieldKind::Double => matches!(mapped, Some("double")),
+                FieldKind::Long => matches!(mapped, Some("long" | "integer")),
+                FieldKind::Boolean => matches!(mapped, Some("boolean")),
+            };
+            assert!(fits, "{field} ({:?}) is mapped as {mapped:?}", field.kind());
+        }
     }
 }
