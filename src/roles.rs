@@ -20,7 +20,7 @@ use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::GeoIpDatabase;
 use sluice_geoip::GeoResolver;
 use sluice_ingest::IngestState;
-use sluice_processor::{Pipeline, Processor};
+use sluice_processor::{OnDemandScorer, Pipeline, Processor};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -159,6 +159,8 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
+    // The processor's fraud engine, when this process has one, for scoring on demand.
+    let mut shared_fraud = None;
     let processing = match (queues.consumer.take(), &store, &queues.dead_letters) {
         (Some(consumer), Some(store), Some(dead_letters)) => {
             let pipeline = Pipeline::new(
@@ -166,6 +168,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
                 open_geoip(&config)?,
                 FraudEngine::new(config.fraud.clone()),
             );
+            shared_fraud = Some(pipeline.fraud_engine());
             let processor = Processor::new(
                 consumer,
                 store.clone(),
@@ -192,6 +195,21 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         sluice_api::prepare_meta(accounts.meta().as_ref())
             .await
             .context("preparing the meta store for saved searches")?;
+        // `serve` scores on demand against the processor's own state; an api process alone
+        // rebuilds a user's history from the store.
+        let fraud: Arc<dyn sluice_common::fraud::FraudDetector> = match shared_fraud.take() {
+            Some(engine) => Arc::new(OnDemandScorer::shared(
+                config.ingest.limits,
+                open_geoip(&config)?,
+                engine,
+            )),
+            None => Arc::new(OnDemandScorer::from_store(
+                config.ingest.limits,
+                open_geoip(&config)?,
+                store.clone(),
+                config.fraud.clone(),
+            )),
+        };
         app = app.merge(sluice_api::router(sluice_api::ApiState {
             store: store.clone(),
             dead_letters: dead_letters.clone(),
@@ -201,6 +219,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             )),
             accounts: accounts.clone(),
             answer_ttl: std::time::Duration::from_secs(config.cache.answer_ttl_secs),
+            fraud,
         }));
     }
     app = app.merge(crate::ops::router(OpsState {

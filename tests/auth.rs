@@ -199,6 +199,7 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/fraud/alerts/{id}/review",
         Expect::AtLeast(Role::Analyst),
     ),
+    ("POST", "/api/fraud/detect", Expect::AtLeast(Role::Analyst)),
     (
         "GET",
         "/api/logs/search/services",

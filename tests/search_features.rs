@@ -511,3 +511,63 @@ async fn fraud_alerts_are_reviewed_and_the_review_shows_with_them() {
         assert_eq!(answer["error"]["code"], code, "{target} {body}: {answer}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fraud_detect_scores_with_the_processors_state_and_remembers_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), None, &[]);
+    let start = sluice_common::now_ms() - 600_000;
+    let at = |offset: i64| sluice_common::event::format_rfc3339_ms(start + offset);
+    let purchases: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({"log_type": "transaction", "transaction_id": format!("tx-{i}"),
+                   "user_id": "erin", "amount": 25, "status": "completed",
+                   "timestamp": at(i * 10_000)})
+        })
+        .collect();
+    let (status, _) = server.post_ndjson("/api/logs/ingest", &purchases).await;
+    assert_eq!(status, 202);
+    server
+        .wait_for_total(
+            json!({"user_id": "erin", "size": 0}),
+            4,
+            Duration::from_secs(60),
+        )
+        .await;
+    let detect = |body: Value| {
+        let http = server.http.clone();
+        let url = server.url("/api/fraud/detect");
+        async move { send(&http, reqwest::Method::POST, url, Some(body)).await }
+    };
+    let fifth = json!({"user_id": "erin", "amount": 25, "timestamp": at(45_000)});
+    let (status, scored) = detect(fifth.clone()).await;
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!(
+        scored["indicators"],
+        json!(["rapid_transactions"]),
+        "{scored}"
+    );
+    assert_eq!(scored["history"]["source"], "shared");
+    assert_eq!(detect(fifth).await.1, scored, "asking again: the same");
+    let (_, big) = detect(json!({"user_id": "frank", "amount": 5000})).await;
+    assert_eq!(big["indicators"], json!(["high_amount"]), "{big}");
+    assert_eq!(
+        big["detected"], false,
+        "one indicator is below the threshold: {big}"
+    );
+
+    for (body, code) in [
+        (json!({"amount": "lots"}), "wrong_type"),
+        (json!({"user_id": "x"}), "missing_field"),
+        (
+            json!({"log_type": "error", "error_message": "x"}),
+            "not_a_transaction",
+        ),
+        (json!({"amount": 5, "ip": "999.1.1.1"}), "invalid_ip"),
+        (json!([1, 2]), "malformed_json"),
+    ] {
+        let (status, answer) = detect(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
+    }
+}

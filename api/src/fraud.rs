@@ -4,10 +4,12 @@
 //! event id.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_common::auth::accounts::AccountError;
+use sluice_common::fraud::DetectError;
 use sluice_common::http::{ApiError, JsonBody, QueryParams};
 use sluice_common::meta::{Collection, MetaError};
 use sluice_common::store::{Aggregation, Field, Filter, SearchQuery, SortKey};
@@ -262,4 +264,30 @@ pub async fn review(
         }
     }
     Ok(Json(json!({ "id": id, "review": review })))
+}
+
+/// `POST /api/fraud/detect`: scores a transaction (JSON, as producers send it) with the engine
+/// and the state the processor uses, without remembering it.
+pub async fn detect(State(state): State<ApiState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    match state.fraud.detect(&body).await {
+        Ok(detection) => serde_json::to_value(detection)
+            .map(Json)
+            .map_err(|e| ApiError::internal(e.to_string())),
+        Err(DetectError::Invalid(issues)) => {
+            let code = issues.first().map_or("invalid_value", |i| i.code.as_str());
+            let message = issues
+                .iter()
+                .map(|issue| match issue.field.as_str() {
+                    "" => issue.reason.clone(),
+                    field => format!("{field}: {}", issue.reason),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            Err(ApiError::bad_request(code, message))
+        }
+        Err(DetectError::NotATransaction(reason)) => {
+            Err(ApiError::bad_request("not_a_transaction", reason))
+        }
+        Err(DetectError::Store(e)) => Err(store_error(e)),
+    }
 }

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub login: Arc<auth::LoginThrottle>,
     /// How long analytics answers are reused (`cache.answer_ttl_secs`); zero: not at all.
     pub answer_ttl: Duration,
+    /// Scores transactions on demand, as the processor would.
+    pub fraud: Arc<dyn sluice_common::fraud::FraudDetector>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -78,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/fraud/suspicious-activities",
             get(fraud::suspicious_activities),
         )
+        .route("/api/fraud/detect", post(fraud::detect))
         .route(
             "/api/fraud/alerts/{id}/review",
             axum::routing::put(fraud::review),

@@ -3,11 +3,13 @@
 //! only then commits the queue position. Records that cannot become documents go to the
 //! dead-letter queue with their original bytes and the reason; nothing is dropped silently.
 
+mod detect;
 mod document;
 mod pipeline;
 mod retry;
 mod service;
 
+pub use detect::OnDemandScorer;
 pub use pipeline::{BatchOutput, Pipeline};
 pub use retry::Backoff;
 pub use service::Processor;

@@ -4,7 +4,8 @@
 use simd_json::prelude::*;
 use sluice_common::event::{LogType, QueuedRecord, document_id};
 use sluice_common::fraud::{
-    Activity, Assessment, FraudEngine, FraudInput, GeoFacts, is_failure_action, is_failure_status,
+    Activity, Assessment, FraudEngine, FraudInput, GeoFacts, SharedFraudEngine, is_failure_action,
+    is_failure_status,
 };
 use sluice_common::queue::DeadLetter;
 use sluice_common::store::StoreDocument;
@@ -27,7 +28,8 @@ pub struct BatchOutput {
 pub struct Pipeline {
     limits: Limits,
     geo: GeoResolver,
-    fraud: FraudEngine,
+    /// Shared with on-demand scoring in the same process; locked per scored event.
+    fraud: SharedFraudEngine,
     scratch: Vec<u8>,
     buffers: Buffers,
 }
@@ -37,7 +39,7 @@ impl Pipeline {
         Pipeline {
             limits,
             geo,
-            fraud,
+            fraud: std::sync::Arc::new(std::sync::Mutex::new(fraud)),
             scratch: Vec::new(),
             buffers: Buffers::default(),
         }
@@ -45,6 +47,11 @@ impl Pipeline {
 
     pub fn geo_mut(&mut self) -> &mut GeoResolver {
         &mut self.geo
+    }
+
+    /// The fraud engine this pipeline scores with, for scoring on demand in the same process.
+    pub fn fraud_engine(&self) -> SharedFraudEngine {
+        self.fraud.clone()
     }
 
     pub fn process(&mut self, records: &[QueuedRecord]) -> BatchOutput {
@@ -120,7 +127,13 @@ impl Pipeline {
             declared_country: event.country,
             geo: geo_facts(geo),
         };
-        let assessment = self.fraud.assess(&input)?;
+        // A panic elsewhere while holding the lock leaves at worst a half-updated counter of one
+        // user, which is no reason to stop scoring everyone.
+        let assessment = self
+            .fraud
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .assess(&input)?;
         emit(FraudScored {
             detected: assessment.detected,
             indicators: &assessment.indicators,
@@ -159,7 +172,7 @@ fn fraud_fields<'a>(fraud: &'a Fraud, record: Record<'_, 'a>) -> FraudFields<'a>
     }
 }
 
-fn geo_facts(lookup: &Lookup) -> GeoFacts<'_> {
+pub(crate) fn geo_facts(lookup: &Lookup) -> GeoFacts<'_> {
     match lookup {
         Lookup::NoDatabase => GeoFacts::NoDatabase,
         Lookup::NotPublic => GeoFacts::NotApplicable,

@@ -113,6 +113,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/api/fraud/alerts/{id}/review",
         Access::User(Role::Analyst),
     ),
+    ("POST", "/api/fraud/detect", Access::User(Role::Analyst)),
     ("GET", "/api/dead-letters", Access::User(Role::Admin)),
     // Accounts.
     ("POST", "/api/auth/register", Access::Public),

@@ -7,12 +7,16 @@
 //! a backlog scores the same as live traffic.
 
 mod config;
+pub mod detect;
 mod state;
+
+pub type SharedFraudEngine = std::sync::Arc<std::sync::Mutex<FraudEngine>>;
 
 pub use config::{
     AmountAnomaly, FailedAttempts, FraudConfig, HighAmount, IpMismatch, RapidTransactions,
     StateLimits, SuspiciousLocation,
 };
+pub use detect::{DetectError, Detection, FraudDetector, History};
 
 use std::net::IpAddr;
 
@@ -132,6 +136,29 @@ impl FraudEngine {
     /// Users currently tracked (bounded by `state.max_keys`).
     pub fn tracked_users(&self) -> usize {
         self.users.len()
+    }
+
+    /// Scores `input` as [`FraudEngine::assess`] would, against the current state, and remembers
+    /// nothing: for scoring on demand (`POST /api/fraud/detect`), where asking twice must not
+    /// look like two transactions. Only the two states the input touches are copied.
+    pub fn preview(&self, input: &FraudInput<'_>) -> Option<Assessment> {
+        let limits = &self.config.state;
+        let mut scratch = FraudEngine {
+            config: self.config.clone(),
+            users: StateMap::new(1, limits.ttl_secs * 1000),
+            ips: StateMap::new(1, limits.ttl_secs * 1000),
+        };
+        if let Some(user_id) = input.user_id
+            && let Some(slot) = self.users.peek(user_id)
+        {
+            scratch.users.restore(user_id.to_owned(), slot.clone());
+        }
+        if let Some(ip) = input.ip
+            && let Some(slot) = self.ips.peek(&ip)
+        {
+            scratch.ips.restore(ip, slot.clone());
+        }
+        scratch.assess(input)
     }
 
     /// Scores a transaction and remembers what it needs for the next ones. Failed attempts outside

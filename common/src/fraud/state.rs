@@ -41,6 +41,20 @@ impl<K: Hash + Eq, V: Default> StateMap<K, V> {
         &mut slot.1
     }
 
+    /// The slot of `key` (its last touch and state), without marking it recently used.
+    pub fn peek<Q>(&self, key: &Q) -> Option<&(i64, V)>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.peek(key)
+    }
+
+    /// Puts a slot in place as it is (a copy taken with [`StateMap::peek`]).
+    pub fn restore(&mut self, key: K, slot: (i64, V)) {
+        self.entries.put(key, slot);
+    }
+
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: std::borrow::Borrow<Q>,
@@ -55,7 +69,7 @@ impl<K: Hash + Eq, V: Default> StateMap<K, V> {
 }
 
 /// Event times, newest last; counts tolerate events arriving slightly out of order.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Times(VecDeque<i64>);
 
 impl Times {
@@ -76,7 +90,7 @@ impl Times {
 }
 
 /// Running mean and variance of a user's amounts (Welford), constant memory.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct AmountStats {
     count: u64,
     mean: f64,
@@ -108,7 +122,7 @@ impl AmountStats {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct UserState {
     pub transactions: Times,
     pub failures: Times,
@@ -117,7 +131,7 @@ pub struct UserState {
     pub last_location: Option<(i64, (f64, f64))>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct IpState {
     pub failures: Times,
 }

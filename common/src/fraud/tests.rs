@@ -295,3 +295,27 @@ fn haversine_london_tokyo_is_about_9560_km() {
     let km = haversine_km(LONDON, TOKYO);
     assert!((9500.0..9650.0).contains(&km), "{km}");
 }
+
+#[test]
+fn a_preview_scores_as_assess_would_and_remembers_nothing() {
+    let mut e = engine();
+    for i in 0..4 {
+        fired(&mut e, tx("u", T0 + i * 5_000, 20.0));
+    }
+    let fifth = tx("u", T0 + 20_000, 20.0);
+    let previewed = e.preview(&fifth).expect("scored");
+    assert_eq!(previewed.indicators, [Indicator::RapidTransactions]);
+    assert_eq!(
+        e.preview(&fifth).expect("scored"),
+        previewed,
+        "asking again changes nothing"
+    );
+    assert_eq!(
+        e.assess(&fifth).expect("scored"),
+        previewed,
+        "the same as scoring it"
+    );
+    let stranger = tx("someone-else", T0, 20.0);
+    assert_eq!(e.preview(&stranger).expect("scored").indicators, []);
+    assert_eq!(e.tracked_users(), 1, "a preview adds no state");
+}

@@ -49,6 +49,7 @@ fields! {
     Level => "level", Keyword;
     Service => "service", Keyword;
     UserId => "user_id", Keyword;
+    Ip => "ip", Keyword;
     TransactionId => "transaction_id", Keyword;
     PaymentMethod => "payment_method", Keyword;
     Status => "status", Keyword;
