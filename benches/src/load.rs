@@ -32,6 +32,9 @@ struct Args {
     connections: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Hours back from now the events' timestamps spread over.
+    #[arg(long, default_value_t = 24)]
+    span_hours: u64,
     /// The server's pid, to report its peak resident memory (Linux).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -67,9 +70,14 @@ async fn main() -> anyhow::Result<()> {
     let now = sluice_common::now_ms();
     let mut bodies = Vec::new();
     let mut body = String::new();
-    for (i, event) in SampleGenerator::new(args.seed, args.events, now, 86_400_000)
-        .take(args.events)
-        .enumerate()
+    for (i, event) in SampleGenerator::new(
+        args.seed,
+        args.events,
+        now,
+        i64::try_from(args.span_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX),
+    )
+    .take(args.events)
+    .enumerate()
     {
         body.push_str(&event.to_string());
         body.push('\n');
