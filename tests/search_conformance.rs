@@ -495,8 +495,19 @@ async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Val
         let name = product["value"].as_str().expect("value");
         assert_eq!(
             product["count"],
-            paid.iter().filter(|e| e["product_name"] == name).count(),
-            "{name}"
+            of_type("transaction")
+                .filter(|e| e["product_name"] == name)
+                .count(),
+            "{name}: orders, paid or not"
+        );
+        let revenue: f64 = paid
+            .iter()
+            .filter(|e| e["product_name"] == name)
+            .filter_map(|e| e["amount"].as_f64())
+            .sum();
+        assert!(
+            (product["revenue"].as_f64().expect("revenue") - cents(revenue)).abs() < 0.011,
+            "{name}: revenue of the paid ones"
         );
     }
     let kpis = &answers["/api/dashboard/stats"]["stats"];

@@ -1,138 +1,144 @@
 //! `/api/dashboard/*`: the dashboard page's numbers. `overview` is everything the page shows in
-//! one request (its parts run at once); `stats`, `metrics` and `charts` are its parts, for
-//! widgets that refresh on their own.
+//! one request; `stats`, `metrics` and `charts` are its parts, for widgets that refresh on their
+//! own. Whatever parts are asked for, the store makes one pass over the window's events, one
+//! over its transactions and (for the KPIs) one over its performance events, at once.
 
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::store::{Aggregation, Field, Filter, SearchQuery};
+use sluice_common::store::{Aggregation, AggregationResults, Field, Filter, SearchQuery};
 
 use crate::ApiState;
 use crate::analytics::{
-    AnalyticsParams, Window, aggregate, money, of_type, ratio, successful_transactions, terms_json,
-    timeline_json,
+    AnalyticsParams, Paid, Window, aggregate, money, of_type, paid_aggregations, products,
+    products_json, ratio, terms_json, timeline_json, with_paid,
 };
 use crate::search::run;
 
 const TOP: usize = 10;
 const RECENT_ERRORS: usize = 10;
 
-/// KPIs: events, revenue, error rate, fraud alerts, p95 latency, transactions, active users.
-async fn kpis(state: &ApiState, window: &Window) -> Result<Value, ApiError> {
-    let (all, paid, latency) = tokio::try_join!(
-        aggregate(
-            state,
-            window.query(),
-            vec![
-                ("types", Aggregation::terms(Field::LogType, 10)),
-                ("detected", Aggregation::terms(Field::FraudDetected, 2)),
-                ("users", Aggregation::cardinality(Field::UserId)),
-            ],
-        ),
-        aggregate(
-            state,
-            successful_transactions(window),
-            vec![("amount", Aggregation::stats(Field::Amount))],
-        ),
-        aggregate(
-            state,
-            of_type(window, "performance"),
-            vec![("p", Aggregation::percentiles(Field::ResponseTime, &[95.0]),)],
-        ),
+/// Which parts of the dashboard a request wants.
+#[derive(Clone, Copy)]
+struct Parts {
+    kpis: bool,
+    timeline: bool,
+    charts: bool,
+}
+
+/// The passes over the store's events, with the aggregations the parts need.
+struct Passes {
+    events: AggregationResults,
+    transactions: AggregationResults,
+    performance: AggregationResults,
+}
+
+async fn passes(state: &ApiState, window: &Window, parts: Parts) -> Result<Passes, ApiError> {
+    let mut events = Vec::new();
+    let mut transactions = Vec::new();
+    if parts.kpis || parts.charts {
+        events.push(("types", Aggregation::terms(Field::LogType, 10)));
+    }
+    if parts.kpis {
+        events.push(("detected", Aggregation::terms(Field::FraudDetected, 2)));
+        events.push(("users", Aggregation::cardinality(Field::UserId)));
+        transactions.extend(paid_aggregations());
+    }
+    if parts.timeline {
+        events.push((
+            "timeline",
+            Aggregation::timeline(window.interval_ms)
+                .with("types", Aggregation::terms(Field::LogType, 10)),
+        ));
+        transactions.push((
+            "timeline",
+            with_paid(Aggregation::timeline(window.interval_ms)),
+        ));
+    }
+    if parts.charts {
+        events.push(("levels", Aggregation::terms(Field::Level, 20)));
+        events.push(("services", Aggregation::terms(Field::Service, TOP)));
+        events.push(("countries", Aggregation::terms(Field::GeoCountry, TOP)));
+        transactions.push(("products", products(TOP)));
+    }
+    let performance = match parts.kpis {
+        true => vec![("p", Aggregation::percentiles(Field::ResponseTime, &[95.0]))],
+        false => Vec::new(),
+    };
+    let skip_empty = |named: Vec<(&'static str, Aggregation)>, query: SearchQuery| async move {
+        match named.is_empty() {
+            true => Ok(AggregationResults::default()),
+            false => aggregate(state, query, named).await,
+        }
+    };
+    let (events, transactions, performance) = tokio::try_join!(
+        skip_empty(events, window.query()),
+        skip_empty(transactions, of_type(window, "transaction")),
+        skip_empty(performance, of_type(window, "performance")),
     )?;
-    let types = all.terms("types");
+    Ok(Passes {
+        events,
+        transactions,
+        performance,
+    })
+}
+
+/// KPIs: events, revenue, error rate, fraud alerts, p95 latency, transactions, active users.
+fn kpis(passes: &Passes) -> Value {
+    let types = passes.events.terms("types");
     let events: u64 = types.iter().map(|b| b.count).sum();
     let count_of = |t: &str| types.iter().find(|b| b.value == t).map_or(0, |b| b.count);
-    let paid = paid.stats("amount");
-    Ok(json!({
+    let paid = Paid::of(&passes.transactions);
+    json!({
         "events": events,
         "transactions": count_of("transaction"),
-        "revenue": money(paid.sum),
-        "average_basket": paid.avg.map(money),
+        "revenue": money(paid.revenue),
+        "average_basket": paid.average_basket().map(money),
         "errors": count_of("error"),
         "error_rate": ratio(count_of("error"), events),
-        "fraud_alerts": all
+        "fraud_alerts": passes
+            .events
             .terms("detected")
             .iter()
             .find(|b| b.value == "true")
             .map_or(0, |b| b.count),
-        "p95_response_time_ms": latency.percentile("p", 95.0).map(money),
-        "active_users": all.cardinality("users"),
-    }))
+        "p95_response_time_ms": passes.performance.percentile("p", 95.0).map(money),
+        "active_users": passes.events.cardinality("users"),
+    })
 }
 
 /// Events, errors and revenue per interval.
-async fn series(state: &ApiState, window: &Window) -> Result<Value, ApiError> {
-    let (all, paid) = tokio::try_join!(
-        aggregate(
-            state,
-            window.query(),
-            vec![(
-                "timeline",
-                Aggregation::timeline(window.interval_ms)
-                    .with("types", Aggregation::terms(Field::LogType, 10)),
-            )],
-        ),
-        aggregate(
-            state,
-            successful_transactions(window),
-            vec![(
-                "timeline",
-                Aggregation::timeline(window.interval_ms)
-                    .with("amount", Aggregation::stats(Field::Amount)),
-            )],
-        ),
-    )?;
-    let paid = paid.timeline("timeline");
-    Ok(json!(timeline_json(all.timeline("timeline"), |bucket| {
-        let errors = bucket
-            .nested
-            .terms("types")
-            .iter()
-            .find(|t| t.value == "error")
-            .map_or(0, |t| t.count);
-        let revenue = paid
-            .iter()
-            .find(|p| p.start_ms == bucket.start_ms)
-            .map_or(0.0, |p| p.nested.stats("amount").sum);
-        json!({ "errors": errors, "revenue": money(revenue) })
-    })))
+fn series(passes: &Passes) -> Value {
+    let paid = passes.transactions.timeline("timeline");
+    json!(timeline_json(
+        passes.events.timeline("timeline"),
+        |bucket| {
+            let errors = bucket
+                .nested
+                .terms("types")
+                .iter()
+                .find(|t| t.value == "error")
+                .map_or(0, |t| t.count);
+            let revenue = paid
+                .iter()
+                .find(|p| p.start_ms == bucket.start_ms)
+                .map_or(0.0, |p| Paid::of(&p.nested).revenue);
+            json!({ "errors": errors, "revenue": money(revenue) })
+        }
+    ))
 }
 
 /// Distributions: levels, types, and the top services, countries and products.
-async fn distributions(state: &ApiState, window: &Window) -> Result<Value, ApiError> {
-    let (all, products) = tokio::try_join!(
-        aggregate(
-            state,
-            window.query(),
-            vec![
-                ("levels", Aggregation::terms(Field::Level, 20)),
-                ("types", Aggregation::terms(Field::LogType, 10)),
-                ("services", Aggregation::terms(Field::Service, TOP)),
-                ("countries", Aggregation::terms(Field::GeoCountry, TOP)),
-            ],
-        ),
-        aggregate(
-            state,
-            successful_transactions(window),
-            vec![(
-                "products",
-                Aggregation::terms(Field::ProductName, TOP)
-                    .with("amount", Aggregation::stats(Field::Amount)),
-            )],
-        ),
-    )?;
-    let plain = |name: &str| json!(terms_json(all.terms(name), |_| json!({})));
-    Ok(json!({
+fn distributions(passes: &Passes) -> Value {
+    let plain = |name: &str| json!(terms_json(passes.events.terms(name), |_| json!({})));
+    json!({
         "levels": plain("levels"),
         "types": plain("types"),
         "top_services": plain("services"),
         "top_countries": plain("countries"),
-        "top_products": terms_json(products.terms("products"), |bucket| {
-            json!({ "revenue": money(bucket.nested.stats("amount").sum) })
-        }),
-    }))
+        "top_products": products_json(&passes.transactions),
+    })
 }
 
 /// `GET /api/dashboard/stats`.
@@ -142,9 +148,15 @@ pub async fn stats(
 ) -> Result<Json<Value>, ApiError> {
     params.refuse(&["interval", "limit", "threshold_ms"])?;
     let window = params.window()?;
+    let parts = Parts {
+        kpis: true,
+        timeline: false,
+        charts: false,
+    };
+    let passes = passes(&state, &window, parts).await?;
     Ok(Json(json!({
         "window": window.describe(),
-        "stats": kpis(&state, &window).await?,
+        "stats": kpis(&passes),
     })))
 }
 
@@ -155,9 +167,15 @@ pub async fn metrics(
 ) -> Result<Json<Value>, ApiError> {
     params.refuse(&["limit", "threshold_ms"])?;
     let window = params.window()?;
+    let parts = Parts {
+        kpis: false,
+        timeline: true,
+        charts: false,
+    };
+    let passes = passes(&state, &window, parts).await?;
     Ok(Json(json!({
         "window": window.describe(),
-        "timeline": series(&state, &window).await?,
+        "timeline": series(&passes),
     })))
 }
 
@@ -168,9 +186,15 @@ pub async fn charts(
 ) -> Result<Json<Value>, ApiError> {
     params.refuse(&["interval", "limit", "threshold_ms"])?;
     let window = params.window()?;
+    let parts = Parts {
+        kpis: false,
+        timeline: false,
+        charts: true,
+    };
+    let passes = passes(&state, &window, parts).await?;
     Ok(Json(json!({
         "window": window.describe(),
-        "charts": distributions(&state, &window).await?,
+        "charts": distributions(&passes),
     })))
 }
 
@@ -187,18 +211,20 @@ pub async fn overview(
             .query()
             .and(Filter::Equals(Field::LogType, "error".into()))
     };
-    let (stats, timeline, charts, errors) = tokio::try_join!(
-        kpis(&state, &window),
-        series(&state, &window),
-        distributions(&state, &window),
-        async { run(&state, &recent_errors, false).await },
-    )?;
+    let parts = Parts {
+        kpis: true,
+        timeline: true,
+        charts: true,
+    };
+    let (passes, errors) = tokio::try_join!(passes(&state, &window, parts), async {
+        run(&state, &recent_errors, false).await
+    },)?;
     let errors = serde_json::to_value(errors.0).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(json!({
         "window": window.describe(),
-        "stats": stats,
-        "timeline": timeline,
-        "charts": charts,
+        "stats": kpis(&passes),
+        "timeline": series(&passes),
+        "charts": distributions(&passes),
         "recent_errors": errors["hits"],
     })))
 }

@@ -2,20 +2,21 @@
 //! endpoint asks the store for aggregations (one typed request, run natively by either store)
 //! and shapes the answer; requests that do not depend on each other run at once.
 
+mod paid;
 pub mod params;
 mod shape;
 
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use sluice_common::fraud::FAILURE_STATUSES;
 use sluice_common::http::{ApiError, QueryParams};
 use sluice_common::store::{
-    Aggregation, AggregationResults, Aggregations, Field, Filter, SearchQuery, TextQuery,
+    Aggregation, AggregationResults, Aggregations, Field, Filter, SearchQuery,
 };
 
 use crate::ApiState;
 use crate::search::store_error;
+pub use paid::{Paid, paid_aggregations, with_paid};
 pub use params::{AnalyticsParams, Window};
 pub use shape::{money, ratio, terms_json, timeline_json};
 
@@ -42,106 +43,57 @@ pub fn of_type(window: &Window, log_type: &str) -> SearchQuery {
         .and(Filter::Equals(Field::LogType, log_type.into()))
 }
 
-/// Transactions whose payment went through: every status but the failures, in any case.
-pub fn successful_transactions(window: &Window) -> SearchQuery {
-    let mut failures = Vec::new();
-    for status in FAILURE_STATUSES {
-        let mut capitalized = status.to_string();
-        capitalized[..1].make_ascii_uppercase();
-        for variant in [status.to_string(), capitalized, status.to_ascii_uppercase()] {
-            failures.push(TextQuery::Filter(Filter::Equals(Field::Status, variant)));
-        }
-    }
-    SearchQuery {
-        text: Some(TextQuery::Not(Box::new(TextQuery::Or(failures)))),
-        ..of_type(window, "transaction")
-    }
-}
-
 const TOP_DEFAULT: usize = 10;
 const TOP_MAX: usize = 1_000;
 /// Enough buckets for every value of a low-cardinality field (statuses, methods, actions).
-const ALL_VALUES: usize = 200;
+pub(crate) const ALL_VALUES: usize = 200;
 
-/// `GET /api/analytics/transactions`: counts and revenue over time, by payment method and by
-/// status; revenue and the average basket count successful payments only.
+/// `GET /api/analytics/transactions`: counts and revenue over time, by payment method, status
+/// and currency; revenue and the average basket count successful payments only. One pass over
+/// the window's transactions.
 pub async fn transactions(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<AnalyticsParams>,
 ) -> Result<Json<Value>, ApiError> {
     params.refuse(&["limit", "threshold_ms"])?;
     let window = params.window()?;
-    let all = of_type(&window, "transaction");
-    let paid = successful_transactions(&window);
-    let by_amount = || Aggregation::stats(Field::Amount);
-    let (all, paid) = tokio::try_join!(
-        aggregate(
-            &state,
-            all,
-            vec![
-                ("amount", by_amount()),
-                ("timeline", Aggregation::timeline(window.interval_ms)),
-                (
-                    "methods",
-                    Aggregation::terms(Field::PaymentMethod, ALL_VALUES)
-                ),
-                (
-                    "statuses",
-                    Aggregation::terms(Field::Status, ALL_VALUES).with("amount", by_amount()),
-                ),
-            ],
+    let mut named = paid_aggregations();
+    named.extend([
+        (
+            "timeline",
+            with_paid(Aggregation::timeline(window.interval_ms)),
         ),
-        aggregate(
-            &state,
-            paid,
-            vec![
-                ("amount", by_amount()),
-                (
-                    "timeline",
-                    Aggregation::timeline(window.interval_ms).with("amount", by_amount()),
-                ),
-                (
-                    "methods",
-                    Aggregation::terms(Field::PaymentMethod, ALL_VALUES)
-                        .with("amount", by_amount()),
-                ),
-                (
-                    "currencies",
-                    Aggregation::terms(Field::Currency, ALL_VALUES).with("amount", by_amount()),
-                ),
-            ],
+        (
+            "methods",
+            with_paid(Aggregation::terms(Field::PaymentMethod, ALL_VALUES)),
         ),
-    )?;
-    let revenue = |results: &AggregationResults| money(results.stats("amount").sum);
-    let paid_stats = paid.stats("amount");
-    let paid_timeline = paid.timeline("timeline");
-    let paid_methods = paid.terms("methods");
+        (
+            "currencies",
+            with_paid(Aggregation::terms(Field::Currency, ALL_VALUES)),
+        ),
+    ]);
+    let results = aggregate(&state, of_type(&window, "transaction"), named).await?;
+    let paid = Paid::of(&results);
+    let total = Paid::all_count(&results);
     Ok(Json(json!({
         "window": window.describe(),
-        "total": all.stats("amount").count,
-        "successful": paid_stats.count,
-        "failed": all.stats("amount").count - paid_stats.count,
-        "revenue": revenue(&paid),
-        "average_basket": paid_stats.avg.map(money),
-        "timeline": timeline_json(all.timeline("timeline"), |bucket| {
-            let revenue = paid_timeline
-                .iter()
-                .find(|p| p.start_ms == bucket.start_ms)
-                .map_or(0.0, |p| p.nested.stats("amount").sum);
-            json!({ "revenue": money(revenue) })
+        "total": total,
+        "successful": paid.count,
+        "failed": total - paid.count,
+        "revenue": money(paid.revenue),
+        "average_basket": paid.average_basket().map(money),
+        "timeline": timeline_json(results.timeline("timeline"), |bucket| {
+            json!({ "revenue": money(Paid::of(&bucket.nested).revenue) })
         }),
-        "by_payment_method": terms_json(all.terms("methods"), |bucket| {
-            let paid = paid_methods.iter().find(|p| p.value == bucket.value);
-            json!({
-                "successful": paid.map_or(0, |p| p.count),
-                "revenue": money(paid.map_or(0.0, |p| p.nested.stats("amount").sum)),
-            })
+        "by_payment_method": terms_json(results.terms("methods"), |bucket| {
+            let paid = Paid::of(&bucket.nested);
+            json!({ "successful": paid.count, "revenue": money(paid.revenue) })
         }),
-        "by_status": terms_json(all.terms("statuses"), |bucket| {
+        "by_status": terms_json(results.terms("statuses"), |bucket| {
             json!({ "amount": money(bucket.nested.stats("amount").sum) })
         }),
-        "by_currency": terms_json(paid.terms("currencies"), |bucket| {
-            json!({ "revenue": money(bucket.nested.stats("amount").sum) })
+        "by_currency": terms_json(results.terms("currencies"), |bucket| {
+            json!({ "revenue": money(Paid::of(&bucket.nested).revenue) })
         }),
     })))
 }
@@ -197,11 +149,7 @@ pub async fn user_behavior(
         &state,
         of_type(&window, "user_behavior"),
         vec![
-            (
-                "actions",
-                Aggregation::terms(Field::Action, ALL_VALUES)
-                    .with("sessions", Aggregation::cardinality(Field::SessionId)),
-            ),
+            ("actions", Aggregation::terms(Field::Action, ALL_VALUES)),
             ("pages", Aggregation::terms(Field::Page, limit)),
             ("users", Aggregation::cardinality(Field::UserId)),
             ("sessions", Aggregation::cardinality(Field::SessionId)),
@@ -221,14 +169,9 @@ pub async fn user_behavior(
         .iter()
         .map(|action| {
             let count = count_of(action);
-            let sessions = actions
-                .iter()
-                .find(|b| b.value == *action)
-                .map_or(0, |b| b.nested.cardinality("sessions"));
             let step = json!({
                 "action": action,
                 "events": count,
-                "sessions": sessions,
                 "rate_from_previous": previous.map(|p| ratio(count, p)),
                 "rate_from_start": ratio(count, first),
             });
@@ -243,7 +186,7 @@ pub async fn user_behavior(
         "total": actions.iter().map(|b| b.count).sum::<u64>(),
         "unique_users": results.cardinality("users"),
         "sessions": results.cardinality("sessions"),
-        "actions": terms_json(actions, |b| json!({ "sessions": b.nested.cardinality("sessions") })),
+        "actions": terms_json(actions, |_| json!({})),
         "funnel": funnel,
         "cart_abandonment_rate": (carts > 0).then(|| 1.0 - ratio(purchases.min(carts), carts)),
         "top_pages": terms_json(results.terms("pages"), |_| json!({})),
@@ -255,7 +198,7 @@ async fn period_figures(
     state: &ApiState,
     window: &Window,
 ) -> Result<Vec<(&'static str, f64)>, ApiError> {
-    let (all, paid) = tokio::try_join!(
+    let (all, transactions) = tokio::try_join!(
         aggregate(
             state,
             window.query(),
@@ -265,11 +208,7 @@ async fn period_figures(
                 ("detected", Aggregation::terms(Field::FraudDetected, 2)),
             ],
         ),
-        aggregate(
-            state,
-            successful_transactions(window),
-            vec![("amount", Aggregation::stats(Field::Amount))],
-        ),
+        aggregate(state, of_type(window, "transaction"), paid_aggregations()),
     )?;
     let of_type = |t: &str| {
         all.terms("types")
@@ -288,7 +227,7 @@ async fn period_figures(
         ("errors", of_type("error") as f64),
         ("error_rate", ratio(of_type("error"), events)),
         ("transactions", of_type("transaction") as f64),
-        ("revenue", money(paid.stats("amount").sum)),
+        ("revenue", money(Paid::of(&transactions).revenue)),
         (
             "avg_response_time_ms",
             all.stats("latency").avg.map_or(0.0, money),
@@ -373,7 +312,7 @@ pub async fn top_countries(
     params.refuse(&["interval", "threshold_ms"])?;
     let window = params.window()?;
     let limit = params.limit(TOP_DEFAULT, TOP_MAX)?;
-    let (all, paid) = tokio::try_join!(
+    let (all, transactions) = tokio::try_join!(
         aggregate(
             &state,
             window.query(),
@@ -381,29 +320,28 @@ pub async fn top_countries(
         ),
         aggregate(
             &state,
-            successful_transactions(&window),
+            of_type(&window, "transaction"),
             vec![(
                 "countries",
-                Aggregation::terms(Field::GeoCountry, TOP_MAX)
-                    .with("amount", Aggregation::stats(Field::Amount)),
+                with_paid(Aggregation::terms(Field::GeoCountry, TOP_MAX)),
             )],
         ),
     )?;
-    let paid = paid.terms("countries");
+    let revenue = transactions.terms("countries");
     Ok(Json(json!({
         "window": window.describe(),
         "countries": terms_json(all.terms("countries"), |bucket| {
-            let revenue = paid
+            let revenue = revenue
                 .iter()
                 .find(|p| p.value == bucket.value)
-                .map_or(0.0, |p| p.nested.stats("amount").sum);
+                .map_or(0.0, |p| Paid::of(&p.nested).revenue);
             json!({ "revenue": money(revenue) })
         }),
     })))
 }
 
-/// `GET /api/analytics/top-products`: the products sold most often (successful payments), with
-/// their revenue and units.
+/// `GET /api/analytics/top-products`: the products ordered most often, with the revenue and
+/// units of their successful payments.
 pub async fn top_products(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<AnalyticsParams>,
@@ -413,22 +351,24 @@ pub async fn top_products(
     let limit = params.limit(TOP_DEFAULT, TOP_MAX)?;
     let results = aggregate(
         &state,
-        successful_transactions(&window),
-        vec![(
-            "products",
-            Aggregation::terms(Field::ProductName, limit)
-                .with("amount", Aggregation::stats(Field::Amount))
-                .with("quantity", Aggregation::stats(Field::Quantity)),
-        )],
+        of_type(&window, "transaction"),
+        vec![("products", products(limit))],
     )
     .await?;
     Ok(Json(json!({
         "window": window.describe(),
-        "products": terms_json(results.terms("products"), |bucket| {
-            json!({
-                "revenue": money(bucket.nested.stats("amount").sum),
-                "units": bucket.nested.stats("quantity").sum,
-            })
-        }),
+        "products": products_json(&results),
     })))
+}
+
+/// The most ordered products, with what [`products_json`] reads.
+pub fn products(limit: usize) -> Aggregation {
+    with_paid(Aggregation::terms(Field::ProductName, limit))
+}
+
+pub fn products_json(results: &AggregationResults) -> Vec<Value> {
+    terms_json(results.terms("products"), |bucket| {
+        let paid = Paid::of(&bucket.nested);
+        json!({ "revenue": money(paid.revenue), "units": paid.units })
+    })
 }

@@ -140,6 +140,7 @@ impl TantivyStore {
             descending: query.sort.descending,
             after: query.search_after.clone(),
             limit: query.offset + size,
+            offset: query.offset,
         };
         let (total, ranked) = if size == 0 {
             (
@@ -154,7 +155,7 @@ impl TantivyStore {
                 .map_err(|e| StoreError::Search(e.to_string()))?
         };
         let mut hits = Vec::with_capacity(size);
-        for (sort, address) in ranked.into_iter().skip(query.offset) {
+        for (sort, address) in ranked {
             let stored: TantivyDocument = searcher
                 .doc(address)
                 .map_err(|e| StoreError::Search(e.to_string()))?;
@@ -275,5 +276,60 @@ mod tests {
             ..SearchQuery::default()
         };
         assert_eq!(store.search(&all).await.expect("search").total, 1);
+    }
+
+    /// Ties across many segments: every page after the previous one's last key, and every
+    /// offset page, follow (time desc, id desc) exactly.
+    #[tokio::test]
+    async fn paging_is_exact_across_segments_and_ties() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        let mut expected = Vec::new();
+        for batch in 0..5 {
+            let documents: Vec<StoreDocument> = (0..20)
+                .map(|n| {
+                    let id = format!("d{:02}-{batch}", (n * 7 + batch * 3) % 20);
+                    let at = 1_000 + (n % 2) as i64;
+                    expected.push((at, id.clone()));
+                    document(&id, at, LogType::Error, "error", "tie")
+                })
+                .collect();
+            // One commit per batch: one segment each.
+            store.index(Arc::new(documents)).await.expect("index");
+        }
+        expected.sort_by(|a, b| b.cmp(a));
+        let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .search(&SearchQuery {
+                    search_after: after.clone(),
+                    size: 7,
+                    ..SearchQuery::default()
+                })
+                .await
+                .expect("search");
+            paged.extend(page.hits.iter().map(|h| h.id.clone()));
+            match page.hits.last() {
+                Some(last) if page.hits.len() == 7 => after = Some(last.sort.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(paged, expected);
+        for offset in [0, 13, 50, 95] {
+            let page = store
+                .search(&SearchQuery {
+                    offset,
+                    size: 10,
+                    ..SearchQuery::default()
+                })
+                .await
+                .expect("search");
+            let ids: Vec<String> = page.hits.into_iter().map(|h| h.id).collect();
+            let end = (offset + 10).min(expected.len());
+            assert_eq!(ids, expected[offset..end], "offset {offset}");
+        }
     }
 }
