@@ -11,8 +11,9 @@ use sluice_common::store::{Aggregation, AggregationResults, Field, Filter, Searc
 
 use crate::ApiState;
 use crate::analytics::{
-    AnalyticsParams, Paid, Window, aggregate, money, of_type, paid_aggregations, products,
-    products_json, ratio, terms_json, timeline_json, with_paid,
+    AnalyticsParams, Paid, Window, aggregate, interval_of, money, of_type, paid_aggregations,
+    products, products_json, ratio, terms_json, timeline_json, transactions_and_failures,
+    with_paid,
 };
 use crate::search::run;
 
@@ -31,6 +32,8 @@ struct Parts {
 struct Passes {
     events: AggregationResults,
     transactions: AggregationResults,
+    /// The same aggregations over the failed transactions, for revenue.
+    failed: AggregationResults,
     performance: AggregationResults,
 }
 
@@ -72,14 +75,21 @@ async fn passes(state: &ApiState, window: &Window, parts: Parts) -> Result<Passe
             false => aggregate(state, query, named).await,
         }
     };
-    let (events, transactions, performance) = tokio::try_join!(
+    let both = |named: Vec<(&'static str, Aggregation)>| async move {
+        match named.is_empty() {
+            true => Ok((AggregationResults::default(), AggregationResults::default())),
+            false => transactions_and_failures(state, window, named).await,
+        }
+    };
+    let (events, (transactions, failed), performance) = tokio::try_join!(
         skip_empty(events, window.query()),
-        skip_empty(transactions, of_type(window, "transaction")),
+        both(transactions),
         skip_empty(performance, of_type(window, "performance")),
     )?;
     Ok(Passes {
         events,
         transactions,
+        failed,
         performance,
     })
 }
@@ -89,7 +99,7 @@ fn kpis(passes: &Passes) -> Value {
     let types = passes.events.terms("types");
     let events: u64 = types.iter().map(|b| b.count).sum();
     let count_of = |t: &str| types.iter().find(|b| b.value == t).map_or(0, |b| b.count);
-    let paid = Paid::of(&passes.transactions);
+    let paid = Paid::of(&passes.transactions, &passes.failed);
     json!({
         "events": events,
         "transactions": count_of("transaction"),
@@ -123,7 +133,10 @@ fn series(passes: &Passes) -> Value {
             let revenue = paid
                 .iter()
                 .find(|p| p.start_ms == bucket.start_ms)
-                .map_or(0.0, |p| Paid::of(&p.nested).revenue);
+                .map_or(0.0, |p| {
+                    let failed = interval_of(&passes.failed, "timeline", bucket.start_ms);
+                    Paid::of(&p.nested, failed).revenue
+                });
             json!({ "errors": errors, "revenue": money(revenue) })
         }
     ))
@@ -137,7 +150,7 @@ fn distributions(passes: &Passes) -> Value {
         "types": plain("types"),
         "top_services": plain("services"),
         "top_countries": plain("countries"),
-        "top_products": products_json(&passes.transactions),
+        "top_products": products_json(&passes.transactions, &passes.failed),
     })
 }
 

@@ -16,7 +16,9 @@ use sluice_common::store::{
 
 use crate::ApiState;
 use crate::search::store_error;
-pub use paid::{Paid, paid_aggregations, with_paid};
+pub use paid::{
+    Paid, bucket_of, interval_of, paid_aggregations, transactions_and_failures, with_paid,
+};
 pub use params::{AnalyticsParams, Window};
 pub use shape::{money, ratio, terms_json, timeline_json};
 
@@ -49,8 +51,7 @@ const TOP_MAX: usize = 1_000;
 pub(crate) const ALL_VALUES: usize = 200;
 
 /// `GET /api/analytics/transactions`: counts and revenue over time, by payment method, status
-/// and currency; revenue and the average basket count successful payments only. One pass over
-/// the window's transactions.
+/// and currency; revenue and the average basket count successful payments only.
 pub async fn transactions(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<AnalyticsParams>,
@@ -68,13 +69,20 @@ pub async fn transactions(
             with_paid(Aggregation::terms(Field::PaymentMethod, ALL_VALUES)),
         ),
         (
+            "statuses",
+            with_paid(Aggregation::terms(Field::Status, ALL_VALUES)),
+        ),
+        (
             "currencies",
             with_paid(Aggregation::terms(Field::Currency, ALL_VALUES)),
         ),
     ]);
-    let results = aggregate(&state, of_type(&window, "transaction"), named).await?;
-    let paid = Paid::of(&results);
-    let total = Paid::all_count(&results);
+    let (all, failed) = transactions_and_failures(&state, &window, named).await?;
+    let paid = Paid::of(&all, &failed);
+    let total = Paid::all_count(&all);
+    let paid_in = |name: &'static str, bucket: &sluice_common::store::TermBucket| {
+        Paid::of(&bucket.nested, bucket_of(&failed, name, &bucket.value))
+    };
     Ok(Json(json!({
         "window": window.describe(),
         "total": total,
@@ -82,18 +90,19 @@ pub async fn transactions(
         "failed": total - paid.count,
         "revenue": money(paid.revenue),
         "average_basket": paid.average_basket().map(money),
-        "timeline": timeline_json(results.timeline("timeline"), |bucket| {
-            json!({ "revenue": money(Paid::of(&bucket.nested).revenue) })
+        "timeline": timeline_json(all.timeline("timeline"), |bucket| {
+            let failed = interval_of(&failed, "timeline", bucket.start_ms);
+            json!({ "revenue": money(Paid::of(&bucket.nested, failed).revenue) })
         }),
-        "by_payment_method": terms_json(results.terms("methods"), |bucket| {
-            let paid = Paid::of(&bucket.nested);
+        "by_payment_method": terms_json(all.terms("methods"), |bucket| {
+            let paid = paid_in("methods", bucket);
             json!({ "successful": paid.count, "revenue": money(paid.revenue) })
         }),
-        "by_status": terms_json(results.terms("statuses"), |bucket| {
+        "by_status": terms_json(all.terms("statuses"), |bucket| {
             json!({ "amount": money(bucket.nested.stats("amount").sum) })
         }),
-        "by_currency": terms_json(results.terms("currencies"), |bucket| {
-            json!({ "revenue": money(Paid::of(&bucket.nested).revenue) })
+        "by_currency": terms_json(all.terms("currencies"), |bucket| {
+            json!({ "revenue": money(paid_in("currencies", bucket).revenue) })
         }),
     })))
 }
@@ -198,7 +207,7 @@ async fn period_figures(
     state: &ApiState,
     window: &Window,
 ) -> Result<Vec<(&'static str, f64)>, ApiError> {
-    let (all, transactions) = tokio::try_join!(
+    let (all, (transactions, failed)) = tokio::try_join!(
         aggregate(
             state,
             window.query(),
@@ -208,7 +217,7 @@ async fn period_figures(
                 ("detected", Aggregation::terms(Field::FraudDetected, 2)),
             ],
         ),
-        aggregate(state, of_type(window, "transaction"), paid_aggregations()),
+        transactions_and_failures(state, window, paid_aggregations()),
     )?;
     let of_type = |t: &str| {
         all.terms("types")
@@ -227,7 +236,7 @@ async fn period_figures(
         ("errors", of_type("error") as f64),
         ("error_rate", ratio(of_type("error"), events)),
         ("transactions", of_type("transaction") as f64),
-        ("revenue", money(Paid::of(&transactions).revenue)),
+        ("revenue", money(Paid::of(&transactions, &failed).revenue)),
         (
             "avg_response_time_ms",
             all.stats("latency").avg.map_or(0.0, money),
@@ -312,30 +321,27 @@ pub async fn top_countries(
     params.refuse(&["interval", "threshold_ms"])?;
     let window = params.window()?;
     let limit = params.limit(TOP_DEFAULT, TOP_MAX)?;
-    let (all, transactions) = tokio::try_join!(
+    let (all, (transactions, failed)) = tokio::try_join!(
         aggregate(
             &state,
             window.query(),
             vec![("countries", Aggregation::terms(Field::GeoCountry, limit))],
         ),
-        aggregate(
+        transactions_and_failures(
             &state,
-            of_type(&window, "transaction"),
+            &window,
             vec![(
                 "countries",
                 with_paid(Aggregation::terms(Field::GeoCountry, TOP_MAX)),
             )],
         ),
     )?;
-    let revenue = transactions.terms("countries");
     Ok(Json(json!({
         "window": window.describe(),
         "countries": terms_json(all.terms("countries"), |bucket| {
-            let revenue = revenue
-                .iter()
-                .find(|p| p.value == bucket.value)
-                .map_or(0.0, |p| Paid::of(&p.nested).revenue);
-            json!({ "revenue": money(revenue) })
+            let revenue = bucket_of(&transactions, "countries", &bucket.value);
+            let failed = bucket_of(&failed, "countries", &bucket.value);
+            json!({ "revenue": money(Paid::of(revenue, failed).revenue) })
         }),
     })))
 }
@@ -349,15 +355,11 @@ pub async fn top_products(
     params.refuse(&["interval", "threshold_ms"])?;
     let window = params.window()?;
     let limit = params.limit(TOP_DEFAULT, TOP_MAX)?;
-    let results = aggregate(
-        &state,
-        of_type(&window, "transaction"),
-        vec![("products", products(limit))],
-    )
-    .await?;
+    let (all, failed) =
+        transactions_and_failures(&state, &window, vec![("products", products(limit))]).await?;
     Ok(Json(json!({
         "window": window.describe(),
-        "products": products_json(&results),
+        "products": products_json(&all, &failed),
     })))
 }
 
@@ -366,9 +368,9 @@ pub fn products(limit: usize) -> Aggregation {
     with_paid(Aggregation::terms(Field::ProductName, limit))
 }
 
-pub fn products_json(results: &AggregationResults) -> Vec<Value> {
-    terms_json(results.terms("products"), |bucket| {
-        let paid = Paid::of(&bucket.nested);
+pub fn products_json(all: &AggregationResults, failed: &AggregationResults) -> Vec<Value> {
+    terms_json(all.terms("products"), |bucket| {
+        let paid = Paid::of(&bucket.nested, bucket_of(failed, "products", &bucket.value));
         json!({ "revenue": money(paid.revenue), "units": paid.units })
     })
 }

@@ -1,39 +1,116 @@
 //! Revenue: the amounts of transactions whose payment went through, meaning every status but
 //! the failures (`failed`, `declined`, … in any case; a transaction without a status counts as
-//! paid). Read above the store from amounts per status, so the pass over the transactions that
-//! counts them also gives the revenue, instead of a second query that excludes failures.
+//! paid). Computed as everything less the failures: the same aggregations run over the window's
+//! transactions and over its failed ones, and the failed figures are subtracted per bucket. The
+//! failed ones are a small share, found through a few status terms, so the second pass is cheap;
+//! excluding them in the store instead costs a pass over everything twice.
 
-use sluice_common::fraud::is_failure_status;
-use sluice_common::store::{Aggregation, AggregationResults, Field};
+use std::collections::BTreeMap;
 
-use super::ALL_VALUES;
+use sluice_common::fraud::FAILURE_STATUSES;
+use sluice_common::store::aggregation::AggregationKind;
+use sluice_common::store::{Aggregation, AggregationResults, Field, Filter, SearchQuery};
+
+use super::params::Window;
+use super::{aggregate, of_type};
+use crate::ApiState;
+use sluice_common::http::ApiError;
 
 const AMOUNT: &str = "amount";
 const QUANTITY: &str = "quantity";
-const STATUSES: &str = "statuses";
 
-/// Adds what [`Paid::of`] reads to an aggregation (or, with [`paid_aggregations`], to the top
-/// level): amounts overall and per status.
+static NOTHING: AggregationResults = AggregationResults(BTreeMap::new());
+
+/// Adds what [`Paid::of`] reads to a bucketing aggregation.
 pub fn with_paid(aggregation: Aggregation) -> Aggregation {
-    paid_aggregations()
-        .into_iter()
-        .fold(aggregation, |aggregation, (name, nested)| {
-            aggregation.with(name, nested)
-        })
+    aggregation
+        .with(AMOUNT, Aggregation::stats(Field::Amount))
+        .with(QUANTITY, Aggregation::stats(Field::Quantity))
 }
 
-/// The aggregations [`Paid::of`] reads, for the top level of a request.
+/// What [`Paid::of`] reads, for the top level of a request.
 pub fn paid_aggregations() -> Vec<(&'static str, Aggregation)> {
     vec![
         (AMOUNT, Aggregation::stats(Field::Amount)),
         (QUANTITY, Aggregation::stats(Field::Quantity)),
-        (
-            STATUSES,
-            Aggregation::terms(Field::Status, ALL_VALUES)
-                .with(AMOUNT, Aggregation::stats(Field::Amount))
-                .with(QUANTITY, Aggregation::stats(Field::Quantity)),
-        ),
     ]
+}
+
+/// The window's transactions with a failed status, in the cases producers write.
+fn failed_transactions(window: &Window) -> SearchQuery {
+    let mut statuses = Vec::new();
+    for status in FAILURE_STATUSES {
+        let mut capitalized = (*status).to_owned();
+        capitalized[..1].make_ascii_uppercase();
+        for variant in [
+            (*status).to_owned(),
+            capitalized,
+            status.to_ascii_uppercase(),
+        ] {
+            statuses.push(Filter::Equals(Field::Status, variant));
+        }
+    }
+    of_type(window, "transaction").and(Filter::AnyOf(statuses))
+}
+
+/// Top lists over the failures are this long at least: a value in the top list of all
+/// transactions needs its failures subtracted even when it is not among the most failed.
+const FAILED_TERMS: usize = 1_000;
+
+/// `aggregation` with every top list at least [`FAILED_TERMS`] long.
+fn widened(mut aggregation: Aggregation) -> Aggregation {
+    if let AggregationKind::Terms { size, .. } = &mut aggregation.kind {
+        *size = (*size).max(FAILED_TERMS);
+    }
+    aggregation.nested = aggregation
+        .nested
+        .into_iter()
+        .map(|(name, nested)| (name, widened(nested)))
+        .collect();
+    aggregation
+}
+
+/// The same aggregations over the window's transactions and over its failed ones, at once.
+pub async fn transactions_and_failures(
+    state: &ApiState,
+    window: &Window,
+    named: Vec<(&str, Aggregation)>,
+) -> Result<(AggregationResults, AggregationResults), ApiError> {
+    let failed_named = named
+        .iter()
+        .map(|(name, aggregation)| (*name, widened(aggregation.clone())))
+        .collect();
+    tokio::try_join!(
+        aggregate(state, of_type(window, "transaction"), named),
+        aggregate(state, failed_transactions(window), failed_named),
+    )
+}
+
+/// The nested results of the terms bucket `value` of `name` (empty when there is none): how a
+/// bucket of the transactions finds its counterpart among the failures.
+pub fn bucket_of<'a>(
+    results: &'a AggregationResults,
+    name: &str,
+    value: &str,
+) -> &'a AggregationResults {
+    results
+        .terms(name)
+        .iter()
+        .find(|bucket| bucket.value == value)
+        .map_or(&NOTHING, |bucket| &bucket.nested)
+}
+
+/// The nested results of the time bucket of `name` starting at `start_ms` (empty when none).
+pub fn interval_of<'a>(
+    results: &'a AggregationResults,
+    name: &str,
+    start_ms: i64,
+) -> &'a AggregationResults {
+    results
+        .timeline(name)
+        .iter()
+        .find(|bucket| bucket.start_ms == start_ms)
+        .map_or(&NOTHING, |bucket| &bucket.nested)
 }
 
 /// Paid transactions: how many, their amounts and their units.
@@ -45,23 +122,14 @@ pub struct Paid {
 }
 
 impl Paid {
-    /// Everything, less the failed statuses.
-    pub fn of(results: &AggregationResults) -> Paid {
-        let all = results.stats(AMOUNT);
-        let mut paid = Paid {
-            count: all.count,
-            revenue: all.sum,
-            units: results.stats(QUANTITY).sum,
-        };
-        for bucket in results.terms(STATUSES) {
-            if is_failure_status(&bucket.value) {
-                let failed = bucket.nested.stats(AMOUNT);
-                paid.count = paid.count.saturating_sub(failed.count);
-                paid.revenue -= failed.sum;
-                paid.units -= bucket.nested.stats(QUANTITY).sum;
-            }
+    /// Everything less the failures, at one level of the answers (the top, or one bucket).
+    pub fn of(all: &AggregationResults, failed: &AggregationResults) -> Paid {
+        let (everything, failures) = (all.stats(AMOUNT), failed.stats(AMOUNT));
+        Paid {
+            count: everything.count.saturating_sub(failures.count),
+            revenue: everything.sum - failures.sum,
+            units: all.stats(QUANTITY).sum - failed.stats(QUANTITY).sum,
         }
-        paid
     }
 
     /// All transactions counted, paid or not.
@@ -77,34 +145,77 @@ impl Paid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_common::store::Aggregations;
     use sluice_common::store::aggregation::read;
 
+    fn results(answer: serde_json::Value) -> AggregationResults {
+        let request: Aggregations = paid_aggregations()
+            .into_iter()
+            .map(|(name, aggregation)| (name.to_owned(), aggregation))
+            .collect();
+        read(&request, Some(&answer), None, None).expect("reads")
+    }
+
     #[test]
-    fn failures_in_any_case_are_taken_out() {
-        let mut request = sluice_common::store::Aggregations::new();
-        for (name, aggregation) in paid_aggregations() {
-            request.insert(name.to_owned(), aggregation);
-        }
-        let answer = serde_json::json!({
+    fn everything_less_the_failures() {
+        let all = results(serde_json::json!({
             "amount": {"count": 5, "min": 1.0, "max": 40.0, "avg": 15.0, "sum": 75.0},
             "quantity": {"count": 5, "min": 1.0, "max": 3.0, "avg": 2.0, "sum": 10.0},
-            "statuses": {"buckets": [
-                {"key": "completed", "doc_count": 2, "amount": {"count": 2, "sum": 30.0}, "quantity": {"count": 2, "sum": 4.0}},
-                {"key": "FAILED", "doc_count": 1, "amount": {"count": 1, "sum": 40.0}, "quantity": {"count": 1, "sum": 3.0}},
-                {"key": "declined", "doc_count": 1, "amount": {"count": 1, "sum": 1.0}, "quantity": {"count": 1, "sum": 1.0}},
-            ]},
-        });
-        let results = read(&request, Some(&answer), None, None).expect("reads");
-        let paid = Paid::of(&results);
+        }));
+        let failed = results(serde_json::json!({
+            "amount": {"count": 2, "min": 1.0, "max": 40.0, "avg": 20.5, "sum": 41.0},
+            "quantity": {"count": 2, "min": 1.0, "max": 3.0, "avg": 2.0, "sum": 4.0},
+        }));
+        let paid = Paid::of(&all, &failed);
         assert_eq!(
             paid,
             Paid {
                 count: 3,
                 revenue: 34.0,
                 units: 6.0
-            },
-            "the one without a status counts as paid"
+            }
         );
-        assert_eq!(Paid::all_count(&results), 5);
+        assert_eq!(
+            paid.average_basket().map(|a| (a * 100.0).round()),
+            Some(1133.0)
+        );
+        assert_eq!(
+            Paid::of(&all, &NOTHING).count,
+            5,
+            "no failures: everything is paid"
+        );
+        assert_eq!(Paid::all_count(&all), 5);
+    }
+
+    #[test]
+    fn failures_are_counted_beyond_the_top_list() {
+        let widened = widened(
+            Aggregation::terms(Field::ProductName, 10)
+                .with("by", Aggregation::terms(Field::Currency, 5)),
+        );
+        let AggregationKind::Terms { size, .. } = widened.kind else {
+            panic!("terms");
+        };
+        assert_eq!(size, FAILED_TERMS);
+        let AggregationKind::Terms { size, .. } = widened.nested["by"].kind else {
+            panic!("terms");
+        };
+        assert_eq!(size, FAILED_TERMS);
+    }
+
+    #[test]
+    fn every_case_of_every_failure_is_asked_for() {
+        let window = Window {
+            from_ms: 0,
+            to_ms: 1,
+            interval_ms: 1,
+        };
+        let query = failed_transactions(&window);
+        let Some(Filter::AnyOf(statuses)) = query.filters.last() else {
+            panic!("{query:?}");
+        };
+        assert_eq!(statuses.len(), FAILURE_STATUSES.len() * 3);
+        assert!(statuses.contains(&Filter::Equals(Field::Status, "Declined".into())));
+        assert!(statuses.contains(&Filter::Equals(Field::Status, "FAILED".into())));
     }
 }

@@ -143,16 +143,15 @@ impl TantivyStore {
             offset: query.offset,
         };
         let (total, ranked) = if size == 0 {
-            (
-                searcher
-                    .search(&tantivy_query, &Count)
-                    .map_err(|e| StoreError::Search(e.to_string()))?,
-                Vec::new(),
-            )
+            let total = searcher
+                .search(&tantivy_query, &Count)
+                .map_err(|e| StoreError::Search(e.to_string()))?;
+            (total as u64, Vec::new())
         } else {
-            searcher
-                .search(&tantivy_query, &(Count, page))
-                .map_err(|e| StoreError::Search(e.to_string()))?
+            let page = searcher
+                .search(&tantivy_query, &page)
+                .map_err(|e| StoreError::Search(e.to_string()))?;
+            (page.total, page.hits)
         };
         let mut hits = Vec::with_capacity(size);
         for (sort, address) in ranked {
@@ -169,10 +168,7 @@ impl TantivyStore {
                 sort,
             });
         }
-        Ok(SearchResults {
-            total: total as u64,
-            hits,
-        })
+        Ok(SearchResults { total, hits })
     }
 
     fn run_aggregate(

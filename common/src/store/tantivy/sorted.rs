@@ -67,6 +67,13 @@ enum Values {
 }
 
 impl Values {
+    fn first(&self, doc: DocId) -> Option<f64> {
+        match self {
+            Values::I64(column) => column.first(doc).map(|v| v as f64),
+            Values::F64(column) => column.first(doc),
+        }
+    }
+
     /// The first value of each of `docs`, as f64, into `out`.
     fn read(&self, docs: &[DocId], i64s: &mut Vec<Option<i64>>, out: &mut Vec<Option<f64>>) {
         out.clear();
@@ -94,6 +101,8 @@ pub(super) struct SegmentSorted {
     after: Option<SortKey>,
     limit: usize,
     best: BinaryHeap<Reverse<Rank>>,
+    /// Every matching document, for the search's total.
+    matched: u64,
     block_values: Vec<Option<f64>>,
     block_i64s: Vec<Option<i64>>,
     scratch: String,
@@ -175,16 +184,22 @@ pub(super) struct SegmentTop {
     segment: SegmentOrdinal,
     ranks: Vec<Rank>,
     ids: Option<StrColumn>,
+    matched: u64,
 }
 
 impl SegmentCollector for SegmentSorted {
     type Fruit = SegmentTop;
 
+    /// One document at a time: segments with deleted documents are collected this way.
     fn collect(&mut self, doc: DocId, _score: Score) {
-        self.collect_block(&[doc]);
+        self.matched += 1;
+        if let Some(value) = self.values.as_ref().and_then(|values| values.first(doc)) {
+            self.consider(doc, value);
+        }
     }
 
     fn collect_block(&mut self, docs: &[DocId]) {
+        self.matched += docs.len() as u64;
         let Some(values) = &self.values else {
             return;
         };
@@ -207,6 +222,7 @@ impl SegmentCollector for SegmentSorted {
             segment: self.segment,
             ranks,
             ids: self.ids,
+            matched: self.matched,
         }
     }
 }
@@ -237,8 +253,16 @@ impl Candidate<'_> {
     }
 }
 
+/// The page, and how many documents matched in all (counted here rather than by a second
+/// collector beside this one, because tantivy's pair of collectors is fed one document at a time
+/// and this one is fastest fed blocks).
+pub(super) struct SortedPage {
+    pub total: u64,
+    pub hits: Vec<(SortKey, DocAddress)>,
+}
+
 impl Collector for SortedCollector {
-    type Fruit = Vec<(SortKey, DocAddress)>;
+    type Fruit = SortedPage;
     type Child = SegmentSorted;
 
     fn for_segment(
@@ -259,6 +283,7 @@ impl Collector for SortedCollector {
             after: self.after.clone(),
             limit: self.limit,
             best: BinaryHeap::with_capacity(self.limit.min(10_000) + 1),
+            matched: 0,
             block_values: Vec::new(),
             block_i64s: Vec::new(),
             scratch: String::new(),
@@ -271,6 +296,7 @@ impl Collector for SortedCollector {
 
     /// Merges by value, reading ids only to order equal values from different segments.
     fn merge_fruits(&self, segments: Vec<SegmentTop>) -> tantivy::Result<Self::Fruit> {
+        let total = segments.iter().map(|top| top.matched).sum();
         let mut candidates: Vec<Candidate<'_>> = segments
             .iter()
             .flat_map(|top| {
@@ -308,7 +334,7 @@ impl Collector for SortedCollector {
             kept.extend(run);
         }
         kept.truncate(self.limit);
-        Ok(kept
+        let hits = kept
             .into_iter()
             .skip(self.offset)
             .map(|mut candidate| {
@@ -323,6 +349,7 @@ impl Collector for SortedCollector {
                     DocAddress::new(candidate.top.segment, candidate.rank.doc),
                 )
             })
-            .collect())
+            .collect();
+        Ok(SortedPage { total, hits })
     }
 }
