@@ -18,6 +18,7 @@ use crate::ApiState;
 use crate::search::store_error;
 pub use paid::{
     Paid, bucket_of, interval_of, paid_aggregations, transactions_and_failures, with_paid,
+    with_paid_units,
 };
 pub use params::{AnalyticsParams, Window};
 pub use shape::{money, ratio, terms_json, timeline_json};
@@ -365,7 +366,7 @@ pub async fn top_products(
 
 /// The most ordered products, with what [`products_json`] reads.
 pub fn products(limit: usize) -> Aggregation {
-    with_paid(Aggregation::terms(Field::ProductName, limit))
+    with_paid_units(Aggregation::terms(Field::ProductName, limit))
 }
 
 pub fn products_json(all: &AggregationResults, failed: &AggregationResults) -> Vec<Value> {
