@@ -121,6 +121,9 @@ pub fn run_blocking(config: Config, roles: Roles) -> anyhow::Result<()> {
     runtime.block_on(run(config, roles))
 }
 
+/// GeoIP cache entries of on-demand fraud scoring, which sees a request now and then.
+const ON_DEMAND_GEOIP_CACHE: usize = 1_024;
+
 pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     let metrics = sluice_common::telemetry::install_prometheus().map_err(anyhow::Error::msg)?;
     if roles == Roles::ALL {
@@ -163,12 +166,15 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     let mut shared_fraud = None;
     let processing = match (queues.consumer.take(), &store, &queues.dead_letters) {
         (Some(consumer), Some(store), Some(dead_letters)) => {
+            let geo = open_geoip(&config)?;
+            // On-demand scoring reads the same loaded database, not a second copy of it.
+            let on_demand_geo = geo.sharing(ON_DEMAND_GEOIP_CACHE);
             let pipeline = Pipeline::new(
                 config.ingest.limits,
-                open_geoip(&config)?,
+                geo,
                 FraudEngine::new(config.fraud.clone()),
             );
-            shared_fraud = Some(pipeline.fraud_engine());
+            shared_fraud = Some((pipeline.fraud_engine(), on_demand_geo));
             let processor = Processor::new(
                 consumer,
                 store.clone(),
@@ -198,11 +204,9 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         // `serve` scores on demand against the processor's own state; an api process alone
         // rebuilds a user's history from the store.
         let fraud: Arc<dyn sluice_common::fraud::FraudDetector> = match shared_fraud.take() {
-            Some(engine) => Arc::new(OnDemandScorer::shared(
-                config.ingest.limits,
-                open_geoip(&config)?,
-                engine,
-            )),
+            Some((engine, geo)) => {
+                Arc::new(OnDemandScorer::shared(config.ingest.limits, geo, engine))
+            }
             None => Arc::new(OnDemandScorer::from_store(
                 config.ingest.limits,
                 open_geoip(&config)?,

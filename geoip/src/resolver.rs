@@ -35,7 +35,9 @@ pub struct LookupCounts {
 }
 
 pub struct GeoResolver {
-    database: Option<GeoDatabase>,
+    /// Shared between resolvers of one process (see [`GeoResolver::sharing`]): a database is tens
+    /// of megabytes.
+    database: Option<Arc<GeoDatabase>>,
     cache: LruCache<IpAddr, Option<Arc<GeoRecord>>>,
     counts: LookupCounts,
     watched: Option<(PathBuf, Option<SystemTime>)>,
@@ -45,7 +47,11 @@ pub struct GeoResolver {
 impl GeoResolver {
     /// A resolver over `path`'s database. A missing path means running without GeoIP.
     pub fn open(path: Option<PathBuf>, cache_size: usize) -> Result<GeoResolver, GeoIpError> {
-        let database = path.as_deref().map(GeoDatabase::open).transpose()?;
+        let database = path
+            .as_deref()
+            .map(GeoDatabase::open)
+            .transpose()?
+            .map(Arc::new);
         let watched = path.map(|p| {
             let modified = modified(&p);
             (p, modified)
@@ -70,7 +76,19 @@ impl GeoResolver {
     }
 
     pub fn database(&self) -> Option<&GeoDatabase> {
-        self.database.as_ref()
+        self.database.as_deref()
+    }
+
+    /// Another resolver over the same loaded database, with its own cache and its own check for
+    /// a replaced file (a reload there loads its own copy).
+    pub fn sharing(&self, cache_size: usize) -> GeoResolver {
+        GeoResolver {
+            database: self.database.clone(),
+            cache: LruCache::new(NonZeroUsize::new(cache_size.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            counts: LookupCounts::default(),
+            watched: self.watched.clone(),
+            next_check: self.next_check,
+        }
     }
 
     pub fn lookup(&mut self, ip: IpAddr) -> Lookup {
@@ -126,7 +144,7 @@ impl GeoResolver {
         *seen = current;
         Some(GeoDatabase::open(path).map(|database| {
             let description = format!("{} ({})", path.display(), database.database_type());
-            self.database = Some(database);
+            self.database = Some(Arc::new(database));
             self.cache.clear();
             description
         }))

@@ -190,11 +190,13 @@ impl OnDemandScorer {
             )]));
         };
         let lookup = match event.ip {
-            Some(ip) => self
-                .geo
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .lookup(ip),
+            Some(ip) => {
+                let mut geo = self.geo.lock().unwrap_or_else(PoisonError::into_inner);
+                // A replaced database file is picked up here as in the processor (checked at
+                // most every 30 s).
+                geo.reload_if_changed();
+                geo.lookup(ip)
+            }
             None => Lookup::NotPublic,
         };
         Ok(Transaction {

@@ -97,6 +97,11 @@ impl QueryBuilder<'_> {
 
     pub fn filter(&self, filter: &Filter) -> Box<dyn Query> {
         match filter {
+            // Numbers have only a fast column: equality is a range of one value.
+            Filter::Equals(field, value) if field.is_numeric() => match value.parse::<f64>() {
+                Ok(number) => self.range(*field, Bound::Included(number), Bound::Included(number)),
+                Err(_) => Box::new(EmptyQuery),
+            },
             Filter::Equals(field, value) => match self.term(*field, value) {
                 Some(term) => Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
                 None => Box::new(EmptyQuery),
@@ -124,14 +129,8 @@ impl QueryBuilder<'_> {
                 Some(Term::from_field_text(target, &normalize_level(value)))
             }
             FieldKind::Keyword => Some(Term::from_field_text(target, value)),
-            FieldKind::Double => value
-                .parse::<f64>()
-                .ok()
-                .map(|n| Term::from_field_f64(target, n)),
-            FieldKind::Long => value
-                .parse::<i64>()
-                .ok()
-                .map(|n| Term::from_field_i64(target, n)),
+            // Numbers are matched as ranges (see `filter`).
+            FieldKind::Double | FieldKind::Long => None,
             FieldKind::Boolean => value
                 .parse::<bool>()
                 .ok()

@@ -44,7 +44,9 @@ impl Fields {
 pub(super) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let id = builder.add_text_field("id", STRING | STORED | FAST);
-    let timestamp = builder.add_i64_field("timestamp_ms", INDEXED | FAST);
+    // Time and numbers are only ranged, sorted and aggregated, all on the fast column; an
+    // inverted index of them would be a term per distinct millisecond, written for nothing.
+    let timestamp = builder.add_i64_field("timestamp_ms", FAST);
     let message = builder.add_text_field("message", TEXT);
     let error_message = builder.add_text_field("error_message", TEXT);
     let source = builder.add_bytes_field("source", STORED);
@@ -67,8 +69,8 @@ fn add_analytic(builder: &mut SchemaBuilder, field: Field) -> TantivyField {
     let name = field.tantivy_name();
     match field.kind() {
         FieldKind::Keyword => builder.add_text_field(&name, STRING | FAST),
-        FieldKind::Double => builder.add_f64_field(&name, INDEXED | FAST),
-        FieldKind::Long => builder.add_i64_field(&name, INDEXED | FAST),
+        FieldKind::Double => builder.add_f64_field(&name, FAST),
+        FieldKind::Long => builder.add_i64_field(&name, FAST),
         FieldKind::Boolean => builder.add_bool_field(&name, INDEXED | FAST),
     }
 }
