@@ -15,7 +15,7 @@ use crate::analytics::{
     products, products_json, ratio, terms_json, timeline_json, transactions_and_failures,
     with_paid,
 };
-use crate::search::run;
+use crate::search::{hit_document, store_error};
 
 const TOP: usize = 10;
 const RECENT_ERRORS: usize = 10;
@@ -154,23 +154,39 @@ fn distributions(passes: &Passes) -> Value {
     })
 }
 
+/// One part of the dashboard on its own: the window, the passes that part needs, and the part
+/// under `name`.
+async fn part(
+    state: &ApiState,
+    params: &AnalyticsParams,
+    parts: Parts,
+    name: &str,
+    shape: fn(&Passes) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    let unused: &[&str] = if parts.timeline {
+        &["limit", "threshold_ms"]
+    } else {
+        &["interval", "limit", "threshold_ms"]
+    };
+    params.refuse(unused)?;
+    let window = params.window()?;
+    let passes = passes(state, &window, parts).await?;
+    let mut answer = json!({ "window": window.describe() });
+    answer[name] = shape(&passes);
+    Ok(Json(answer))
+}
+
 /// `GET /api/dashboard/stats`.
 pub async fn stats(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<AnalyticsParams>,
 ) -> Result<Json<Value>, ApiError> {
-    params.refuse(&["interval", "limit", "threshold_ms"])?;
-    let window = params.window()?;
     let parts = Parts {
         kpis: true,
         timeline: false,
         charts: false,
     };
-    let passes = passes(&state, &window, parts).await?;
-    Ok(Json(json!({
-        "window": window.describe(),
-        "stats": kpis(&passes),
-    })))
+    part(&state, &params, parts, "stats", kpis).await
 }
 
 /// `GET /api/dashboard/metrics`.
@@ -178,18 +194,12 @@ pub async fn metrics(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<AnalyticsParams>,
 ) -> Result<Json<Value>, ApiError> {
-    params.refuse(&["limit", "threshold_ms"])?;
-    let window = params.window()?;
     let parts = Parts {
         kpis: false,
         timeline: true,
         charts: false,
     };
-    let passes = passes(&state, &window, parts).await?;
-    Ok(Json(json!({
-        "window": window.describe(),
-        "timeline": series(&passes),
-    })))
+    part(&state, &params, parts, "timeline", series).await
 }
 
 /// `GET /api/dashboard/charts`.
@@ -197,18 +207,12 @@ pub async fn charts(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<AnalyticsParams>,
 ) -> Result<Json<Value>, ApiError> {
-    params.refuse(&["interval", "limit", "threshold_ms"])?;
-    let window = params.window()?;
     let parts = Parts {
         kpis: false,
         timeline: false,
         charts: true,
     };
-    let passes = passes(&state, &window, parts).await?;
-    Ok(Json(json!({
-        "window": window.describe(),
-        "charts": distributions(&passes),
-    })))
+    part(&state, &params, parts, "charts", distributions).await
 }
 
 /// `GET /api/dashboard/overview`: KPIs, the timeline, the charts and the latest errors.
@@ -230,14 +234,22 @@ pub async fn overview(
         charts: true,
     };
     let (passes, errors) = tokio::try_join!(passes(&state, &window, parts), async {
-        run(&state, &recent_errors, false).await
+        state
+            .store
+            .search(&recent_errors)
+            .await
+            .map_err(store_error)
     },)?;
-    let errors = serde_json::to_value(errors.0).map_err(|e| ApiError::internal(e.to_string()))?;
+    let errors = errors
+        .hits
+        .into_iter()
+        .map(|hit| hit_document(hit, &[]))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({
         "window": window.describe(),
         "stats": kpis(&passes),
         "timeline": series(&passes),
         "charts": distributions(&passes),
-        "recent_errors": errors["hits"],
+        "recent_errors": errors,
     })))
 }

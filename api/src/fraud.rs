@@ -15,11 +15,11 @@ use sluice_common::meta::{Collection, MetaError};
 use sluice_common::store::{Aggregation, Field, Filter, SearchQuery, SortKey};
 
 use crate::ApiState;
-use crate::analytics::params::rfc3339;
 use crate::analytics::{AnalyticsParams, aggregate, money, terms_json, timeline_json};
 use crate::auth::CurrentUser;
-use crate::search::{hit_json, offset_within_window, size, store_error};
+use crate::search::{hit_document, offset_within_window, size, store_error};
 use crate::time_param::{TimeParam, window};
+use sluice_common::event::format_rfc3339_ms;
 
 /// Reviews of fraud alerts, keyed by the event's id.
 pub const FRAUD_REVIEWS: Collection = Collection {
@@ -168,16 +168,17 @@ pub async fn suspicious_activities(
         results
             .hits
             .iter()
-            .map(|hit| meta.get(&FRAUD_REVIEWS, &hit.id)),
+            .map(|hit| meta.get(&FRAUD_REVIEWS, hit.id())),
     )
     .await
     .map_err(meta_error)?;
     let mut activities = Vec::with_capacity(results.hits.len());
     for (hit, review) in results.hits.into_iter().zip(reviews) {
-        let raw = hit_json(hit, &[])?;
-        let mut activity: Value =
-            serde_json::from_str(raw.get()).map_err(|e| ApiError::internal(e.to_string()))?;
-        activity["_review"] = review.unwrap_or_else(|| json!({ "status": "new" }));
+        let mut activity = hit_document(hit, &[])?;
+        activity.insert(
+            "_review".into(),
+            review.unwrap_or_else(|| json!({ "status": "new" })),
+        );
         activities.push(activity);
     }
     Ok(Json(json!({
@@ -244,7 +245,7 @@ pub async fn review(
         "status": request.status,
         "note": note,
         "reviewed_by": { "id": claims.sub, "username": claims.name },
-        "reviewed_at": rfc3339(sluice_common::now_ms()),
+        "reviewed_at": format_rfc3339_ms(sluice_common::now_ms()),
     });
     let meta = state.accounts.meta();
     let replaced = meta
@@ -289,5 +290,6 @@ pub async fn detect(State(state): State<ApiState>, body: Bytes) -> Result<Json<V
             Err(ApiError::bad_request("not_a_transaction", reason))
         }
         Err(DetectError::Store(e)) => Err(store_error(e)),
+        Err(DetectError::Failed(reason)) => Err(ApiError::internal(reason)),
     }
 }

@@ -40,7 +40,8 @@ enum Source {
 
 pub struct OnDemandScorer {
     limits: Limits,
-    geo: Mutex<GeoResolver>,
+    /// Shared with the blocking thread each request is validated and looked up on.
+    geo: Arc<Mutex<GeoResolver>>,
     source: Source,
 }
 
@@ -130,7 +131,7 @@ impl OnDemandScorer {
     pub fn shared(limits: Limits, geo: GeoResolver, engine: SharedFraudEngine) -> OnDemandScorer {
         OnDemandScorer {
             limits,
-            geo: Mutex::new(geo),
+            geo: Arc::new(Mutex::new(geo)),
             source: Source::Shared(engine),
         }
     }
@@ -144,77 +145,89 @@ impl OnDemandScorer {
     ) -> OnDemandScorer {
         OnDemandScorer {
             limits,
-            geo: Mutex::new(geo),
+            geo: Arc::new(Mutex::new(geo)),
             source: Source::Store { store, config },
         }
     }
 
-    /// The record validated as the processor validates it, and looked up in GeoIP.
-    fn transaction(&self, record: &[u8]) -> Result<Transaction, DetectError> {
-        let mut object: serde_json::Map<String, Value> =
-            serde_json::from_slice(record).map_err(|e| {
-                DetectError::Invalid(vec![FieldIssue::whole_record(
-                    RejectCode::MalformedJson,
-                    format!("not a JSON object: {e}"),
-                )])
-            })?;
-        // What validation requires of a stored transaction but scoring has no use for.
-        object
-            .entry("log_type")
-            .or_insert_with(|| Value::String("transaction".into()));
-        object
-            .entry("transaction_id")
-            .or_insert_with(|| Value::String("on-demand".into()));
-        let mut bytes = serde_json::to_vec(&object).map_err(|e| {
+    /// The record validated as the processor validates it, and looked up in GeoIP: CPU work, and
+    /// a GeoIP reload reads a file, so on a blocking thread.
+    async fn transaction(&self, record: &[u8]) -> Result<Transaction, DetectError> {
+        let (limits, geo, record) = (self.limits, Arc::clone(&self.geo), record.to_vec());
+        tokio::task::spawn_blocking(move || validated_transaction(&limits, &geo, &record))
+            .await
+            .map_err(|e| DetectError::Failed(format!("the scoring thread failed: {e}")))?
+    }
+}
+
+fn validated_transaction(
+    limits: &Limits,
+    geo: &Mutex<GeoResolver>,
+    record: &[u8],
+) -> Result<Transaction, DetectError> {
+    let mut object: serde_json::Map<String, Value> =
+        serde_json::from_slice(record).map_err(|e| {
             DetectError::Invalid(vec![FieldIssue::whole_record(
                 RejectCode::MalformedJson,
-                e.to_string(),
+                format!("not a JSON object: {e}"),
             )])
         })?;
-        let mut buffers = Buffers::default();
-        let tape = parse_record_with(&mut bytes, &self.limits, &mut buffers)
-            .map_err(|issue| DetectError::Invalid(vec![issue]))?;
-        let event = validate(tape.as_value(), sluice_common::now_ms(), &self.limits)
-            .map_err(DetectError::Invalid)?;
-        if event.log_type() != LogType::Transaction {
-            return Err(DetectError::NotATransaction(format!(
-                "only transactions are scored, not {} records",
-                event.log_type().as_str()
-            )));
-        }
-        let Some(amount) = event.amount else {
-            return Err(DetectError::Invalid(vec![FieldIssue::new(
-                "amount",
-                RejectCode::MissingField,
-                "a transaction to score needs an amount",
-            )]));
-        };
-        let lookup = match event.ip {
-            Some(ip) => {
-                let mut geo = self.geo.lock().unwrap_or_else(PoisonError::into_inner);
-                // A replaced database file is picked up here as in the processor (checked at
-                // most every 30 s).
-                geo.reload_if_changed();
-                geo.lookup(ip)
-            }
-            None => Lookup::NotPublic,
-        };
-        Ok(Transaction {
-            user_id: event.user_id.as_deref().map(str::to_owned),
-            ip: event.ip,
-            event_time_ms: event.event_time_ms,
-            amount,
-            failed: event.status.is_some_and(is_failure_status),
-            declared_country: event.country.map(str::to_owned),
-            geo: OwnedGeo::of(geo_facts(&lookup)),
-        })
+    // What validation requires of a stored transaction but scoring has no use for.
+    object
+        .entry("log_type")
+        .or_insert_with(|| Value::String("transaction".into()));
+    object
+        .entry("transaction_id")
+        .or_insert_with(|| Value::String("on-demand".into()));
+    let mut bytes = serde_json::to_vec(&object).map_err(|e| {
+        DetectError::Invalid(vec![FieldIssue::whole_record(
+            RejectCode::MalformedJson,
+            e.to_string(),
+        )])
+    })?;
+    let mut buffers = Buffers::default();
+    let tape = parse_record_with(&mut bytes, limits, &mut buffers)
+        .map_err(|issue| DetectError::Invalid(vec![issue]))?;
+    let event =
+        validate(tape.as_value(), sluice_common::now_ms(), limits).map_err(DetectError::Invalid)?;
+    if event.log_type() != LogType::Transaction {
+        return Err(DetectError::NotATransaction(format!(
+            "only transactions are scored, not {} records",
+            event.log_type().as_str()
+        )));
     }
+    let Some(amount) = event.amount else {
+        return Err(DetectError::Invalid(vec![FieldIssue::new(
+            "amount",
+            RejectCode::MissingField,
+            "a transaction to score needs an amount",
+        )]));
+    };
+    let lookup = match event.ip {
+        Some(ip) => {
+            let mut geo = geo.lock().unwrap_or_else(PoisonError::into_inner);
+            // A replaced database file is picked up here as in the processor (checked at
+            // most every 30 s).
+            geo.reload_if_changed();
+            geo.lookup(ip)
+        }
+        None => Lookup::NotPublic,
+    };
+    Ok(Transaction {
+        user_id: event.user_id.as_deref().map(str::to_owned),
+        ip: event.ip,
+        event_time_ms: event.event_time_ms,
+        amount,
+        failed: event.status.is_some_and(is_failure_status),
+        declared_country: event.country.map(str::to_owned),
+        geo: OwnedGeo::of(geo_facts(&lookup)),
+    })
 }
 
 #[async_trait]
 impl FraudDetector for OnDemandScorer {
     async fn detect(&self, record: &[u8]) -> Result<Detection, DetectError> {
-        let transaction = self.transaction(record)?;
+        let transaction = self.transaction(record).await?;
         let (assessment, history) = match &self.source {
             Source::Shared(engine) => (
                 engine
@@ -271,7 +284,7 @@ async fn rebuild(
             ))
             .await?;
         for hit in found.hits {
-            history.insert((hit.sort.value as i64, hit.id), hit.source);
+            history.insert((hit.sort.value as i64, hit.sort.id), hit.source);
         }
     }
     if let Some(ip) = transaction.ip {
@@ -284,7 +297,7 @@ async fn rebuild(
             ))
             .await?;
         for hit in found.hits {
-            history.insert((hit.sort.value as i64, hit.id), hit.source);
+            history.insert((hit.sort.value as i64, hit.sort.id), hit.source);
         }
     }
     let mut engine = FraudEngine::new(config.clone());

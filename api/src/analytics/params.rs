@@ -2,7 +2,7 @@
 //! the window and bucket size they resolve to.
 
 use serde::{Deserialize, Serialize};
-use sluice_common::event::write_rfc3339_ms;
+use sluice_common::event::format_rfc3339_ms;
 use sluice_common::http::ApiError;
 use sluice_common::store::SearchQuery;
 
@@ -138,8 +138,8 @@ impl Window {
 
     pub fn describe(&self) -> WindowJson {
         WindowJson {
-            from: rfc3339(self.from_ms),
-            to: rfc3339(self.to_ms),
+            from: format_rfc3339_ms(self.from_ms),
+            to: format_rfc3339_ms(self.to_ms),
             interval_ms: self.interval_ms,
         }
     }
@@ -151,12 +151,6 @@ pub struct WindowJson {
     pub from: String,
     pub to: String,
     pub interval_ms: i64,
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    let mut out = Vec::with_capacity(24);
-    write_rfc3339_ms(ms, &mut out);
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

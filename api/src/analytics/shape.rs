@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use sluice_common::store::{TermBucket, TimeBucket};
 
-use super::params::rfc3339;
+use sluice_common::event::format_rfc3339_ms;
 
 /// Rounded to cents (and latencies to hundredths of a millisecond): sums of floating-point
 /// amounts differ in their last bits with the order they were added in, which is no one's
@@ -35,7 +35,7 @@ pub fn timeline_json(buckets: &[TimeBucket], extra: impl Fn(&TimeBucket) -> Valu
         .iter()
         .map(|bucket| {
             merged(
-                json!({ "time": rfc3339(bucket.start_ms), "count": bucket.count }),
+                json!({ "time": format_rfc3339_ms(bucket.start_ms), "count": bucket.count }),
                 extra(bucket),
             )
         })

@@ -12,12 +12,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, stream};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sluice_common::http::{ApiError, QueryParams};
 use sluice_common::store::{EventStore, SearchQuery, SortKey};
 use std::sync::Arc;
 
-use super::{parse_body, store_error, to_query};
+use super::{hit_document, parse_body, store_error, to_query};
 use crate::ApiState;
 
 pub const MAX_EXPORT_ROWS: u64 = 1_000_000;
@@ -194,17 +194,13 @@ impl Pages {
         self.remaining -= results.hits.len() as u64;
         let mut out = Vec::with_capacity(results.hits.len() * 512);
         for hit in results.hits {
-            let mut document: Map<String, Value> = match serde_json::from_slice(&hit.source) {
+            let document = match hit_document(hit, &[]) {
                 Ok(document) => document,
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(ApiError::internal(format!(
-                        "stored document {} is not JSON: {e}",
-                        hit.id
-                    ))));
+                    return Some(Err(e));
                 }
             };
-            document.insert("_id".into(), Value::String(hit.id));
             match self.format {
                 Format::Ndjson => {
                     // A map of JSON values always serialises.

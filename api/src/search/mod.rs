@@ -84,7 +84,7 @@ pub async fn recent(
     run(&state, &query, false).await
 }
 
-pub async fn run(
+async fn run(
     state: &ApiState,
     query: &SearchQuery,
     highlight: bool,
@@ -109,11 +109,12 @@ pub async fn run(
     }))
 }
 
-/// The stored document with its id as `_id` and, where the search's words occur in its text,
-/// the marked fragments as `_highlight`.
-pub(crate) fn hit_json(hit: Hit, phrases: &[&str]) -> Result<Box<RawValue>, ApiError> {
-    let mut document: Map<String, Value> = serde_json::from_slice(&hit.source)
-        .map_err(|e| ApiError::internal(format!("stored document {} is not JSON: {e}", hit.id)))?;
+/// A hit as answers and exports show it: the stored document with its id as `_id` and, where the
+/// search's words occur in its text, the marked fragments as `_highlight`.
+pub(crate) fn hit_document(hit: Hit, phrases: &[&str]) -> Result<Map<String, Value>, ApiError> {
+    let mut document: Map<String, Value> = serde_json::from_slice(&hit.source).map_err(|e| {
+        ApiError::internal(format!("stored document {} is not JSON: {e}", hit.id()))
+    })?;
     if !phrases.is_empty() {
         let marked = |field: TextField| {
             document
@@ -132,8 +133,13 @@ pub(crate) fn hit_json(hit: Hit, phrases: &[&str]) -> Result<Box<RawValue>, ApiE
             document.insert("_highlight".into(), highlights);
         }
     }
-    document.insert("_id".into(), Value::String(hit.id));
-    serde_json::value::to_raw_value(&document).map_err(|e| ApiError::internal(e.to_string()))
+    document.insert("_id".into(), Value::String(hit.sort.id));
+    Ok(document)
+}
+
+fn hit_json(hit: Hit, phrases: &[&str]) -> Result<Box<RawValue>, ApiError> {
+    serde_json::value::to_raw_value(&hit_document(hit, phrases)?)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 pub(crate) fn store_error(e: StoreError) -> ApiError {

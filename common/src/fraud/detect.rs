@@ -46,4 +46,7 @@ pub enum DetectError {
     NotATransaction(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Sluice itself failed (a scoring thread panicked).
+    #[error("{0}")]
+    Failed(String),
 }

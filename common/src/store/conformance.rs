@@ -51,7 +51,7 @@ fn all(size: usize) -> SearchQuery {
 }
 
 fn ids(results: SearchResults) -> Vec<String> {
-    results.hits.into_iter().map(|h| h.id).collect()
+    results.hits.into_iter().map(|h| h.sort.id).collect()
 }
 
 /// `settle` makes what was written visible to search (a refresh, where the store needs one).
@@ -365,7 +365,7 @@ where
     let first = store.search(&by_amount(None, 2)).await.expect("search");
     assert_eq!(first.total, 4);
     assert_eq!(
-        first.hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+        first.hits.iter().map(super::Hit::id).collect::<Vec<_>>(),
         ["s4", "s1"]
     );
     assert_eq!(

@@ -185,12 +185,17 @@ impl SearchQuery {
     }
 }
 
-/// One hit: the document id, the stored document and its place in the order.
+/// One hit: the stored document and its place in the order, which includes its id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
-    pub id: String,
     pub source: Vec<u8>,
     pub sort: SortKey,
+}
+
+impl Hit {
+    pub fn id(&self) -> &str {
+        &self.sort.id
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

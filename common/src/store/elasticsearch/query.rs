@@ -184,11 +184,7 @@ pub(super) fn read_answer(answer: &[u8]) -> Result<SearchResults, String> {
             .map(|hit| {
                 let value = hit.sort.first().and_then(Value::as_f64).unwrap_or(0.0);
                 Hit {
-                    sort: SortKey {
-                        value,
-                        id: hit.id.clone(),
-                    },
-                    id: hit.id,
+                    sort: SortKey { value, id: hit.id },
                     source: hit.source.get().as_bytes().to_vec(),
                 }
             })
@@ -279,7 +275,7 @@ mod tests {
         let answer = br#"{"took":2,"timed_out":false,"hits":{"total":{"value":7,"relation":"eq"},"max_score":null,"hits":[{"_index":"sluice-logs-2026.11.24","_id":"x1","_score":null,"_source":{"a":1,"b":"two"},"sort":[1795514400000,"x1"]}]}}"#;
         let results = read_answer(answer).expect("answer");
         assert_eq!(results.total, 7);
-        assert_eq!(results.hits[0].id, "x1");
+        assert_eq!(results.hits[0].id(), "x1");
         assert_eq!(results.hits[0].source, br#"{"a":1,"b":"two"}"#);
         assert_eq!(results.hits[0].sort.value, 1_795_514_400_000.0);
     }

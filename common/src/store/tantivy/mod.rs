@@ -31,8 +31,6 @@ use super::{
     SortField, StoreDocument, StoreError,
 };
 
-pub use schema::FORMAT;
-
 #[derive(Clone)]
 pub struct TantivyStore {
     inner: Arc<Inner>,
@@ -162,11 +160,7 @@ impl TantivyStore {
                 .get_first(inner.fields.source)
                 .and_then(|v| v.as_bytes().map(<[u8]>::to_vec))
                 .unwrap_or_default();
-            hits.push(Hit {
-                id: sort.id.clone(),
-                source,
-                sort,
-            });
+            hits.push(Hit { source, sort });
         }
         Ok(SearchResults { total, hits })
     }
@@ -307,7 +301,7 @@ mod tests {
                 })
                 .await
                 .expect("search");
-            paged.extend(page.hits.iter().map(|h| h.id.clone()));
+            paged.extend(page.hits.iter().map(|h| h.id().to_owned()));
             match page.hits.last() {
                 Some(last) if page.hits.len() == 7 => after = Some(last.sort.clone()),
                 _ => break,
@@ -323,7 +317,7 @@ mod tests {
                 })
                 .await
                 .expect("search");
-            let ids: Vec<String> = page.hits.into_iter().map(|h| h.id).collect();
+            let ids: Vec<String> = page.hits.into_iter().map(|h| h.sort.id).collect();
             let end = (offset + 10).min(expected.len());
             assert_eq!(ids, expected[offset..end], "offset {offset}");
         }
