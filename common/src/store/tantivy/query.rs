@@ -12,6 +12,7 @@ use tantivy::schema::{Field as TantivyField, IndexRecordOption};
 use tantivy::{Index, Term};
 
 use super::schema::Fields;
+use super::window::WindowQuery;
 use crate::store::fields::{Field, FieldKind};
 use crate::store::{Filter, SearchQuery, StoreError, TextField, TextQuery, normalize_level};
 
@@ -30,14 +31,13 @@ impl QueryBuilder<'_> {
             clauses.push((Occur::Must, self.filter(&filter)));
         }
         if query.from_ms.is_some() || query.to_ms.is_some() {
-            let bound = |ms: Option<i64>| {
-                ms.map_or(Bound::Unbounded, |ms| {
-                    Bound::Included(Term::from_field_i64(self.fields.timestamp, ms))
-                })
-            };
             clauses.push((
                 Occur::Must,
-                Box::new(RangeQuery::new(bound(query.from_ms), bound(query.to_ms))),
+                Box::new(WindowQuery::new(
+                    self.fields.timestamp,
+                    query.from_ms,
+                    query.to_ms,
+                )),
             ));
         }
         Ok(match clauses.len() {

@@ -19,6 +19,8 @@ use crate::store::{StoreDocument, StoreError, normalize_level};
 /// Format 1 (no version file) indexed only time, type, level, service and the text fields.
 pub const FORMAT: u32 = 2;
 const FORMAT_FILE: &str = "sluice-index-format";
+/// The event time in milliseconds, a fast column.
+pub(super) const TIMESTAMP: &str = "timestamp_ms";
 
 #[derive(Clone)]
 pub(super) struct Fields {
@@ -46,7 +48,7 @@ pub(super) fn schema() -> (Schema, Fields) {
     let id = builder.add_text_field("id", STRING | STORED | FAST);
     // Time and numbers are only ranged, sorted and aggregated, all on the fast column; an
     // inverted index of them would be a term per distinct millisecond, written for nothing.
-    let timestamp = builder.add_i64_field("timestamp_ms", FAST);
+    let timestamp = builder.add_i64_field(TIMESTAMP, FAST);
     let message = builder.add_text_field("message", TEXT);
     let error_message = builder.add_text_field("error_message", TEXT);
     let source = builder.add_bytes_field("source", STORED);
