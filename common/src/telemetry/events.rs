@@ -35,6 +35,7 @@ pub const LOGINS: &str = "sluice_auth_logins_total";
 pub const BULK_REQUESTS: &str = "sluice_store_bulk_duration_seconds";
 pub const BULK_BYTES: &str = "sluice_store_bulk_size_bytes";
 pub const ANSWER_CACHE: &str = "sluice_api_answer_cache_total";
+pub const SEGMENT_AGGREGATIONS: &str = "sluice_store_segment_aggregations_total";
 
 pub(super) fn describe() {
     describe_counter!(
@@ -42,6 +43,10 @@ pub(super) fn describe() {
         "Requests refused for missing or insufficient credentials, by reason"
     );
     describe_counter!(LOGINS, "Login attempts, by outcome");
+    describe_counter!(
+        SEGMENT_AGGREGATIONS,
+        "Segments an embedded-store aggregation read (computed) or found kept (reused)"
+    );
     describe_counter!(
         ANSWER_CACHE,
         "Analytics answers looked up in the cache, by outcome (hit, miss, error)"
@@ -431,5 +436,19 @@ impl InternalEvent for AnswerCacheLookup<'_> {
             warn!(error, "answer cache unavailable; computing the answer");
         }
         counter!(ANSWER_CACHE, "outcome" => self.outcome).increment(1);
+    }
+}
+
+/// The segments one aggregation of the embedded store read, and those whose result was kept.
+#[derive(Default)]
+pub struct SegmentReads {
+    pub reused: usize,
+    pub computed: usize,
+}
+
+impl InternalEvent for SegmentReads {
+    fn emit(self) {
+        counter!(SEGMENT_AGGREGATIONS, "outcome" => "reused").increment(self.reused as u64);
+        counter!(SEGMENT_AGGREGATIONS, "outcome" => "computed").increment(self.computed as u64);
     }
 }

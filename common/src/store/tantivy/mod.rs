@@ -10,6 +10,7 @@
 mod known_ids;
 mod query;
 mod schema;
+mod segment_aggregations;
 mod sorted;
 mod window;
 
@@ -18,7 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tantivy::aggregation::agg_req::Aggregations as TantivyAggregations;
-use tantivy::aggregation::{AggregationCollector, AggregationLimitsGuard};
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::{AggregationLimitsGuard, DistributedAggregationCollector};
 use tantivy::collector::Count;
 use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
@@ -27,6 +29,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 use self::known_ids::KnownIds;
 use self::query::QueryBuilder;
 use self::schema::Fields;
+use self::segment_aggregations::{Question, SegmentAggregations};
 use self::sorted::{SortedSearch, ValueType};
 use super::aggregation::{self, Dialect};
 use super::fields::FieldKind;
@@ -34,6 +37,8 @@ use super::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
     SortField, StoreDocument, StoreError,
 };
+use crate::telemetry::InternalEvent;
+use crate::telemetry::events::SegmentReads;
 
 #[derive(Clone)]
 pub struct TantivyStore {
@@ -46,6 +51,7 @@ struct Inner {
     fields: Fields,
     writer: Mutex<Writer>,
     reader: IndexReader,
+    aggregations: SegmentAggregations,
 }
 
 struct Writer {
@@ -95,6 +101,7 @@ impl TantivyStore {
                     known_ids,
                 }),
                 reader,
+                aggregations: SegmentAggregations::new(),
             }),
         })
     }
@@ -226,16 +233,58 @@ impl TantivyStore {
         query: &SearchQuery,
         request: &Aggregations,
     ) -> Result<AggregationResults, StoreError> {
+        let failed = |e: tantivy::TantivyError| StoreError::Search(e.to_string());
         let searcher = inner.reader.searcher();
         let tantivy_query = Self::query(inner, query)?;
-        let tantivy_request: TantivyAggregations =
-            serde_json::from_value(Dialect::Tantivy.render(request))
-                .map_err(|e| StoreError::Search(format!("aggregation request: {e}")))?;
-        let collector =
-            AggregationCollector::from_aggs(tantivy_request, AggregationLimitsGuard::default());
-        let results = searcher
-            .search(&tantivy_query, &collector)
-            .map_err(|e| StoreError::Search(e.to_string()))?;
+        let rendered = Dialect::Tantivy.render(request);
+        let tantivy_request: TantivyAggregations = serde_json::from_value(rendered.clone())
+            .map_err(|e| StoreError::Search(format!("aggregation request: {e}")))?;
+        let collector = DistributedAggregationCollector::from_aggs(
+            tantivy_request.clone(),
+            AggregationLimitsGuard::default(),
+        );
+        let weight = tantivy_query
+            .weight(EnableScoring::disabled_from_searcher(&searcher))
+            .map_err(failed)?;
+        // What is asked, the window aside (it is decided per segment): the request, and the
+        // query's text and filters as their complete debug form.
+        let question = Question {
+            text: format!("{rendered} {:?} {:?}", query.text, query.filters).into(),
+            collector: &collector,
+            weight: weight.as_ref(),
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+        };
+        let segments = searcher
+            .index()
+            .search_executor()
+            .map(
+                |(ordinal, reader)| {
+                    inner
+                        .aggregations
+                        .segment(&question, ordinal as u32, reader)
+                },
+                searcher.segment_readers().iter().enumerate(),
+            )
+            .map_err(failed)?;
+        let mut reads = SegmentReads::default();
+        // tantivy merges into the buckets already there: the first segment's result is the base.
+        let mut merged: Option<IntermediateAggregationResults> = None;
+        for (result, reused) in segments {
+            match reused {
+                true => reads.reused += 1,
+                false => reads.computed += 1,
+            }
+            match &mut merged {
+                None => merged = Some(result),
+                Some(merged) => merged.merge_fruits(result).map_err(failed)?,
+            }
+        }
+        reads.emit();
+        let results = merged
+            .unwrap_or_default()
+            .into_final_result(tantivy_request, AggregationLimitsGuard::default())
+            .map_err(failed)?;
         let answer = serde_json::to_value(results)
             .map_err(|e| StoreError::Search(format!("aggregation answer: {e}")))?;
         aggregation::read(request, Some(&answer), query.from_ms, query.to_ms)
@@ -337,6 +386,58 @@ mod tests {
         let found = store.search(&all).await.expect("search");
         assert_eq!(found.total, 1);
         assert_eq!(found.hits[0].sort.value, 6.0);
+    }
+
+    /// A large segment's kept aggregation is reused only while it is the same: a replaced
+    /// document (a deletion) or a new segment shows in the next answer, and a window across the
+    /// segment's edge is computed afresh.
+    #[tokio::test]
+    async fn kept_segment_aggregations_follow_deletions_and_new_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 400_000_000).expect("opens");
+        let type_of = |n: i64| match n % 2 {
+            0 => LogType::Error,
+            _ => LogType::Transaction,
+        };
+        let documents: Vec<StoreDocument> = (0..60_000_i64)
+            .map(|n| document(&format!("k{n}"), n, type_of(n), "info", "kept"))
+            .collect();
+        store.index(Arc::new(documents)).await.expect("index");
+        let counts = |from_ms, to_ms| {
+            let store = store.clone();
+            async move {
+                let mut counts: Vec<(String, u64)> = store
+                    .count_by(&SearchQuery::range(from_ms, to_ms), Field::LogType, 5)
+                    .await
+                    .expect("aggregate")
+                    .into_iter()
+                    .map(|c| (c.value, c.count))
+                    .collect();
+                counts.sort();
+                counts
+            }
+        };
+        let both = |errors: u64, transactions: u64| {
+            vec![
+                ("error".to_owned(), errors),
+                ("transaction".to_owned(), transactions),
+            ]
+        };
+        let whole = (Some(0), Some(1_000_000));
+        assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
+        assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
+        let kept = |store: &TantivyStore| store.inner.aggregations.len();
+        assert_eq!(kept(&store), 1, "the large segment's result is kept");
+
+        // k0 was an error; now a transaction (its old copy deleted).
+        let replaced = document("k0", 0, LogType::Transaction, "info", "kept");
+        store.index(Arc::new(vec![replaced])).await.expect("index");
+        assert_eq!(counts(whole.0, whole.1).await, both(29_999, 30_001));
+        let added = document("new", 5, LogType::Error, "info", "kept");
+        store.index(Arc::new(vec![added])).await.expect("index");
+        assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_001));
+        // Across the large segment's edge: 10..=19 holds five of each.
+        assert_eq!(counts(Some(10), Some(19)).await, both(5, 5));
     }
 
     /// Segments visited best first, skipped below the bar, read through the column's candidates

@@ -45,44 +45,49 @@ impl Query for WindowQuery {
     fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         Ok(Box::new(WindowWeight {
             range: self.range.weight(enable_scoring)?,
-            from_ms: self.from_ms.unwrap_or(i64::MIN),
-            to_ms: self.to_ms.unwrap_or(i64::MAX),
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
         }))
     }
 }
 
 struct WindowWeight {
     range: Box<dyn Weight>,
-    from_ms: i64,
-    to_ms: i64,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
 }
 
 /// Where a segment's events lie against the window.
-enum Overlap {
+pub(super) enum Overlap {
     Inside,
     Outside,
     Across,
 }
 
-impl WindowWeight {
-    fn overlap(&self, reader: &SegmentReader) -> tantivy::Result<Overlap> {
-        let Some(column) = reader.fast_fields().column_opt::<i64>(TIMESTAMP)? else {
-            return Ok(Overlap::Outside);
-        };
-        let (first, last) = (column.min_value(), column.max_value());
-        Ok(if self.from_ms <= first && last <= self.to_ms {
-            Overlap::Inside
-        } else if last < self.from_ms || self.to_ms < first {
-            Overlap::Outside
-        } else {
-            Overlap::Across
-        })
-    }
+/// Where the segment's events lie against the window (an open end is unbounded).
+pub(super) fn overlap(
+    reader: &SegmentReader,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> tantivy::Result<Overlap> {
+    let Some(column) = reader.fast_fields().column_opt::<i64>(TIMESTAMP)? else {
+        return Ok(Overlap::Outside);
+    };
+    let (from_ms, to_ms) = (from_ms.unwrap_or(i64::MIN), to_ms.unwrap_or(i64::MAX));
+    // The bounds include deleted documents: wider than the live ones, never narrower.
+    let (first, last) = (column.min_value(), column.max_value());
+    Ok(if from_ms <= first && last <= to_ms {
+        Overlap::Inside
+    } else if last < from_ms || to_ms < first {
+        Overlap::Outside
+    } else {
+        Overlap::Across
+    })
 }
 
 impl Weight for WindowWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        Ok(match self.overlap(reader)? {
+        Ok(match overlap(reader, self.from_ms, self.to_ms)? {
             Overlap::Inside => Box::new(AllScorer::new(reader.max_doc())),
             Overlap::Outside => Box::new(EmptyScorer),
             Overlap::Across => self.range.scorer(reader, boost)?,
