@@ -16,14 +16,19 @@ use sluice_common::queue::{DeadLetterQueue, Queue, QueueConsumer};
 use sluice_common::store::EventStore;
 use sluice_common::store::elasticsearch::ElasticStore;
 use sluice_common::store::null::NullStore;
-use sluice_common::store::tantivy::TantivyStore;
+use sluice_common::store::tantivy::{TantivyOptions, TantivyStore};
 
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
     Ok(match config.store_backend()? {
         StoreBackend::Tantivy(index_dir) => Arc::new(
-            TantivyStore::open(&index_dir, config.store.writer_memory_mb * 1024 * 1024).context(
-                "opening the event store (is another sluice using this data directory?)",
-            )?,
+            TantivyStore::open_with(
+                &index_dir,
+                TantivyOptions {
+                    writer_memory_bytes: config.store.writer_memory_mb * 1024 * 1024,
+                    kept_aggregations: config.store.kept_aggregations,
+                },
+            )
+            .context("opening the event store (is another sluice using this data directory?)")?,
         ),
         StoreBackend::Elasticsearch(url) => Arc::new(ElasticStore::connect(
             &url,

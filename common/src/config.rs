@@ -87,6 +87,9 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// Indexing buffer of the embedded store, in MiB.
     pub writer_memory_mb: usize,
+    /// Aggregation results of large segments the embedded store keeps for repeated questions
+    /// (0: none).
+    pub kept_aggregations: usize,
     /// Settings of the Elasticsearch store (`[store.elasticsearch]`).
     pub elasticsearch: ElasticsearchConfig,
 }
@@ -96,6 +99,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             writer_memory_mb: 64,
+            kept_aggregations: 256,
             elasticsearch: ElasticsearchConfig::default(),
         }
     }

@@ -59,10 +59,32 @@ struct Writer {
     known_ids: KnownIds,
 }
 
+/// How the embedded store uses memory.
+#[derive(Debug, Clone)]
+pub struct TantivyOptions {
+    /// The indexing buffer (tantivy needs at least 15 MB).
+    pub writer_memory_bytes: usize,
+    /// Aggregation results of large segments kept for repeated questions (0: none).
+    pub kept_aggregations: usize,
+}
+
 impl TantivyStore {
-    /// Opens the index in `dir`, creating it when the directory is empty. `writer_memory_bytes`
-    /// bounds the indexing buffer (tantivy needs at least 15 MB).
+    /// Opens the index in `dir`, creating it when the directory is empty, with an indexing
+    /// buffer of `writer_memory_bytes` and the default number of kept aggregation results.
     pub fn open(dir: &Path, writer_memory_bytes: usize) -> Result<TantivyStore, StoreError> {
+        Self::open_with(
+            dir,
+            TantivyOptions {
+                writer_memory_bytes,
+                kept_aggregations: segment_aggregations::DEFAULT_KEPT,
+            },
+        )
+    }
+
+    /// Opens the index in `dir`, creating it when the directory is empty, with the memory use
+    /// `options` give.
+    pub fn open_with(dir: &Path, options: TantivyOptions) -> Result<TantivyStore, StoreError> {
+        let writer_memory_bytes = options.writer_memory_bytes;
         let open_err = |detail: String| StoreError::Open {
             path: dir.display().to_string(),
             detail,
@@ -101,7 +123,7 @@ impl TantivyStore {
                     known_ids,
                 }),
                 reader,
-                aggregations: SegmentAggregations::new(),
+                aggregations: SegmentAggregations::new(options.kept_aggregations),
             }),
         })
     }
@@ -393,8 +415,22 @@ mod tests {
     /// segment's edge is computed afresh.
     #[tokio::test]
     async fn kept_segment_aggregations_follow_deletions_and_new_segments() {
+        aggregations_follow_deletions_and_new_segments(segment_aggregations::DEFAULT_KEPT).await;
+    }
+
+    /// With nothing kept (`store.kept_aggregations = 0`) every segment is read every time.
+    #[tokio::test]
+    async fn nothing_is_kept_when_keeping_is_off() {
+        aggregations_follow_deletions_and_new_segments(0).await;
+    }
+
+    async fn aggregations_follow_deletions_and_new_segments(kept_aggregations: usize) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = TantivyStore::open(dir.path(), 400_000_000).expect("opens");
+        let options = TantivyOptions {
+            writer_memory_bytes: 400_000_000,
+            kept_aggregations,
+        };
+        let store = TantivyStore::open_with(dir.path(), options).expect("opens");
         let type_of = |n: i64| match n % 2 {
             0 => LogType::Error,
             _ => LogType::Transaction,
@@ -427,7 +463,11 @@ mod tests {
         assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
         assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
         let kept = |store: &TantivyStore| store.inner.aggregations.len();
-        assert_eq!(kept(&store), 1, "the large segment's result is kept");
+        assert_eq!(
+            kept(&store),
+            kept_aggregations.min(1),
+            "the large segment's result is kept when keeping is on"
+        );
 
         // k0 was an error; now a transaction (its old copy deleted).
         let replaced = document("k0", 0, LogType::Transaction, "info", "kept");

@@ -9,7 +9,7 @@
 //! events.) Small segments are not kept: they are cheap to read and soon merged.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
 use tantivy::SegmentReader;
@@ -23,9 +23,9 @@ use super::window::{Overlap, overlap};
 
 /// Segments smaller than this are read every time.
 const MIN_KEPT_DOCS: u32 = 50_000;
-/// Results kept, least recently used dropped first. A result is a few to a few hundred
-/// kilobytes (a top list of up to 2,000 values, a distinct-count sketch of 16 KB).
-const KEPT_RESULTS: usize = 256;
+/// Results kept by default, least recently used dropped first. A result is a few to a few
+/// hundred kilobytes (a top list of up to 2,000 values, a distinct-count sketch of 16 KB).
+pub(super) const DEFAULT_KEPT: usize = 256;
 
 #[derive(Hash, PartialEq, Eq)]
 struct Key {
@@ -36,7 +36,8 @@ struct Key {
 }
 
 pub(super) struct SegmentAggregations {
-    kept: Mutex<LruCache<Key, IntermediateAggregationResults>>,
+    /// `None` when nothing is kept.
+    kept: Option<Mutex<LruCache<Key, IntermediateAggregationResults>>>,
 }
 
 /// One aggregation over one index: the question (the request and the query without its window,
@@ -50,17 +51,16 @@ pub(super) struct Question<'a> {
 }
 
 impl SegmentAggregations {
-    pub fn new() -> SegmentAggregations {
+    /// Keeping up to `results` results (none for 0).
+    pub fn new(results: usize) -> SegmentAggregations {
         SegmentAggregations {
-            kept: Mutex::new(LruCache::new(
-                NonZeroUsize::new(KEPT_RESULTS).unwrap_or(NonZeroUsize::MIN),
-            )),
+            kept: NonZeroUsize::new(results).map(|results| Mutex::new(LruCache::new(results))),
         }
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map_or(0, |kept| kept.len())
     }
 
     /// The question's result in one segment, kept or computed.
@@ -70,7 +70,8 @@ impl SegmentAggregations {
         ordinal: u32,
         reader: &SegmentReader,
     ) -> tantivy::Result<(IntermediateAggregationResults, bool)> {
-        let key = match reader.max_doc() >= MIN_KEPT_DOCS
+        let key = match self.kept.is_some()
+            && reader.max_doc() >= MIN_KEPT_DOCS
             && matches!(
                 overlap(reader, question.from_ms, question.to_ms)?,
                 Overlap::Inside
@@ -83,23 +84,25 @@ impl SegmentAggregations {
             false => None,
         };
         if let Some(key) = &key
-            && let Some(kept) = self.lock().get(key)
+            && let Some(kept) = self.lock().and_then(|mut kept| kept.get(key).cloned())
         {
-            return Ok((kept.clone(), true));
+            return Ok((kept, true));
         }
         let result = question
             .collector
             .collect_segment(question.weight, ordinal, reader)??;
-        if let Some(key) = key {
-            self.lock().put(key, result.clone());
+        if let Some(key) = key
+            && let Some(mut kept) = self.lock()
+        {
+            kept.put(key, result.clone());
         }
         Ok((result, false))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Key, IntermediateAggregationResults>> {
+    fn lock(&self) -> Option<MutexGuard<'_, LruCache<Key, IntermediateAggregationResults>>> {
         // A panic while holding the lock left at worst a missing entry: the map is still sound.
         self.kept
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(|kept| kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 }
