@@ -1,17 +1,20 @@
 //! A [`SearchQuery`] as a tantivy query: the same meaning the Elasticsearch store gives it.
 //! Text clauses are phrases of the field's tokens (one token: a term), in either text field;
 //! filters are exact terms or ranges on the fast fields; `NOT` excludes from everything.
+//! Numeric ranges in a conjunction are checked beside its other clauses where those narrow the
+//! search (see `fast_queries`).
 
 use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, PhraseQuery, Query, RangeQuery,
-    TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Field as TantivyField, IndexRecordOption};
 use tantivy::{Index, Term};
 
+use super::fast_queries::{CheckedRangesQuery, EveryDocument, HasValueQuery, NumericRange};
 use super::schema::Fields;
+use super::sorted::ValueType;
 use super::window::WindowQuery;
 use crate::store::fields::{Field, FieldKind};
 use crate::store::{Filter, SearchQuery, StoreError, TextField, TextQuery, normalize_level};
@@ -23,27 +26,30 @@ pub(super) struct QueryBuilder<'a> {
 
 impl QueryBuilder<'_> {
     pub fn build(&self, query: &SearchQuery) -> Result<Box<dyn Query>, StoreError> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut clauses = Clauses::default();
         if let Some(text) = &query.text {
-            clauses.push((Occur::Must, self.text(text)?));
+            clauses.musts.push(self.text(text)?);
         }
         for filter in query.effective_filters() {
-            clauses.push((Occur::Must, self.filter(&filter)));
+            self.add_filter(&mut clauses, &filter);
         }
         if query.from_ms.is_some() || query.to_ms.is_some() {
-            clauses.push((
-                Occur::Must,
-                Box::new(WindowQuery::new(
-                    self.fields.timestamp,
-                    query.from_ms,
-                    query.to_ms,
-                )),
-            ));
+            clauses.musts.push(Box::new(WindowQuery::new(
+                self.fields.timestamp,
+                query.from_ms,
+                query.to_ms,
+            )));
         }
-        Ok(match clauses.len() {
-            0 => Box::new(AllQuery),
-            _ => Box::new(BooleanQuery::new(clauses)),
-        })
+        Ok(clauses.all())
+    }
+
+    /// A numeric range is kept apart, to be checked beside the other clauses (see
+    /// [`CheckedRangesQuery`]).
+    fn add_filter(&self, clauses: &mut Clauses, filter: &Filter) {
+        match self.numeric_range(filter) {
+            Some(range) => clauses.ranges.push(range),
+            None => clauses.musts.push(self.filter(filter)),
+        }
     }
 
     fn text(&self, text: &TextQuery) -> Result<Box<dyn Query>, StoreError> {
@@ -60,12 +66,16 @@ impl QueryBuilder<'_> {
                 Box::new(BooleanQuery::new(alternatives))
             }
             TextQuery::Filter(filter) => self.filter(filter),
-            TextQuery::And(parts) => Box::new(BooleanQuery::new(
-                parts
-                    .iter()
-                    .map(|part| Ok((Occur::Must, self.text(part)?)))
-                    .collect::<Result<_, StoreError>>()?,
-            )),
+            TextQuery::And(parts) => {
+                let mut clauses = Clauses::default();
+                for part in parts {
+                    match part {
+                        TextQuery::Filter(filter) => self.add_filter(&mut clauses, filter),
+                        _ => clauses.musts.push(self.text(part)?),
+                    }
+                }
+                clauses.all()
+            }
             TextQuery::Or(parts) => Box::new(BooleanQuery::new(
                 parts
                     .iter()
@@ -97,21 +107,16 @@ impl QueryBuilder<'_> {
 
     pub fn filter(&self, filter: &Filter) -> Box<dyn Query> {
         match filter {
-            // Numbers have only a fast column: equality is a range of one value.
-            Filter::Equals(field, value) if field.is_numeric() => match value.parse::<f64>() {
-                Ok(number) => self.range(*field, Bound::Included(number), Bound::Included(number)),
-                Err(_) => Box::new(EmptyQuery),
-            },
-            Filter::Equals(field, value) => match self.term(*field, value) {
+            Filter::Equals(field, value) if !field.is_numeric() => match self.term(*field, value) {
                 Some(term) => Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
                 None => Box::new(EmptyQuery),
             },
-            Filter::Range {
-                field,
-                lower,
-                upper,
-            } => self.range(*field, *lower, *upper),
-            Filter::Exists(field) => Box::new(ExistsQuery::new(field.tantivy_name(), false)),
+            Filter::Equals(..) | Filter::Range { .. } => match self.numeric_range(filter) {
+                Some(range) => Box::new(range.listing),
+                // Not a number, or a range on text or flags (which the API never asks).
+                None => Box::new(EmptyQuery),
+            },
+            Filter::Exists(field) => Box::new(HasValueQuery::new(field.tantivy_name())),
             Filter::AnyOf(filters) => Box::new(BooleanQuery::new(
                 filters
                     .iter()
@@ -129,7 +134,7 @@ impl QueryBuilder<'_> {
                 Some(Term::from_field_text(target, &normalize_level(value)))
             }
             FieldKind::Keyword => Some(Term::from_field_text(target, value)),
-            // Numbers are matched as ranges (see `filter`).
+            // Numbers are matched as ranges (see `numeric_range`).
             FieldKind::Double | FieldKind::Long => None,
             FieldKind::Boolean => value
                 .parse::<bool>()
@@ -138,9 +143,23 @@ impl QueryBuilder<'_> {
         }
     }
 
-    fn range(&self, field: Field, lower: Bound<f64>, upper: Bound<f64>) -> Box<dyn Query> {
+    /// A numeric filter as a range on the field's column: numbers have only a fast column, so
+    /// equality is a range of one value. `None` for any other filter.
+    fn numeric_range(&self, filter: &Filter) -> Option<NumericRange> {
+        let (field, lower, upper) = match filter {
+            Filter::Equals(field, value) if field.is_numeric() => {
+                let number = value.parse::<f64>().ok()?;
+                (*field, Bound::Included(number), Bound::Included(number))
+            }
+            Filter::Range {
+                field,
+                lower,
+                upper,
+            } => (*field, *lower, *upper),
+            _ => return None,
+        };
         let target = self.fields.of(field);
-        match field.kind() {
+        let (value_type, lower, upper, listing) = match field.kind() {
             FieldKind::Long => {
                 // Whole-number bounds, as Elasticsearch rounds a fractional bound on a `long`.
                 let lower = match lower {
@@ -154,15 +173,59 @@ impl QueryBuilder<'_> {
                     Bound::Unbounded => Bound::Unbounded,
                 };
                 let term = |x: f64| Term::from_field_i64(target, x as i64);
-                Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
+                let listing = RangeQuery::new(lower.map(term), upper.map(term));
+                (ValueType::I64, lower, upper, listing)
             }
             FieldKind::Double => {
                 let term = |x: f64| Term::from_field_f64(target, x);
-                Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
+                let listing = RangeQuery::new(lower.map(term), upper.map(term));
+                (ValueType::F64, lower, upper, listing)
             }
-            // Ranges make no sense on text or flags; the query syntax and the API never ask.
-            FieldKind::Keyword | FieldKind::Boolean => Box::new(EmptyQuery),
+            FieldKind::Keyword | FieldKind::Boolean => return None,
+        };
+        Some(NumericRange {
+            field: field.tantivy_name(),
+            value_type,
+            lower,
+            upper,
+            listing,
+        })
+    }
+}
+
+/// The clauses of a conjunction, numeric ranges apart.
+#[derive(Default)]
+struct Clauses {
+    musts: Vec<Box<dyn Query>>,
+    ranges: Vec<NumericRange>,
+}
+
+impl Clauses {
+    /// What every clause matches.
+    fn all(mut self) -> Box<dyn Query> {
+        if self.ranges.is_empty() {
+            return match self.musts.len() {
+                0 => Box::new(EveryDocument),
+                1 => self.musts.remove(0),
+                _ => Box::new(BooleanQuery::new(
+                    self.musts.into_iter().map(|q| (Occur::Must, q)).collect(),
+                )),
+            };
         }
+        if self.musts.is_empty() {
+            // Nothing else to lead: the ranges list their documents from the columns.
+            self.musts = self
+                .ranges
+                .drain(..)
+                .map(|range| Box::new(range.listing) as Box<dyn Query>)
+                .collect();
+            return self.all();
+        }
+        let ranges = std::mem::take(&mut self.ranges);
+        Box::new(CheckedRangesQuery {
+            lead: self.all(),
+            ranges,
+        })
     }
 }
 

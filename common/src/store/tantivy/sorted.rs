@@ -30,8 +30,8 @@ use crate::store::SortKey;
 /// the segment in blocks.
 const MAX_CANDIDATE_SHARE: usize = 8;
 
-/// The sort value's column type.
-#[derive(Clone, Copy)]
+/// A numeric column's type.
+#[derive(Clone, Copy, Debug)]
 pub(super) enum ValueType {
     I64,
     F64,
@@ -73,13 +73,27 @@ impl Ord for Rank {
     }
 }
 
-enum Values {
+/// A numeric fast column, its values read as f64.
+pub(super) enum Values {
     I64(Column<i64>),
     F64(Column<f64>),
 }
 
 impl Values {
-    fn first(&self, doc: DocId) -> Option<f64> {
+    /// The segment's column of `field`, if any document of the segment has one.
+    pub fn open(
+        reader: &SegmentReader,
+        field: &str,
+        value_type: ValueType,
+    ) -> tantivy::Result<Option<Values>> {
+        let fast = reader.fast_fields();
+        Ok(match value_type {
+            ValueType::I64 => fast.column_opt::<i64>(field)?.map(Values::I64),
+            ValueType::F64 => fast.column_opt::<f64>(field)?.map(Values::F64),
+        })
+    }
+
+    pub fn first(&self, doc: DocId) -> Option<f64> {
         match self {
             Values::I64(column) => column.first(doc).map(|v| v as f64),
             Values::F64(column) => column.first(doc),
@@ -292,11 +306,7 @@ impl SortedSearch {
     pub fn run(&self, searcher: &Searcher, weight: &dyn Weight) -> tantivy::Result<SortedPage> {
         let mut visits = Vec::new();
         for (segment, reader) in searcher.segment_readers().iter().enumerate() {
-            let fast = reader.fast_fields();
-            let values = match self.value_type {
-                ValueType::I64 => fast.column_opt::<i64>(&self.field)?.map(Values::I64),
-                ValueType::F64 => fast.column_opt::<f64>(&self.field)?.map(Values::F64),
-            };
+            let values = Values::open(reader, &self.field, self.value_type)?;
             let best = values.as_ref().map_or(f64::NEG_INFINITY, |values| {
                 let (min, max) = values.bounds();
                 if self.descending { max } else { -min }

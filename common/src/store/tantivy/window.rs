@@ -94,6 +94,14 @@ impl Weight for WindowWeight {
         })
     }
 
+    fn count(&self, reader: &SegmentReader) -> tantivy::Result<u32> {
+        match overlap(reader, self.from_ms, self.to_ms)? {
+            Overlap::Inside => Ok(reader.num_docs()),
+            Overlap::Outside => Ok(0),
+            Overlap::Across => self.range.count(reader),
+        }
+    }
+
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
         self.range.explain(reader, doc)
     }
