@@ -30,7 +30,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 use self::known_ids::KnownIds;
 use self::query::QueryBuilder;
 use self::schema::Fields;
-use self::segment_aggregations::{Question, SegmentAggregations};
+use self::segment_aggregations::{Edge, Question, SegmentAggregations};
 use self::sorted::{SortedSearch, ValueType};
 use super::aggregation::{self, Dialect};
 use super::fields::FieldKind;
@@ -266,9 +266,30 @@ impl TantivyStore {
             tantivy_request.clone(),
             AggregationLimitsGuard::default(),
         );
-        let weight = tantivy_query
-            .weight(EnableScoring::disabled_from_searcher(&searcher))
-            .map_err(failed)?;
+        let weight_of = |query: &dyn tantivy::query::Query| {
+            query
+                .weight(EnableScoring::disabled_from_searcher(&searcher))
+                .map_err(failed)
+        };
+        let weight = weight_of(tantivy_query.as_ref())?;
+        // The same question cut at the first slice boundary after the window's start: the part
+        // after it is kept per segment for as long as the start stays within the slice.
+        let edge = match query.from_ms {
+            Some(from_ms) => {
+                let boundary = segment_aggregations::next_boundary(from_ms);
+                let part = |from_ms: Option<i64>, to_ms: Option<i64>| {
+                    let mut part = query.clone();
+                    (part.from_ms, part.to_ms) = (from_ms, to_ms);
+                    weight_of(Self::query(inner, &part)?.as_ref())
+                };
+                Some(Edge {
+                    boundary,
+                    before: part(Some(from_ms), Some(boundary - 1))?,
+                    after: part(Some(boundary), query.to_ms)?,
+                })
+            }
+            None => None,
+        };
         // What is asked, the window aside (it is decided per segment): the request, and the
         // query's text and filters as their complete debug form.
         let question = Question {
@@ -277,6 +298,7 @@ impl TantivyStore {
             weight: weight.as_ref(),
             from_ms: query.from_ms,
             to_ms: query.to_ms,
+            edge: edge.as_ref(),
         };
         let segments = searcher
             .index()
@@ -437,7 +459,7 @@ mod tests {
             _ => LogType::Transaction,
         };
         let documents: Vec<StoreDocument> = (0..60_000_i64)
-            .map(|n| document(&format!("k{n}"), n, type_of(n), "info", "kept"))
+            .map(|n| document(&format!("k{n}"), n * 1_000, type_of(n), "info", "kept"))
             .collect();
         store.index(Arc::new(documents)).await.expect("index");
         let counts = |from_ms, to_ms| {
@@ -460,7 +482,8 @@ mod tests {
                 ("transaction".to_owned(), transactions),
             ]
         };
-        let whole = (Some(0), Some(1_000_000));
+        // One event a second for 16 h 40 min.
+        let whole = (Some(0), Some(100_000_000));
         assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
         assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
         let kept = |store: &TantivyStore| store.inner.aggregations.len();
@@ -474,11 +497,32 @@ mod tests {
         let replaced = document("k0", 0, LogType::Transaction, "info", "kept");
         store.index(Arc::new(vec![replaced])).await.expect("index");
         assert_eq!(counts(whole.0, whole.1).await, both(29_999, 30_001));
-        let added = document("new", 5, LogType::Error, "info", "kept");
+        let added = document("new", 5_000, LogType::Error, "info", "kept");
         store.index(Arc::new(vec![added])).await.expect("index");
         assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_001));
-        // Across the large segment's edge: 10..=19 holds five of each.
-        assert_eq!(counts(Some(10), Some(19)).await, both(5, 5));
+        // Across the large segment's edge: 10..=19 s holds five of each.
+        assert_eq!(counts(Some(10_000), Some(19_000)).await, both(5, 5));
+
+        // A window starting at 2 h 30 min, inside the large segment: its part from 3 h on is
+        // kept, and serves while the start moves within the hour; the slice before is read.
+        let before = kept(&store);
+        let hour = 3_600_000;
+        assert_eq!(
+            counts(Some(hour * 5 / 2), whole.1).await,
+            both(25_500, 25_500)
+        );
+        assert_eq!(kept(&store), before + kept_aggregations.min(1));
+        assert_eq!(counts(Some(9_360_000), whole.1).await, both(25_320, 25_320));
+        assert_eq!(kept(&store), before + kept_aggregations.min(1));
+        // A document after the cut replaced: the kept part is computed afresh.
+        let replaced = document("k20000", 20_000_000, LogType::Transaction, "info", "kept");
+        store.index(Arc::new(vec![replaced])).await.expect("index");
+        assert_eq!(counts(Some(9_360_000), whole.1).await, both(25_319, 25_321));
+        // Ending before the segment's last event, the window is read as a whole.
+        assert_eq!(
+            counts(Some(9_360_000), Some(9_360_000 + 9_999)).await,
+            both(5, 5)
+        );
     }
 
     /// Segments visited best first, skipped below the bar, read through the column's candidates

@@ -64,18 +64,25 @@ pub(super) enum Overlap {
     Across,
 }
 
+/// The first and last event time in the segment; `None` when it has no events. The bounds
+/// include deleted documents: wider than the live ones, never narrower.
+pub(super) fn time_bounds(reader: &SegmentReader) -> tantivy::Result<Option<(i64, i64)>> {
+    Ok(reader
+        .fast_fields()
+        .column_opt::<i64>(TIMESTAMP)?
+        .map(|column| (column.min_value(), column.max_value())))
+}
+
 /// Where the segment's events lie against the window (an open end is unbounded).
 pub(super) fn overlap(
     reader: &SegmentReader,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
 ) -> tantivy::Result<Overlap> {
-    let Some(column) = reader.fast_fields().column_opt::<i64>(TIMESTAMP)? else {
+    let Some((first, last)) = time_bounds(reader)? else {
         return Ok(Overlap::Outside);
     };
     let (from_ms, to_ms) = (from_ms.unwrap_or(i64::MIN), to_ms.unwrap_or(i64::MAX));
-    // The bounds include deleted documents: wider than the live ones, never narrower.
-    let (first, last) = (column.min_value(), column.max_value());
     Ok(if from_ms <= first && last <= to_ms {
         Overlap::Inside
     } else if last < from_ms || to_ms < first {
