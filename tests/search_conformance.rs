@@ -513,4 +513,50 @@ async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Val
     let kpis = &answers["/api/dashboard/stats"]["stats"];
     assert_eq!(kpis["events"], events.len());
     assert_eq!(kpis["revenue"], json!(cents(revenue)));
+
+    // Distinct counts are estimates too (HyperLogLog in both stores; Elasticsearch exact below
+    // 3,000 values): each store's within 2% of the exact count.
+    let distinct = |events: Vec<&Value>, field: &str| {
+        let values: std::collections::HashSet<&str> =
+            events.iter().filter_map(|e| e[field].as_str()).collect();
+        values.len() as f64
+    };
+    let behaviours = || of_type("user_behavior").collect::<Vec<_>>();
+    let exact = [
+        (
+            "/api/analytics/user-behavior",
+            "unique_users",
+            distinct(behaviours(), "user_id"),
+        ),
+        (
+            "/api/analytics/user-behavior",
+            "sessions",
+            distinct(behaviours(), "session_id"),
+        ),
+        (
+            "/api/dashboard/stats",
+            "active_users",
+            distinct(events.iter().collect(), "user_id"),
+        ),
+    ];
+    for (endpoint, key, exact) in exact {
+        assert!(
+            exact >= 50.0,
+            "{key}: enough distinct values to mean something"
+        );
+        let path = format!("{endpoint}?{window}");
+        for server in [on_tantivy, on_elasticsearch] {
+            let answer = get_ok(server, &path).await;
+            let estimate = answer
+                .get("stats")
+                .unwrap_or(&answer)
+                .get(key)
+                .and_then(Value::as_f64)
+                .unwrap_or_else(|| panic!("{path}: no {key} in {answer}"));
+            assert!(
+                (estimate - exact).abs() <= exact * 0.02,
+                "{path} {key}: {estimate} against exactly {exact}"
+            );
+        }
+    }
 }
