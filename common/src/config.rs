@@ -99,7 +99,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             writer_memory_mb: 64,
-            kept_aggregations: 256,
+            kept_aggregations: crate::store::tantivy::DEFAULT_KEPT_AGGREGATIONS,
             elasticsearch: ElasticsearchConfig::default(),
         }
     }

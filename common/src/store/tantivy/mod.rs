@@ -60,6 +60,11 @@ struct Writer {
     known_ids: KnownIds,
 }
 
+/// Aggregation results the embedded store keeps unless told otherwise, least recently used
+/// dropped first. A result is a few to a few hundred kilobytes (a top list of up to 2,000 values,
+/// a distinct-count sketch of 16 KB).
+pub const DEFAULT_KEPT_AGGREGATIONS: usize = 256;
+
 /// How the embedded store uses memory.
 #[derive(Debug, Clone)]
 pub struct TantivyOptions {
@@ -77,7 +82,7 @@ impl TantivyStore {
             dir,
             TantivyOptions {
                 writer_memory_bytes,
-                kept_aggregations: segment_aggregations::DEFAULT_KEPT,
+                kept_aggregations: DEFAULT_KEPT_AGGREGATIONS,
             },
         )
     }
@@ -275,7 +280,7 @@ impl TantivyStore {
         // The same question cut at the first slice boundary after the window's start: the part
         // after it is kept per segment for as long as the start stays within the slice.
         let edge = match query.from_ms {
-            Some(from_ms) => {
+            Some(from_ms) if inner.aggregations.keeps() => {
                 let boundary = segment_aggregations::next_boundary(from_ms);
                 let part = |from_ms: Option<i64>, to_ms: Option<i64>| {
                     let mut part = query.clone();
@@ -288,7 +293,7 @@ impl TantivyStore {
                     after: part(Some(boundary), query.to_ms)?,
                 })
             }
-            None => None,
+            _ => None,
         };
         // What is asked, the window aside (it is decided per segment): the request, and the
         // query's text and filters as their complete debug form.
@@ -438,7 +443,7 @@ mod tests {
     /// segment's edge is computed afresh.
     #[tokio::test]
     async fn kept_segment_aggregations_follow_deletions_and_new_segments() {
-        aggregations_follow_deletions_and_new_segments(segment_aggregations::DEFAULT_KEPT).await;
+        aggregations_follow_deletions_and_new_segments(DEFAULT_KEPT_AGGREGATIONS).await;
     }
 
     /// With nothing kept (`store.kept_aggregations = 0`) every segment is read every time.

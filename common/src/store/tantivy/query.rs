@@ -6,9 +6,7 @@
 
 use std::ops::Bound;
 
-use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
-};
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field as TantivyField, IndexRecordOption};
 use tantivy::{Index, Term};
 
@@ -232,7 +230,7 @@ impl Clauses {
 /// Everything but what `query` matches.
 fn excluding(query: Box<dyn Query>) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(vec![
-        (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+        (Occur::Must, Box::new(EveryDocument) as Box<dyn Query>),
         (Occur::MustNot, query),
     ]))
 }

@@ -28,9 +28,6 @@ use super::window::{Overlap, overlap, time_bounds};
 
 /// Segments smaller than this are read every time.
 const MIN_KEPT_DOCS: u32 = 50_000;
-/// Results kept by default, least recently used dropped first. A result is a few to a few
-/// hundred kilobytes (a top list of up to 2,000 values, a distinct-count sketch of 16 KB).
-pub(super) const DEFAULT_KEPT: usize = 256;
 /// Where a window's start is cut: the part after the next boundary is kept.
 const SLICE_MS: i64 = 3_600_000;
 
@@ -86,6 +83,11 @@ impl SegmentAggregations {
         }
     }
 
+    /// Whether any result is kept at all.
+    pub fn keeps(&self) -> bool {
+        self.kept.is_some()
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().map_or(0, |kept| kept.len())
@@ -98,7 +100,7 @@ impl SegmentAggregations {
         ordinal: u32,
         reader: &SegmentReader,
     ) -> tantivy::Result<(IntermediateAggregationResults, bool)> {
-        if self.kept.is_some() && reader.max_doc() >= MIN_KEPT_DOCS {
+        if self.keeps() && reader.max_doc() >= MIN_KEPT_DOCS {
             match overlap(reader, question.from_ms, question.to_ms)? {
                 Overlap::Inside => {
                     return self.kept_or_computed(question, question.weight, None, ordinal, reader);
