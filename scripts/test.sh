@@ -24,6 +24,24 @@ export CARGO_INCREMENTAL=0
 # Redis and the MongoDB, Kafka and Elasticsearch stand-ins, stopped again when this script exits.
 source scripts/test-services.sh
 
+# The web UI's Chromium tests (tests/web_ui.rs): Node.js, the locked npm packages
+# (playwright-core, and the libraries the UI vendors) and Debian's Chromium.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  step "installing Node.js and npm (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null \
+    || fail "could not install nodejs and npm"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  step "installing chromium (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || fail "could not install chromium"
+fi
+step "npm ci in api/web (from package-lock.json)"
+(cd api/web && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci in api/web failed"
+(cd api/web && node vendor.mjs --check) \
+  || fail "api/web/static/vendor differs from what package-lock.json installs: run npm run vendor there"
+export SLUICE_UI_SCREENSHOTS="$(pwd)/target/ui-screenshots"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check || fail "code is not formatted: run cargo fmt --all"
 
@@ -34,3 +52,4 @@ step "cargo test (unit, integration, end to end against the real binary)"
 cargo test --workspace --locked --no-fail-fast
 
 step "all tests passed"
+echo "screenshots of every page of the web UI: $SLUICE_UI_SCREENSHOTS"

@@ -224,6 +224,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             accounts: accounts.clone(),
             answer_ttl: std::time::Duration::from_secs(config.cache.answer_ttl_secs),
             fraud,
+            kibana_dashboard_url: config.kibana_dashboard_url()?,
         }));
     }
     app = app.merge(crate::ops::router(OpsState {
@@ -247,6 +248,9 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     info!(%address, roles = %roles.names(), "sluice serving");
     // On stdout, for people and for tests started on port 0.
     println!("sluice listening on http://{address}");
+    if roles.api {
+        println!("web UI: http://{address}/ui/");
+    }
 
     // The peer address feeds the login throttle.
     axum::serve(

@@ -206,6 +206,36 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         Expect::AtLeast(Role::Analyst),
     ),
     ("GET", "/api/dead-letters", Expect::AtLeast(Role::Admin)),
+    // The web UI: the shell is anyone's, each page's script only its roles'.
+    ("GET", "/ui", Expect::Public),
+    ("GET", "/ui/", Expect::Public),
+    ("GET", "/ui/assets/{*file}", Expect::Public),
+    ("GET", "/api/ui", Expect::AtLeast(Role::Viewer)),
+    (
+        "GET",
+        "/ui/pages/dashboard.js",
+        Expect::AtLeast(Role::Viewer),
+    ),
+    ("GET", "/ui/pages/profile.js", Expect::AtLeast(Role::Viewer)),
+    ("GET", "/ui/pages/search.js", Expect::AtLeast(Role::Analyst)),
+    ("GET", "/ui/pages/upload.js", Expect::AtLeast(Role::Analyst)),
+    ("GET", "/ui/pages/fraud.js", Expect::AtLeast(Role::Analyst)),
+    (
+        "GET",
+        "/ui/pages/performance.js",
+        Expect::AtLeast(Role::Analyst),
+    ),
+    ("GET", "/ui/pages/kibana.js", Expect::AtLeast(Role::Analyst)),
+    (
+        "GET",
+        "/ui/pages/users.js",
+        Expect::AtLeast(Role::Moderator),
+    ),
+    (
+        "GET",
+        "/ui/pages/dead-letters.js",
+        Expect::AtLeast(Role::Admin),
+    ),
     ("POST", "/api/auth/register", Expect::Public),
     ("POST", "/api/auth/login", Expect::Public),
     ("POST", "/api/auth/refresh", Expect::Public),
@@ -281,6 +311,7 @@ async fn role_matrix_every_route_every_role_and_no_token() {
     for (method, route, expect) in EXPECTED {
         let path = route
             .replace("{index}", "logs")
+            .replace("{*file}", "app.js")
             .replace("{id}", "x_does_not_exist");
         let body = matches!(*method, "POST" | "PUT").then(|| json!({}));
         let mut check = |who: String, status: u16, allowed: bool, answer: &Value| {

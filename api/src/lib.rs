@@ -1,6 +1,6 @@
 //! The api role: what analysts, administrators and tools call. Accounts (`/api/auth`), user
 //! administration (`/api/users`), search, recent logs, analytics, the dashboard, fraud,
-//! performance and dead letters. Every route is declared
+//! performance and dead letters, and the web UI over them (`/ui/`). Every route is declared
 //! on its own; who may call it is in `sluice_common::auth::policy`, enforced by the guard the
 //! binary layers over all roles.
 
@@ -15,6 +15,7 @@ mod performance;
 mod search;
 mod time_param;
 mod users;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +37,12 @@ pub struct ApiState {
     pub answer_ttl: Duration,
     /// Scores transactions on demand, as the processor would.
     pub fraud: Arc<dyn sluice_common::fraud::FraudDetector>,
+    /// The Kibana dashboard the web UI embeds (`Config::kibana_dashboard_url`).
+    pub kibana_dashboard_url: Option<String>,
 }
 
 pub fn router(state: ApiState) -> Router {
+    let web = web::router(state.kibana_dashboard_url.as_deref());
     let answers = Router::new()
         .route("/api/analytics/transactions", get(analytics::transactions))
         .route("/api/analytics/errors", get(analytics::errors))
@@ -76,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
         ));
     Router::new()
         .merge(answers)
+        .merge(web)
         .route(
             "/api/fraud/suspicious-activities",
             get(fraud::suspicious_activities),
@@ -178,8 +183,10 @@ mod tests {
                 described.insert((method.to_uppercase(), path.clone(), access));
             }
         }
+        // The web UI's files are pages for browsers, not API.
         let policy: BTreeSet<(String, String, String)> = ROUTES
             .iter()
+            .filter(|(_, path, _)| *path != "/ui" && !path.starts_with("/ui/"))
             .map(|(method, path, access)| {
                 let access = match access {
                     Access::Public => "public".to_owned(),

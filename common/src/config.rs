@@ -285,6 +285,28 @@ pub struct KibanaConfig {
     pub url: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The dashboard the web UI's Kibana page embeds, as the analysts' browsers reach it (which
+    /// may not be how Sluice reaches `url`). Default: the dashboard `sluice setup` imports, under
+    /// `url`.
+    pub dashboard_url: Option<String>,
+}
+
+/// The id of the dashboard in `infra/kibana/saved-objects.ndjson`.
+pub const KIBANA_DASHBOARD_ID: &str = "sluice-overview";
+
+/// `scheme://host[:port]` of an http(s) address, which is what a browser's security policy
+/// names; none for anything else.
+pub fn web_origin(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    valid.then(|| &url[..url.len() - rest.len() + host_end])
 }
 
 /// Which meta store to use, decided from `meta.url`.
@@ -413,6 +435,30 @@ impl Config {
 
     /// The GeoIP database to load: the configured path, else the first `.mmdb` (by name) in
     /// `<data_dir>/geoip/`.
+    /// The Kibana dashboard the web UI embeds: `kibana.dashboard_url`, else the imported
+    /// dashboard under `kibana.url`; none when neither is set.
+    pub fn kibana_dashboard_url(&self) -> Result<Option<String>, ConfigError> {
+        let (setting, url) = match (&self.kibana.dashboard_url, &self.kibana.url) {
+            (Some(dashboard), _) => ("kibana.dashboard_url", dashboard.clone()),
+            (None, Some(kibana)) => (
+                "kibana.url",
+                format!(
+                    "{}/app/dashboards#/view/{KIBANA_DASHBOARD_ID}?embed=true&_g=(time:(from:now-24h,to:now))",
+                    kibana.trim_end_matches('/')
+                ),
+            ),
+            (None, None) => return Ok(None),
+        };
+        match web_origin(&url) {
+            Some(_) => Ok(Some(url)),
+            None => Err(ConfigError::Backend {
+                setting,
+                url,
+                reason: "use an http:// or https:// address with a host".into(),
+            }),
+        }
+    }
+
     pub fn geoip_path(&self) -> Option<PathBuf> {
         if let Some(path) = &self.geoip.path {
             return Some(path.clone());
@@ -526,6 +572,39 @@ mod tests {
         );
         config.queue.url = Some("kafka://".into());
         assert!(config.queue_backend().is_err(), "brokers are required");
+    }
+
+    #[test]
+    fn kibana_dashboard_defaults_to_the_imported_one_and_must_be_a_web_address() {
+        let mut config = Config::default();
+        assert_eq!(config.kibana_dashboard_url().expect("none"), None);
+        config.kibana.url = Some("http://kibana:5601/".into());
+        let derived = config
+            .kibana_dashboard_url()
+            .expect("derived")
+            .expect("some");
+        assert!(derived.starts_with("http://kibana:5601/app/dashboards#/view/sluice-overview?"));
+        config.kibana.dashboard_url =
+            Some("https://kibana.shop.example/s/ops/app/dashboards".into());
+        assert_eq!(
+            config.kibana_dashboard_url().expect("explicit").as_deref(),
+            Some("https://kibana.shop.example/s/ops/app/dashboards")
+        );
+        config.kibana.dashboard_url = Some("javascript:alert(1)".into());
+        let error = config.kibana_dashboard_url().expect_err("refused");
+        assert!(
+            error.to_string().contains("kibana.dashboard_url"),
+            "{error}"
+        );
+
+        assert_eq!(
+            web_origin("https://k.example:5601/app?x#y"),
+            Some("https://k.example:5601")
+        );
+        assert_eq!(web_origin("http://[::1]:5601"), Some("http://[::1]:5601"));
+        assert_eq!(web_origin("http://"), None);
+        assert_eq!(web_origin("http://a b/"), None);
+        assert_eq!(web_origin("ftp://k.example/"), None);
     }
 
     #[test]

@@ -115,6 +115,29 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("POST", "/api/fraud/detect", Access::User(Role::Analyst)),
     ("GET", "/api/dead-letters", Access::User(Role::Admin)),
+    // The web UI. The shell and its assets hold no data. Each page's script is served only to
+    // the roles that may use the page, so a page a role may not use is neither linked nor served.
+    ("GET", "/ui", Access::Public),
+    ("GET", "/ui/", Access::Public),
+    ("GET", "/ui/assets/{*file}", Access::Public),
+    ("GET", "/api/ui", Access::User(Role::Viewer)),
+    ("GET", "/ui/pages/dashboard.js", Access::User(Role::Viewer)),
+    ("GET", "/ui/pages/profile.js", Access::User(Role::Viewer)),
+    ("GET", "/ui/pages/search.js", Access::User(Role::Analyst)),
+    ("GET", "/ui/pages/upload.js", Access::User(Role::Analyst)),
+    ("GET", "/ui/pages/fraud.js", Access::User(Role::Analyst)),
+    (
+        "GET",
+        "/ui/pages/performance.js",
+        Access::User(Role::Analyst),
+    ),
+    ("GET", "/ui/pages/kibana.js", Access::User(Role::Analyst)),
+    ("GET", "/ui/pages/users.js", Access::User(Role::Moderator)),
+    (
+        "GET",
+        "/ui/pages/dead-letters.js",
+        Access::User(Role::Admin),
+    ),
     // Accounts.
     ("POST", "/api/auth/register", Access::Public),
     ("POST", "/api/auth/login", Access::Public),

@@ -1,0 +1,293 @@
+//! The web UI, built into the binary so `sluice serve` needs nothing beside it and works offline.
+//!
+//! The shell (`/ui/`), its script, styles and the vendored libraries (Chart.js, flatpickr, from
+//! npm with a lockfile: `api/web/package-lock.json`) are public: they hold no data. Each page is a
+//! script of its own under `/ui/pages/`, with its own rule in the access policy, and the shell
+//! fetches it with the user's token: a page a role may not use is neither linked (`/api/ui` lists
+//! only the pages the caller may open) nor served (the guard answers 403).
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::LazyLock;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use sluice_common::auth::Role;
+use sluice_common::auth::policy::{self, Access};
+use sluice_common::http::ApiError;
+
+use crate::ApiState;
+use crate::auth::CurrentUser;
+
+/// A file served as it was built in.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+macro_rules! asset {
+    ($dir:literal, $name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../web/", $dir, "/", $name)),
+        }
+    };
+}
+
+/// What `/ui/assets/…` serves.
+const ASSETS: &[Asset] = &[
+    asset!("static", "app.js", "text/javascript; charset=utf-8"),
+    asset!("static", "app.css", "text/css; charset=utf-8"),
+    asset!("static", "favicon.svg", "image/svg+xml"),
+    asset!(
+        "static",
+        "vendor/chart.umd.min.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "static",
+        "vendor/flatpickr.min.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "static",
+        "vendor/flatpickr.min.css",
+        "text/css; charset=utf-8"
+    ),
+];
+
+/// The pages, in the order the menu shows them. Who may open each is the policy's rule for
+/// `/ui/pages/<name>.js`.
+const PAGES: &[Asset] = &[
+    asset!("pages", "dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "search.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "upload.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "fraud.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "performance.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "kibana.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "users.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "dead-letters.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "profile.js", "text/javascript; charset=utf-8"),
+];
+
+const SHELL: &[u8] = include_bytes!("../web/static/index.html");
+
+/// Content hashes, for conditional requests: an unchanged file costs a 304.
+static TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .chain(PAGES)
+        .map(|asset| asset.body)
+        .chain([SHELL])
+        .map(|body| {
+            let mut hasher = DefaultHasher::new();
+            body.hash(&mut hasher);
+            format!("\"{:016x}\"", hasher.finish())
+        })
+        .collect()
+});
+
+fn tag(index: usize) -> &'static str {
+    &TAGS[index]
+}
+
+pub fn router(kibana_dashboard_url: Option<&str>) -> Router<ApiState> {
+    let security = HeaderValue::try_from(content_security_policy(kibana_dashboard_url))
+        .unwrap_or(HeaderValue::from_static("default-src 'self'"));
+    let mut router = Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route(
+            "/ui/",
+            get(move |headers: HeaderMap| async move { shell(&headers, security) }),
+        )
+        .route("/ui/assets/{*file}", get(asset))
+        .route("/api/ui", get(pages_for_caller));
+    for (index, page) in PAGES.iter().enumerate() {
+        router = router.route(
+            &page_route(page),
+            get(move |headers: HeaderMap| async move {
+                file(
+                    &headers,
+                    page,
+                    tag(ASSETS.len() + index),
+                    "private, no-cache",
+                )
+            }),
+        );
+    }
+    router
+}
+
+fn page_route(page: &Asset) -> String {
+    format!("/ui/pages/{}", page.name)
+}
+
+fn page_name(page: &Asset) -> &'static str {
+    page.name.trim_end_matches(".js")
+}
+
+/// Scripts only from Sluice (and the page scripts it hands over as blobs), no inline code, and
+/// frames only from the configured Kibana; nothing may frame Sluice itself.
+fn content_security_policy(kibana_dashboard_url: Option<&str>) -> String {
+    let frames = kibana_dashboard_url
+        .and_then(sluice_common::config::web_origin)
+        .unwrap_or("'none'");
+    format!(
+        "default-src 'self'; script-src 'self' blob:; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'; object-src 'none'"
+    )
+}
+
+fn shell(headers: &HeaderMap, security: HeaderValue) -> Response {
+    let shell = Asset {
+        name: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: SHELL,
+    };
+    let mut response = file(headers, &shell, tag(ASSETS.len() + PAGES.len()), "no-cache");
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, security);
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+async fn asset(headers: HeaderMap, Path(name): Path<String>) -> Response {
+    match ASSETS.iter().position(|asset| asset.name == name) {
+        Some(index) => file(&headers, &ASSETS[index], tag(index), "no-cache"),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("the web UI has no file {name:?}"),
+        )
+        .into_response(),
+    }
+}
+
+/// The file, or 304 when the browser's copy is current.
+fn file(headers: &HeaderMap, asset: &Asset, etag: &'static str, cache: &'static str) -> Response {
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
+    let common = [
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, cache),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::VARY, "authorization"),
+    ];
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        common,
+        [(header::CONTENT_TYPE, asset.content_type)],
+        asset.body,
+    )
+        .into_response()
+}
+
+/// The pages the caller may open, in menu order, and what they need to know of the deployment.
+async fn pages_for_caller(
+    State(state): State<ApiState>,
+    CurrentUser(claims): CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let user = crate::auth::current_user(&state, &claims).await?;
+    let pages: Vec<&str> = PAGES
+        .iter()
+        .filter(|page| may_open(user.role, page))
+        .map(page_name)
+        .collect();
+    let kibana = pages
+        .contains(&"kibana")
+        .then(|| json!({ "dashboard_url": state.kibana_dashboard_url }));
+    Ok(Json(json!({
+        "user": user.public(),
+        "pages": pages,
+        "kibana": kibana,
+    })))
+}
+
+fn may_open(role: Role, page: &Asset) -> bool {
+    matches!(
+        policy::access_for("GET", &page_route(page)),
+        Some(Access::User(needed)) if role >= needed
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page without a rule would be refused to everyone; a rule without a page is dead.
+    #[test]
+    fn every_page_has_a_rule_and_every_page_rule_a_page() {
+        for page in PAGES {
+            assert!(
+                matches!(
+                    policy::access_for("GET", &page_route(page)),
+                    Some(Access::User(_))
+                ),
+                "{} has no user rule in the policy",
+                page.name
+            );
+        }
+        for (_, route, _) in policy::ROUTES {
+            if let Some(name) = route.strip_prefix("/ui/pages/") {
+                assert!(
+                    PAGES.iter().any(|page| page.name == name),
+                    "the policy names {route}, which is not a page"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn roles_open_the_pages_the_issue_gives_them() {
+        let names = |role| -> Vec<&str> {
+            PAGES
+                .iter()
+                .filter(|page| may_open(role, page))
+                .map(page_name)
+                .collect()
+        };
+        assert_eq!(names(Role::Viewer), ["dashboard", "profile"]);
+        assert_eq!(
+            names(Role::Analyst),
+            [
+                "dashboard",
+                "search",
+                "upload",
+                "fraud",
+                "performance",
+                "kibana",
+                "profile"
+            ]
+        );
+        assert!(names(Role::Moderator).contains(&"users"));
+        assert!(!names(Role::Moderator).contains(&"dead-letters"));
+        assert_eq!(names(Role::Admin).len(), PAGES.len());
+    }
+
+    #[test]
+    fn frames_come_only_from_the_configured_kibana() {
+        let none = content_security_policy(None);
+        assert!(none.contains("frame-src 'none'"), "{none}");
+        let kibana = content_security_policy(Some("https://kibana.example:5601/app/dashboards#/x"));
+        assert!(
+            kibana.contains("frame-src https://kibana.example:5601;"),
+            "{kibana}"
+        );
+        assert!(HeaderValue::try_from(kibana).is_ok());
+    }
+}
