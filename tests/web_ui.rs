@@ -149,3 +149,104 @@ async fn the_web_ui_works_in_chromium() {
     }
     println!("screenshots of every page: {}", screenshots.display());
 }
+
+/// What the shell is told and sent, without a browser: the caller's pages and the Kibana
+/// dashboard (none configured here), the security headers, conditional requests, and a clear
+/// 404 for a file the UI does not have.
+#[tokio::test]
+async fn the_shell_serves_its_files_and_each_role_its_pages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    create_user(dir.path(), "vera", "viewer", PASSWORD);
+    let server = Server::start(dir.path(), None, &[]);
+
+    let ui: serde_json::Value = server.get_json("/api/ui").await;
+    assert_eq!(ui["user"]["username"], ADMIN);
+    assert_eq!(
+        ui["pages"],
+        json!([
+            "dashboard",
+            "search",
+            "upload",
+            "fraud",
+            "performance",
+            "kibana",
+            "users",
+            "dead-letters",
+            "profile"
+        ])
+    );
+    assert_eq!(ui["kibana"], json!({"dashboard_url": null}), "{ui}");
+    let viewer = support::client_with_token(&support::login_blocking(
+        &server.base,
+        "vera",
+        PASSWORD,
+    ));
+    let ui: serde_json::Value = viewer
+        .get(server.url("/api/ui"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(ui["pages"], json!(["dashboard", "profile"]));
+    assert_eq!(ui["kibana"], serde_json::Value::Null, "{ui}");
+
+    let shell = server
+        .anonymous
+        .get(server.url("/ui"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(shell.status(), 200, "/ui leads to /ui/");
+    let headers = shell.headers().clone();
+    let policy = headers["content-security-policy"].to_str().expect("text");
+    assert!(policy.contains("frame-src 'none'"), "{policy}");
+    assert!(policy.contains("script-src 'self' blob:"), "{policy}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(
+        shell
+            .text()
+            .await
+            .expect("html")
+            .contains("assets/app.js")
+    );
+
+    let chart = server
+        .anonymous
+        .get(server.url("/ui/assets/vendor/chart.umd.min.js"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(chart.status(), 200);
+    assert_eq!(
+        chart.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let etag = chart.headers()["etag"].clone();
+    let again = server
+        .anonymous
+        .get(server.url("/ui/assets/vendor/chart.umd.min.js"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(again.status(), 304, "an unchanged file is not sent twice");
+
+    let missing = server
+        .anonymous
+        .get(server.url("/ui/assets/../../Cargo.toml"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(missing.status(), 404);
+    let missing = server
+        .anonymous
+        .get(server.url("/ui/assets/secrets.js"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(missing.status(), 404);
+    let error: serde_json::Value = missing.json().await.expect("JSON error");
+    assert_eq!(error["error"]["code"], "not_found");
+}
