@@ -176,11 +176,8 @@ async fn the_shell_serves_its_files_and_each_role_its_pages() {
         ])
     );
     assert_eq!(ui["kibana"], json!({"dashboard_url": null}), "{ui}");
-    let viewer = support::client_with_token(&support::login_blocking(
-        &server.base,
-        "vera",
-        PASSWORD,
-    ));
+    let viewer =
+        support::client_with_token(&support::login_blocking(&server.base, "vera", PASSWORD));
     let ui: serde_json::Value = viewer
         .get(server.url("/api/ui"))
         .send()
@@ -204,13 +201,7 @@ async fn the_shell_serves_its_files_and_each_role_its_pages() {
     assert!(policy.contains("frame-src 'none'"), "{policy}");
     assert!(policy.contains("script-src 'self' blob:"), "{policy}");
     assert_eq!(headers["x-frame-options"], "DENY");
-    assert!(
-        shell
-            .text()
-            .await
-            .expect("html")
-            .contains("assets/app.js")
-    );
+    assert!(shell.text().await.expect("html").contains("assets/app.js"));
 
     let chart = server
         .anonymous

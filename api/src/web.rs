@@ -78,23 +78,57 @@ const PAGES: &[Asset] = &[
 
 const SHELL: &[u8] = include_bytes!("../web/static/index.html");
 
-/// Content hashes, for conditional requests: an unchanged file costs a 304.
-static TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+/// Every file, in one order: the assets, the pages, the shell. A file's place in it indexes
+/// [`TAGS`] and [`GZIPPED`].
+fn bodies() -> impl Iterator<Item = &'static [u8]> {
     ASSETS
         .iter()
         .chain(PAGES)
         .map(|asset| asset.body)
         .chain([SHELL])
+}
+
+const SHELL_INDEX: usize = ASSETS.len() + PAGES.len();
+
+/// Content hashes, for conditional requests: an unchanged file costs a 304.
+static TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    bodies()
         .map(|body| {
             let mut hasher = DefaultHasher::new();
             body.hash(&mut hasher);
-            format!("\"{:016x}\"", hasher.finish())
+            format!("{:016x}", hasher.finish())
         })
         .collect()
 });
 
-fn tag(index: usize) -> &'static str {
-    &TAGS[index]
+/// Each file gzipped, once, on first use: the UI's first load shrinks to about a third (Chart.js
+/// alone from 208 KB to about 70 KB). None where compressing failed: that file goes as it is.
+static GZIPPED: LazyLock<Vec<Option<Vec<u8>>>> = LazyLock::new(|| bodies().map(gzip).collect());
+
+fn gzip(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(body).ok()?;
+    encoder.finish().ok()
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|parameter| {
+                parameter
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
 }
 
 pub fn router(kibana_dashboard_url: Option<&str>) -> Router<ApiState> {
@@ -112,12 +146,7 @@ pub fn router(kibana_dashboard_url: Option<&str>) -> Router<ApiState> {
         router = router.route(
             &page_route(page),
             get(move |headers: HeaderMap| async move {
-                file(
-                    &headers,
-                    page,
-                    tag(ASSETS.len() + index),
-                    "private, no-cache",
-                )
+                file(&headers, page, ASSETS.len() + index, "private, no-cache")
             }),
         );
     }
@@ -151,7 +180,7 @@ fn shell(headers: &HeaderMap, security: HeaderValue) -> Response {
         content_type: "text/html; charset=utf-8",
         body: SHELL,
     };
-    let mut response = file(headers, &shell, tag(ASSETS.len() + PAGES.len()), "no-cache");
+    let mut response = file(headers, &shell, SHELL_INDEX, "no-cache");
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, security);
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -164,7 +193,7 @@ fn shell(headers: &HeaderMap, security: HeaderValue) -> Response {
 
 async fn asset(headers: HeaderMap, Path(name): Path<String>) -> Response {
     match ASSETS.iter().position(|asset| asset.name == name) {
-        Some(index) => file(&headers, &ASSETS[index], tag(index), "no-cache"),
+        Some(index) => file(&headers, &ASSETS[index], index, "no-cache"),
         None => ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -174,27 +203,46 @@ async fn asset(headers: HeaderMap, Path(name): Path<String>) -> Response {
     }
 }
 
-/// The file, or 304 when the browser's copy is current.
-fn file(headers: &HeaderMap, asset: &Asset, etag: &'static str, cache: &'static str) -> Response {
+/// The file (gzipped when the browser takes it), or 304 when the browser's copy is current.
+/// `index` is the file's place in [`bodies`].
+fn file(headers: &HeaderMap, asset: &Asset, index: usize, cache: &'static str) -> Response {
+    let gzipped = GZIPPED[index].as_deref().filter(|_| accepts_gzip(headers));
+    // A representation of its own, so its own tag.
+    let etag = match gzipped {
+        Some(_) => format!("\"{}-gzip\"", TAGS[index]),
+        None => format!("\"{}\"", TAGS[index]),
+    };
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
     let common = [
-        (header::ETAG, etag),
         (header::CACHE_CONTROL, cache),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::VARY, "authorization"),
+        (header::VARY, "authorization, accept-encoding"),
     ];
     if fresh {
-        return (StatusCode::NOT_MODIFIED, common).into_response();
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)], common).into_response();
     }
-    (
-        common,
-        [(header::CONTENT_TYPE, asset.content_type)],
-        asset.body,
-    )
-        .into_response()
+    match gzipped {
+        Some(body) => (
+            [(header::ETAG, etag)],
+            common,
+            [
+                (header::CONTENT_TYPE, asset.content_type),
+                (header::CONTENT_ENCODING, "gzip"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => (
+            [(header::ETAG, etag)],
+            common,
+            [(header::CONTENT_TYPE, asset.content_type)],
+            asset.body,
+        )
+            .into_response(),
+    }
 }
 
 /// The pages the caller may open, in menu order, and what they need to know of the deployment.
@@ -277,6 +325,34 @@ mod tests {
         assert!(names(Role::Moderator).contains(&"users"));
         assert!(!names(Role::Moderator).contains(&"dead-letters"));
         assert_eq!(names(Role::Admin).len(), PAGES.len());
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_browsers_that_take_it() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            accepts_gzip(&headers)
+        };
+        assert!(with("gzip, deflate, br, zstd"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(!with("gzip;q=0, identity"));
+        assert!(!with("br"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        let chart = ASSETS
+            .iter()
+            .position(|asset| asset.name == "vendor/chart.umd.min.js")
+            .expect("Chart.js is served");
+        let gzipped = GZIPPED[chart].as_deref().expect("compressed");
+        assert!(
+            gzipped.len() * 2 < ASSETS[chart].body.len(),
+            "{}",
+            gzipped.len()
+        );
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzipped), &mut plain)
+            .expect("gunzip");
+        assert_eq!(plain, ASSETS[chart].body);
     }
 
     #[test]

@@ -52,6 +52,7 @@ export default async function search(view, ui) {
   let cursors = []; // search_after of each page before the current one
   let current = null; // the last answer
   let currentAfter = null;
+  let shown = null; // the search whose hits are shown: what turning pages and export use
 
   /** The search as the API takes it (no paging). */
   function request() {
@@ -212,7 +213,7 @@ export default async function search(view, ui) {
   }
 
   async function fetchPage(after) {
-    const body = { ...request(), size: state.size, highlight: true };
+    const body = { ...shown, size: state.size, highlight: true };
     if (after) body.search_after = after;
     const started = performance.now();
     status.replaceChildren(el('p', { class: 'loading' }, 'Searching…'));
@@ -230,6 +231,7 @@ export default async function search(view, ui) {
   async function run() {
     readForm();
     saveParams();
+    shown = request();
     cursors = [];
     await fetchPage(null);
     loadRecent();
@@ -320,18 +322,20 @@ export default async function search(view, ui) {
     }
   });
 
+  /** Downloads every hit of the search shown (up to the server's limit of a million). */
   async function exportHits() {
-    readForm();
+    if (!shown || !current) return;
     const format = exportFormat.value;
-    const limit = Math.min(current?.total ?? EXPORT_LIMIT, EXPORT_LIMIT);
+    const limit = Math.min(current.total, EXPORT_LIMIT);
     exportButton.disabled = true;
     exportStatus.textContent = `Exporting ${fmt.number(limit)} events…`;
     try {
-      const response = await ui.api('/api/logs/search/export', { method: 'POST', query: { format, limit }, body: request(), raw: true });
+      const response = await ui.api('/api/logs/search/export', { method: 'POST', query: { format, limit }, body: shown, raw: true });
       const blob = await response.blob();
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
       ui.download(blob, `sluice-search-${stamp}.${format}`);
-      exportStatus.textContent = `Downloaded ${fmt.number(limit)} events (${fmt.number(Math.ceil(blob.size / 1024))} KB).`;
+      exportStatus.textContent = `Downloaded ${fmt.number(limit)} events (${fmt.number(Math.ceil(blob.size / 1024))} KB)`
+        + (current.total > EXPORT_LIMIT ? `: the first million of ${fmt.number(current.total)}; narrow the search for the rest.` : '.');
     } catch (error) {
       exportStatus.replaceChildren(ui.errorBox(error));
     } finally {

@@ -118,7 +118,7 @@ function refreshTokens(spent) {
 /** A current access token, refreshed first once three quarters of its life are gone. */
 async function accessToken() {
   let current = session.read();
-  if (!current) throw sessionEnded('Please log in.');
+  if (!current) throw sessionEnded();
   const claims = claimsOf(current.access_token);
   const now = Date.now() / 1000;
   const margin = claims ? Math.max(5, (claims.exp - claims.iat) / 4) : Infinity;
@@ -141,7 +141,8 @@ function sessionEnded(message) {
   resetUser();
   const { name } = parseHash();
   if (!PUBLIC_PAGES[name]) {
-    const params = new URLSearchParams({ reason: message || 'Your session has ended.' });
+    const reason = message ? `Your session has ended (${message}). Please log in again.` : 'Please log in.';
+    const params = new URLSearchParams({ reason });
     if (name) params.set('next', location.hash.replace(/^#\/?/, ''));
     location.hash = `#/login?${params}`;
   }
@@ -703,9 +704,14 @@ document.getElementById('skip').addEventListener('click', (event) => {
 // Another tab logged out or in: follow it.
 window.addEventListener('storage', (event) => {
   if (event.key !== SESSION_KEY) return;
-  const before = event.oldValue && JSON.parse(event.oldValue)?.user?.id;
-  const after = event.newValue && JSON.parse(event.newValue)?.user?.id;
-  if (before !== after) {
+  const userOf = (value) => {
+    try {
+      return JSON.parse(value)?.user?.id;
+    } catch {
+      return undefined;
+    }
+  };
+  if (userOf(event.oldValue) !== userOf(event.newValue)) {
     resetUser();
     route();
   }
