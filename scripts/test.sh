@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how long the run has taken so far, so a slow phase shows in CI's log.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is not installed (https://rustup.rs)"
@@ -40,7 +41,7 @@ step "npm ci in api/web (from package-lock.json)"
 (cd api/web && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci in api/web failed"
 (cd api/web && node vendor.mjs --check) \
   || fail "api/web/static/vendor differs from what package-lock.json installs: run npm run vendor there"
-export SLUICE_UI_SCREENSHOTS="$(pwd)/target/ui-screenshots"
+export UI_SCREENSHOTS="$(pwd)/target/ui-screenshots"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check || fail "code is not formatted: run cargo fmt --all"
@@ -48,8 +49,10 @@ cargo fmt --all -- --check || fail "code is not formatted: run cargo fmt --all"
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, integration, end to end against the real binary)"
+step "cargo test: building"
+cargo test --workspace --locked --no-run
+step "cargo test (unit, integration, end to end against the real binary, the web UI in Chromium)"
 cargo test --workspace --locked --no-fail-fast
 
 step "all tests passed"
-echo "screenshots of every page of the web UI: $SLUICE_UI_SCREENSHOTS"
+echo "screenshots of every page of the web UI: $UI_SCREENSHOTS"

@@ -1,7 +1,7 @@
 //! The web UI in a real browser. Starts `sluice serve` with a GeoIP database, a viewer, an
 //! analyst, a moderator and events from `sluice gen`, then runs the Chromium tests in
 //! `api/web/tests/` (playwright-core driving Debian's chromium) against it, and fails with their
-//! output when one fails. Their screenshots go to `$SLUICE_UI_SCREENSHOTS`, or
+//! output when one fails. Their screenshots go to `$UI_SCREENSHOTS`, or
 //! `target/ui-screenshots`.
 //!
 //! Needs Node.js, `npm ci` in `api/web` and `/usr/bin/chromium`: `scripts/test.sh` installs them.
@@ -14,6 +14,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
+use sluice_common::event::{QueuedRecord, Source};
+use sluice_common::queue::Queue;
+use sluice_common::queue::wal::{WalConfig, WalQueue};
 use support::{ADMIN, ADMIN_PASSWORD, Server, create_user, sample_geoip};
 
 const PASSWORD: &str = "Browser-Test-Passw0rd";
@@ -41,7 +44,7 @@ fn check_browser_tools(web: &Path, chromium: &str) {
     assert!(
         Path::new(chromium).is_file(),
         "the web UI tests need Chromium at {chromium}: apt-get install chromium \
-         (or set SLUICE_CHROMIUM)"
+         (or set CHROMIUM_PATH)"
     );
 }
 
@@ -64,12 +67,33 @@ fn generated_events(dir: &Path) -> Vec<u8> {
     std::fs::read(&file).expect("generated events")
 }
 
+/// Two records another producer wrote straight into the queue, which the processor refuses:
+/// the dead letters the admin's page lists.
+async fn write_foreign_records(data: &Path) {
+    let wal = WalQueue::open(&data.join("queue"), WalConfig::default())
+        .await
+        .expect("wal");
+    let record = |payload: &[u8]| QueuedRecord {
+        id: None,
+        received_at_ms: sluice_common::now_ms(),
+        source: Source::Queue,
+        partition_key: None,
+        payload: payload.to_vec(),
+    };
+    wal.append(vec![
+        record(br#"{"log_type":"transaction","amount":-1,"user_id":"u","transaction_id":"t"}"#),
+        record(br#"{"log_type":"error","error_message":"#),
+    ])
+    .await
+    .expect("append");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_ui_works_in_chromium() {
     let web = web_dir();
-    let chromium = std::env::var("SLUICE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     check_browser_tools(&web, &chromium);
-    let screenshots = std::env::var_os("SLUICE_UI_SCREENSHOTS")
+    let screenshots = std::env::var_os("UI_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots"));
     std::fs::create_dir_all(&screenshots).expect("screenshot folder");
@@ -77,6 +101,7 @@ async fn the_web_ui_works_in_chromium() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let geoip = sample_geoip(dir.path());
+    write_foreign_records(&data).await;
     let server = Server::start(
         &data,
         Some(&geoip),
@@ -125,7 +150,7 @@ async fn the_web_ui_works_in_chromium() {
                 .env("SLUICE_URL", base)
                 .env("SLUICE_USERS", users.to_string())
                 .env("SLUICE_SCREENSHOTS", &screenshots)
-                .env("SLUICE_CHROMIUM", chromium)
+                .env("CHROMIUM_PATH", chromium)
                 .env("SLUICE_KIBANA_DASHBOARD", KIBANA_DASHBOARD)
                 .env("SLUICE_GENERATED_EVENTS", GENERATED_EVENTS.to_string())
                 .env("SLUICE_ACCESS_TTL_SECS", ACCESS_TTL_SECS)

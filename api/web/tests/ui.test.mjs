@@ -3,7 +3,7 @@
 // person would use them; the API is asked only to check what the pages show.
 //
 // Environment (set by tests/web_ui.rs): SLUICE_URL, SLUICE_USERS (JSON: role -> {username,
-// password}), SLUICE_SCREENSHOTS (folder), SLUICE_CHROMIUM, SLUICE_KIBANA_DASHBOARD,
+// password}), SLUICE_SCREENSHOTS (folder), CHROMIUM_PATH, SLUICE_KIBANA_DASHBOARD,
 // SLUICE_GENERATED_EVENTS, SLUICE_ACCESS_TTL_SECS.
 
 import { after, before, test } from 'node:test';
@@ -33,7 +33,7 @@ let browser;
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   browser = await chromium.launch({
-    executablePath: process.env.SLUICE_CHROMIUM || '/usr/bin/chromium',
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync'],
   });
@@ -53,6 +53,14 @@ async function open(t, { viewport = DESKTOP, expectedStatuses = [] } = {}) {
   const page = await context.newPage();
   const problems = [];
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  // Everything comes from Sluice: no CDN, nothing else on the network (the Kibana frame aside).
+  page.on('request', (request) => {
+    const url = request.url();
+    const kibana = url === KIBANA.split('#')[0];
+    if (!url.startsWith(BASE) && !url.startsWith('blob:') && !url.startsWith('data:') && !kibana) {
+      problems.push(`request outside Sluice: ${url}`);
+    }
+  });
   page.on('console', (message) => {
     if (message.type() !== 'error') return;
     const text = message.text();
@@ -225,26 +233,37 @@ test('an uploaded CSV is reported record by record and found in search, highligh
   assert.equal(refused[1], 'log_type', `the refused field: ${refused}`);
   await shot(page, 'upload');
 
+  // A file dropped on the zone goes the same way.
+  const transfer = await page.evaluateHandle((text) => {
+    const data = new DataTransfer();
+    data.items.add(new File([text], 'dropped.ndjson', { type: 'application/x-ndjson' }));
+    return data;
+  }, [1, 2].map((n) => JSON.stringify({ log_type: 'error', service: 'cart', level: 'error', error_message: `Dropped ${marker} ${n}` })).join('\n'));
+  await page.locator('.dropzone').dispatchEvent('drop', { dataTransfer: transfer });
+  await report.getByText('dropped.ndjson').waitFor();
+  await report.locator('[data-accepted="2"]').waitFor();
+  await report.locator('[data-rejected="0"]').waitFor();
+
   await visit(page, 'Search');
   const query = page.getByLabel('Search query');
   await query.waitFor();
-  // Processing takes a moment; search again until the five are there.
+  // Processing takes a moment; search again until all seven are there.
   const deadline = Date.now() + 20_000;
   for (;;) {
     await query.fill(marker);
     await page.getByRole('button', { name: 'Search', exact: true }).click();
     await page.locator('.results-status').filter({ hasText: /events|No events/ }).waitFor();
-    if ((await page.locator('#total').textContent().catch(() => '0')) === '5') break;
+    if ((await page.locator('#total').textContent().catch(() => '0')) === '7') break;
     assert.ok(Date.now() < deadline, 'the uploaded records did not become searchable within 20 s');
     await page.waitForTimeout(300);
   }
   const marks = await page.locator('#results mark').allTextContents();
-  assert.equal(marks.length, 5, `one mark per hit: ${marks}`);
+  assert.equal(marks.length, 7, `one mark per hit: ${marks}`);
   for (const mark of marks) assert.equal(mark.toLowerCase(), marker);
   assert.match(page.url(), new RegExp(`query=${marker}`));
   // Every field is a click away.
   await page.locator('#results tr.hit button').first().click();
-  assert.match(await page.locator('#results tr.detail:not([hidden]) pre').textContent(), /"error_code"/);
+  assert.match(await page.locator('#results tr.detail:not([hidden]) pre').textContent(), /"ingest": \{/);
   await shot(page, 'search');
 });
 
@@ -364,10 +383,18 @@ test('fraud reviews, users, dead letters and Kibana for the roles that have them
   const { body: listed } = await apiFromPage(page, `/api/users?username=${promoted}`);
   assert.equal(listed.users[0].role, 'analyst');
   await shot(page, 'users');
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.getByRole('button', { name: 'Delete nina' }).click();
+  await page.locator('#toast').filter({ hasText: 'nina deleted' }).waitFor();
+  assert.equal(await page.locator('#users tr[data-username="nina"]').count(), 0);
+  assert.equal((await apiFromPage(page, '/api/users?username=nina')).body.total, 0);
 
   await visit(page, 'Dead letters');
-  await page.locator('#dead-letters').waitFor();
-  await page.locator('.view p.muted').filter({ hasText: /dead letters/ }).waitFor();
+  await page.locator('#dead-letters tbody tr').first().waitFor();
+  const letters = await page.locator('#dead-letters tbody tr').allTextContents();
+  assert.equal(letters.length, 2, `the two refused queue records: ${letters}`);
+  assert.match(letters.join('\n'), /malformed_json/);
+  assert.match(letters.join('\n'), /amount.*at least 0/);
   await shot(page, 'dead-letters');
 
   await visit(page, 'Kibana');
