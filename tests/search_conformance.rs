@@ -471,21 +471,28 @@ async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Val
         );
     }
 
-    // Percentiles are estimates: each store's must lie between the exact values one rank
-    // percent either side, give or take 2%.
+    // Percentiles are estimates: each store's must lie between the exact values some rank
+    // percents either side, give or take 2%. DDSketch (tantivy) is off by at most 1% of the value
+    // at the exact rank, so one rank percent. Elasticsearch documents t-digest's error as
+    // proportional to q(1-q), largest at the median, and dependent on the order values arrive
+    // in: one CI run found a median beyond one rank percent (135.29 against 116.9..=131.8),
+    // which DDSketch cannot give, so three rank percents there.
     let mut times: Vec<f64> = of_type("performance")
         .filter_map(|e| e["response_time"].as_f64())
         .collect();
-    for performance in [&answers["/api/performance/metrics"], &elastic_performance] {
+    for (store, ranks, performance) in [
+        ("tantivy", 1.0, &answers["/api/performance/metrics"]),
+        ("elasticsearch", 3.0, &elastic_performance),
+    ] {
         for percent in [50.0, 90.0, 95.0, 99.0] {
-            let low = percentile(&mut times, percent - 1.0) * 0.98;
-            let high = percentile(&mut times, (percent + 1.0).min(100.0)) * 1.02;
+            let low = percentile(&mut times, percent - ranks) * 0.98;
+            let high = percentile(&mut times, (percent + ranks).min(100.0)) * 1.02;
             let estimate = performance["response_time_ms"][format!("p{percent}")]
                 .as_f64()
                 .expect("estimate");
             assert!(
                 (low..=high).contains(&estimate),
-                "p{percent}: {estimate} outside {low}..={high}"
+                "{store} p{percent}: {estimate} outside {low}..={high}"
             );
         }
     }
