@@ -6,9 +6,6 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_common::event::{QueuedRecord, Source};
-use sluice_common::queue::Queue;
-use sluice_common::queue::wal::{WalConfig, WalQueue};
 use support::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,25 +16,16 @@ async fn foreign_queue_records_are_validated_and_dead_lettered() {
     assert_eq!(server.stop().code(), Some(0), "SIGTERM is a clean stop");
 
     // Another producer writes straight into the queue while Sluice is down.
-    let wal = WalQueue::open(&data.join("queue"), WalConfig::default())
-        .await
-        .expect("wal");
-    let record = |payload: &[u8]| QueuedRecord {
-        id: None,
-        received_at_ms: sluice_common::now_ms(),
-        source: Source::Queue,
-        partition_key: None,
-        payload: payload.to_vec(),
-    };
     let bad_bytes = b"{\"log_type\":\"transaction\",\"amount\":\"\xff\"}".to_vec();
-    wal.append(vec![
-        record(br#"{"log_type":"error","error_message":"from the side door","service":"legacy"}"#),
-        record(br#"{"log_type":"transaction","amount":-1,"user_id":"u","transaction_id":"t"}"#),
-        record(&bad_bytes),
-    ])
-    .await
-    .expect("append");
-    drop(wal);
+    support::append_to_queue(
+        &data,
+        &[
+            br#"{"log_type":"error","error_message":"from the side door","service":"legacy"}"#,
+            br#"{"log_type":"transaction","amount":-1,"user_id":"u","transaction_id":"t"}"#,
+            &bad_bytes,
+        ],
+    )
+    .await;
 
     let server = Server::start(&data, None, &[]);
     server

@@ -14,9 +14,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_common::event::{QueuedRecord, Source};
-use sluice_common::queue::Queue;
-use sluice_common::queue::wal::{WalConfig, WalQueue};
 use support::{ADMIN, ADMIN_PASSWORD, Server, create_user, sample_geoip};
 
 const PASSWORD: &str = "Browser-Test-Passw0rd";
@@ -67,27 +64,6 @@ fn generated_events(dir: &Path) -> Vec<u8> {
     std::fs::read(&file).expect("generated events")
 }
 
-/// Two records another producer wrote straight into the queue, which the processor refuses:
-/// the dead letters the admin's page lists.
-async fn write_foreign_records(data: &Path) {
-    let wal = WalQueue::open(&data.join("queue"), WalConfig::default())
-        .await
-        .expect("wal");
-    let record = |payload: &[u8]| QueuedRecord {
-        id: None,
-        received_at_ms: sluice_common::now_ms(),
-        source: Source::Queue,
-        partition_key: None,
-        payload: payload.to_vec(),
-    };
-    wal.append(vec![
-        record(br#"{"log_type":"transaction","amount":-1,"user_id":"u","transaction_id":"t"}"#),
-        record(br#"{"log_type":"error","error_message":"#),
-    ])
-    .await
-    .expect("append");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_ui_works_in_chromium() {
     let web = web_dir();
@@ -101,7 +77,16 @@ async fn the_web_ui_works_in_chromium() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let geoip = sample_geoip(dir.path());
-    write_foreign_records(&data).await;
+    // Two records another producer wrote straight into the queue, which the processor refuses:
+    // the dead letters the admin's page lists.
+    support::append_to_queue(
+        &data,
+        &[
+            br#"{"log_type":"transaction","amount":-1,"user_id":"u","transaction_id":"t"}"#,
+            br#"{"log_type":"error","error_message":"#,
+        ],
+    )
+    .await;
     let server = Server::start(
         &data,
         Some(&geoip),

@@ -415,6 +415,28 @@ pub fn generate(seed: u64, count: usize, end_hours_ago: i64, span_hours: i64) ->
         .collect()
 }
 
+/// Appends `payloads` to the WAL queue under `data_dir` as another producer writing straight
+/// into the queue would (no ingest validation). The server must not be running.
+pub async fn append_to_queue(data_dir: &Path, payloads: &[&[u8]]) {
+    use sluice_common::event::{QueuedRecord, Source};
+    use sluice_common::queue::Queue;
+    use sluice_common::queue::wal::{WalConfig, WalQueue};
+    let wal = WalQueue::open(&data_dir.join("queue"), WalConfig::default())
+        .await
+        .expect("wal");
+    let records = payloads
+        .iter()
+        .map(|payload| QueuedRecord {
+            id: None,
+            received_at_ms: sluice_common::now_ms(),
+            source: Source::Queue,
+            partition_key: None,
+            payload: payload.to_vec(),
+        })
+        .collect();
+    wal.append(records).await.expect("append");
+}
+
 /// A GeoIP database (MaxMind City schema) that knows the generator's networks.
 pub fn sample_geoip(dir: &Path) -> PathBuf {
     let path = dir.join("test-city.mmdb");
