@@ -26,15 +26,26 @@ use crate::auth::CurrentUser;
 /// A file served as it was built in.
 struct Asset {
     name: &'static str,
-    content_type: &'static str,
     body: &'static [u8],
 }
 
+impl Asset {
+    /// By the name's extension: the UI has scripts, styles, one icon and the shell.
+    fn content_type(&self) -> &'static str {
+        match self.name.rsplit('.').next() {
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("svg") => "image/svg+xml",
+            Some("html") => "text/html; charset=utf-8",
+            _ => "application/octet-stream",
+        }
+    }
+}
+
 macro_rules! asset {
-    ($dir:literal, $name:literal, $content_type:literal) => {
+    ($dir:literal, $name:literal) => {
         Asset {
             name: $name,
-            content_type: $content_type,
             body: include_bytes!(concat!("../web/", $dir, "/", $name)),
         }
     };
@@ -42,41 +53,29 @@ macro_rules! asset {
 
 /// What `/ui/assets/…` serves.
 const ASSETS: &[Asset] = &[
-    asset!("static", "app.js", "text/javascript; charset=utf-8"),
-    asset!("static", "app.css", "text/css; charset=utf-8"),
-    asset!("static", "favicon.svg", "image/svg+xml"),
-    asset!(
-        "static",
-        "vendor/chart.umd.min.js",
-        "text/javascript; charset=utf-8"
-    ),
-    asset!(
-        "static",
-        "vendor/flatpickr.min.js",
-        "text/javascript; charset=utf-8"
-    ),
-    asset!(
-        "static",
-        "vendor/flatpickr.min.css",
-        "text/css; charset=utf-8"
-    ),
+    asset!("static", "app.js"),
+    asset!("static", "app.css"),
+    asset!("static", "favicon.svg"),
+    asset!("static", "vendor/chart.umd.min.js"),
+    asset!("static", "vendor/flatpickr.min.js"),
+    asset!("static", "vendor/flatpickr.min.css"),
 ];
 
 /// The pages, in the order the menu shows them. Who may open each is the policy's rule for
 /// `/ui/pages/<name>.js`.
 const PAGES: &[Asset] = &[
-    asset!("pages", "dashboard.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "search.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "upload.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "fraud.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "performance.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "kibana.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "users.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "dead-letters.js", "text/javascript; charset=utf-8"),
-    asset!("pages", "profile.js", "text/javascript; charset=utf-8"),
+    asset!("pages", "dashboard.js"),
+    asset!("pages", "search.js"),
+    asset!("pages", "upload.js"),
+    asset!("pages", "fraud.js"),
+    asset!("pages", "performance.js"),
+    asset!("pages", "kibana.js"),
+    asset!("pages", "users.js"),
+    asset!("pages", "dead-letters.js"),
+    asset!("pages", "profile.js"),
 ];
 
-const SHELL: &[u8] = include_bytes!("../web/static/index.html");
+const SHELL: Asset = asset!("static", "index.html");
 
 /// Every file, in one order: the assets, the pages, the shell. A file's place in it indexes
 /// [`TAGS`] and [`GZIPPED`].
@@ -85,7 +84,7 @@ fn bodies() -> impl Iterator<Item = &'static [u8]> {
         .iter()
         .chain(PAGES)
         .map(|asset| asset.body)
-        .chain([SHELL])
+        .chain([SHELL.body])
 }
 
 const SHELL_INDEX: usize = ASSETS.len() + PAGES.len();
@@ -175,12 +174,7 @@ fn content_security_policy(kibana_dashboard_url: Option<&str>) -> String {
 }
 
 fn shell(headers: &HeaderMap, security: HeaderValue) -> Response {
-    let shell = Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: SHELL,
-    };
-    let mut response = file(headers, &shell, SHELL_INDEX, "no-cache");
+    let mut response = file(headers, &SHELL, SHELL_INDEX, "no-cache");
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, security);
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -229,7 +223,7 @@ fn file(headers: &HeaderMap, asset: &Asset, index: usize, cache: &'static str) -
             [(header::ETAG, etag)],
             common,
             [
-                (header::CONTENT_TYPE, asset.content_type),
+                (header::CONTENT_TYPE, asset.content_type()),
                 (header::CONTENT_ENCODING, "gzip"),
             ],
             body,
@@ -238,7 +232,7 @@ fn file(headers: &HeaderMap, asset: &Asset, index: usize, cache: &'static str) -
         None => (
             [(header::ETAG, etag)],
             common,
-            [(header::CONTENT_TYPE, asset.content_type)],
+            [(header::CONTENT_TYPE, asset.content_type())],
             asset.body,
         )
             .into_response(),

@@ -146,7 +146,7 @@ export default async function dashboard(view, ui) {
   }
 
   function saveParams() {
-    ui.setParams({ ...range, ...(range.range || range.from || range.to ? {} : { range: 'all' }), refresh });
+    ui.setParams({ ...range, refresh });
   }
 
   function schedule() {
@@ -155,7 +155,7 @@ export default async function dashboard(view, ui) {
   }
 
   pickerSlot.append(ui.rangePicker(range, (next) => {
-    range = next.range || next.from || next.to ? next : { range: '24h' };
+    range = next; // without allowAll, always a quick range or from and to
     saveParams();
     load();
   }));

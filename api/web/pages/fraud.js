@@ -29,7 +29,7 @@ export default async function fraud(view, ui) {
   view.append(
     el('div', { class: 'page-head' }, el('h1', {}, 'Fraud'),
       ui.rangePicker(range, (next) => {
-        range = next.range || next.from || next.to ? next : { range: '24h' };
+        range = next; // without allowAll, always a quick range or from and to
         saveParams();
         loadStats();
         loadAlerts(false);

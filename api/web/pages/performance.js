@@ -22,7 +22,7 @@ export default async function performancePage(view, ui) {
   view.append(
     el('div', { class: 'page-head' }, el('h1', {}, 'Performance'),
       ui.rangePicker(range, (next) => {
-        range = next.range || next.from || next.to ? next : { range: '24h' };
+        range = next; // without allowAll, always a quick range or from and to
         save();
         load();
       })),
