@@ -296,7 +296,7 @@ test('export downloads every hit of the search as CSV and as NDJSON', async (t) 
 });
 
 test('a viewer neither sees nor reaches the analyst pages', async (t) => {
-  const { page } = await open(t, { expectedStatuses: [403] });
+  const { page } = await open(t, { expectedStatuses: [401, 403] });
   await logIn(page, 'viewer');
   assert.deepEqual(await menuLinks(page), ['Dashboard']);
   for (const name of [...ANALYST_PAGES, 'users', 'dead-letters']) {
@@ -316,6 +316,18 @@ test('a viewer neither sees nor reaches the analyst pages', async (t) => {
   await page.locator('#who a').click();
   await page.locator('#quick-links').waitFor();
   assert.deepEqual(await page.locator('#quick-links a').allTextContents(), ['Dashboard']);
+
+  // Logging out ends the session on the server too, not only in this browser.
+  const { access_token: spent } = await page.evaluate(() => JSON.parse(localStorage.getItem('sluice.session')));
+  await page.locator('#who').getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('heading', { name: 'Log in to Sluice' }).waitFor();
+  assert.equal(await page.evaluate(() => localStorage.getItem('sluice.session')), null);
+  const refused = await page.evaluate(async (token) => {
+    const response = await fetch('/api/auth/me', { headers: { authorization: `Bearer ${token}` } });
+    return { status: response.status, body: await response.json() };
+  }, spent);
+  assert.equal(refused.status, 401, JSON.stringify(refused.body));
+  assert.equal(refused.body.error.code, 'session_ended');
 });
 
 test('the session refreshes silently, and an expired session sends you to log in', async (t) => {
