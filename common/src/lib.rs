@@ -14,6 +14,9 @@ pub mod http;
 pub mod meta;
 pub mod queue;
 pub mod sample;
+#[cfg(test)]
+mod small_disk;
+pub mod storage;
 pub mod store;
 pub mod telemetry;
 pub mod validate;

@@ -5,11 +5,8 @@
 //! only thing that makes a record go away (so the processor commits only after the store has
 //! acknowledged what it wrote). Everything between is replayed after a crash.
 
-mod envelope;
 pub mod kafka;
 pub mod wal;
-
-pub use envelope::{decode_record, encode_record};
 
 use std::time::Duration;
 
@@ -30,6 +27,16 @@ pub enum QueueError {
     },
     #[error("queue log at {path} is corrupted or unreadable: {detail}")]
     Corrupted { path: String, detail: String },
+    /// The disk holding the queue is full: nothing of the append was kept.
+    #[error("no space left for the queue at {path} ({free_bytes} bytes free): {source}")]
+    DiskFull {
+        path: String,
+        free_bytes: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("queue at {path} cannot be opened: {detail}")]
+    Format { path: String, detail: String },
     #[error("queue unavailable: {0}")]
     Unavailable(String),
     #[error("queue is full: {backlog_bytes} bytes wait for the processor (limit {limit_bytes})")]

@@ -9,21 +9,39 @@ use crate::event::{QueuedRecord, Source};
 const VERSION: u8 = 1;
 const HEADER: usize = 1 + 1 + 8 + 2;
 
-pub fn encode_record(record: &QueuedRecord, out: &mut Vec<u8>) {
+/// The envelope's header and id, which go before the payload.
+pub(super) fn encode_header(record: &QueuedRecord, out: &mut Vec<u8>) {
     let id = record.id.as_deref().unwrap_or("");
     // Ids are bounded by validation (producer ids) or are 32-hex hashes; clamp defensively so a
     // length never wraps.
     let id = &id.as_bytes()[..id.len().min(usize::from(u16::MAX))];
-    out.reserve(HEADER + id.len() + record.payload.len());
+    out.reserve(HEADER + id.len());
     out.push(VERSION);
     out.push(record.source as u8);
     out.extend_from_slice(&record.received_at_ms.to_le_bytes());
     out.extend_from_slice(&(id.len() as u16).to_le_bytes());
     out.extend_from_slice(id);
-    out.extend_from_slice(&record.payload);
 }
 
-pub fn decode_record(bytes: &[u8]) -> Result<QueuedRecord, String> {
+/// The record in `bytes`, which become its payload; the bytes back if they are not an envelope.
+pub(super) fn decode_record(mut bytes: Vec<u8>) -> Result<QueuedRecord, (String, Vec<u8>)> {
+    match read_header(&bytes) {
+        Ok((id, received_at_ms, source, header_len)) => {
+            bytes.drain(..header_len);
+            Ok(QueuedRecord {
+                id,
+                received_at_ms,
+                source,
+                partition_key: None,
+                payload: bytes,
+            })
+        }
+        Err(reason) => Err((reason, bytes)),
+    }
+}
+
+/// Id, receive time, source and header length of an envelope.
+fn read_header(bytes: &[u8]) -> Result<(Option<String>, i64, Source, usize), String> {
     if bytes.len() < HEADER {
         return Err(format!("{} bytes is shorter than the header", bytes.len()));
     }
@@ -35,24 +53,28 @@ pub fn decode_record(bytes: &[u8]) -> Result<QueuedRecord, String> {
     let id_len = usize::from(u16::from_le_bytes(
         bytes[10..12].try_into().map_err(|_| "header")?,
     ));
-    let rest = &bytes[HEADER..];
-    if rest.len() < id_len {
-        return Err("id runs past the end of the record".to_owned());
-    }
-    let (id, payload) = rest.split_at(id_len);
+    let id = bytes
+        .get(HEADER..HEADER + id_len)
+        .ok_or("id runs past the end of the record")?;
     let id = std::str::from_utf8(id).map_err(|_| "id is not UTF-8")?;
-    Ok(QueuedRecord {
-        id: (!id.is_empty()).then(|| id.to_owned()),
+    Ok((
+        (!id.is_empty()).then(|| id.to_owned()),
         received_at_ms,
         source,
-        partition_key: None,
-        payload: payload.to_vec(),
-    })
+        HEADER + id_len,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode(record: &QueuedRecord) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_header(record, &mut bytes);
+        bytes.extend_from_slice(&record.payload);
+        bytes
+    }
 
     #[test]
     fn round_trip_keeps_every_byte() {
@@ -63,9 +85,7 @@ mod tests {
             partition_key: None,
             payload: b"{\"a\":\"\xc3\xa9\"}".to_vec(),
         };
-        let mut bytes = Vec::new();
-        encode_record(&record, &mut bytes);
-        assert_eq!(decode_record(&bytes), Ok(record));
+        assert_eq!(decode_record(encode(&record)), Ok(record));
     }
 
     #[test]
@@ -77,14 +97,16 @@ mod tests {
             partition_key: None,
             payload: b"{}".to_vec(),
         };
-        let mut bytes = Vec::new();
-        encode_record(&record, &mut bytes);
-        assert_eq!(decode_record(&bytes).expect("decodes").id, None);
+        assert_eq!(decode_record(encode(&record)).expect("decodes").id, None);
     }
 
     #[test]
     fn truncated_and_foreign_bytes_are_errors() {
-        assert!(decode_record(b"{\"log_type\":1}").is_err());
-        assert!(decode_record(&[1, 0, 0]).is_err());
+        let foreign = b"{\"log_type\":1}".to_vec();
+        assert_eq!(
+            decode_record(foreign.clone()).map_err(|(_, b)| b),
+            Err(foreign)
+        );
+        assert!(decode_record(vec![1, 0, 0]).is_err());
     }
 }
