@@ -11,8 +11,12 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sluice_common::auth::Accounts;
+use sluice_common::health::Health;
 use sluice_common::queue::{DeadLetterQueue, Queue};
+use sluice_common::storage::{DiskGuard, available_bytes};
 use sluice_common::store::EventStore;
+use sluice_common::telemetry::emit;
+use sluice_common::telemetry::events::FreeSpace;
 
 /// What `/ready` checks: the backends this process's roles opened.
 #[derive(Clone)]
@@ -23,6 +27,10 @@ pub struct OpsState {
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     pub store: Option<Arc<dyn EventStore>>,
     pub accounts: Option<Arc<Accounts>>,
+    /// What the processor found failing while it worked.
+    pub health: Health,
+    /// The free-space floor over the embedded backends' directories.
+    pub disk: DiskGuard,
 }
 
 pub fn router(state: OpsState) -> Router {
@@ -49,6 +57,12 @@ async fn ready(State(state): State<OpsState>) -> Response {
     };
     if let Some(store) = &state.store {
         record("store", store.ready().await.map_err(|e| e.to_string()));
+    }
+    if !state.disk.paths().is_empty() {
+        record(
+            "storage",
+            state.disk.check(0).map_err(|low| low.to_string()),
+        );
     }
     if let Some(accounts) = &state.accounts {
         let (meta, cache) = accounts.ready().await;
@@ -81,6 +95,23 @@ async fn ready(State(state): State<OpsState>) -> Response {
             "limit_bytes": backlog.limit_bytes,
         });
     }
+    // A backend the processor cannot work with is not ready, whatever a ping says.
+    let failures = state.health.failures();
+    if !failures.is_empty() {
+        all_ok = false;
+        let mut processor = serde_json::Map::new();
+        for (check, failure) in failures {
+            let message = format!(
+                "failing since {} ({} attempts): {}",
+                sluice_common::event::format_rfc3339_ms(failure.since_ms),
+                failure.attempts,
+                failure.reason
+            );
+            checks.insert(format!("processor.{check}"), json!(message));
+            processor.insert(check.into(), json!(failure));
+        }
+        body["processor"] = serde_json::Value::Object(processor);
+    }
     body["status"] = json!(if all_ok { "ready" } else { "not_ready" });
     body["checks"] = serde_json::Value::Object(checks);
     let status = if all_ok {
@@ -92,6 +123,14 @@ async fn ready(State(state): State<OpsState>) -> Response {
 }
 
 async fn metrics(State(state): State<OpsState>) -> Response {
+    for path in state.disk.paths() {
+        if let Ok(bytes) = available_bytes(path) {
+            emit(FreeSpace {
+                path: &path.display().to_string(),
+                bytes,
+            });
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -15,7 +15,9 @@ use axum::Router;
 use sluice_common::auth::authorize;
 use sluice_common::config::Config;
 use sluice_common::fraud::FraudEngine;
+use sluice_common::health::Health;
 use sluice_common::http::{discard_unread_body, track_latency};
+use sluice_common::storage::DiskGuard;
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::GeoIpDatabase;
 use sluice_geoip::GeoResolver;
@@ -162,6 +164,9 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     };
 
     let shutdown = CancellationToken::new();
+    // What the processor finds failing while it works, for /ready.
+    let health = Health::default();
+    let disk = DiskGuard::new(config.embedded_data_paths()?, &config.storage);
     // The processor's fraud engine, when this process has one, for scoring on demand.
     let mut shared_fraud = None;
     let processing = match (queues.consumer.take(), &store, &queues.dead_letters) {
@@ -181,6 +186,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
                 dead_letters.clone(),
                 pipeline,
                 config.processor.clone(),
+                health.clone(),
             );
             Some(tokio::spawn(processor.run(shutdown.clone())))
         }
@@ -190,10 +196,11 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     let mut app = Router::new();
     // The producer face is opened for the ingest role only.
     if let Some(queue) = &queues.queue {
-        app = app.merge(sluice_ingest::router(IngestState {
-            queue: queue.clone(),
-            config: Arc::new(config.ingest.clone()),
-        }));
+        app = app.merge(sluice_ingest::router(IngestState::new(
+            queue.clone(),
+            config.ingest.clone(),
+            disk.clone(),
+        )));
     }
     if let (Some(store), Some(dead_letters), Some(accounts), true) =
         (&store, &queues.dead_letters, &accounts, roles.api)
@@ -233,6 +240,8 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         dead_letters: queues.dead_letters.clone(),
         store: store.clone(),
         accounts: accounts.clone(),
+        health,
+        disk,
     }));
     if let Some(accounts) = accounts {
         app = app.layer(axum::middleware::from_fn_with_state(accounts, authorize));
@@ -263,10 +272,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     shutdown.cancel();
     if let Some(processing) = processing {
         info!("HTTP stopped; letting the processor finish its batch");
-        processing
-            .await
-            .context("processor task")?
-            .context("processor")?;
+        processing.await.context("processor task")?;
     }
     info!("stopped cleanly");
     Ok(())

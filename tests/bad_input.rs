@@ -439,7 +439,11 @@ async fn full_queue_refuses_with_retry_after_and_loses_nothing_silently() {
         ],
     );
     let (status, answer) = server
-        .post("/api/logs/ingest", "application/x-ndjson", format!("{}\n", valid(1)))
+        .post(
+            "/api/logs/ingest",
+            "application/x-ndjson",
+            format!("{}\n", valid(1)),
+        )
         .await;
     assert_eq!(status, 202, "{answer}");
     let body = format!("{}\n", valid(2));
@@ -467,7 +471,10 @@ async fn full_queue_refuses_with_retry_after_and_loses_nothing_silently() {
         .expect("sent");
     assert_eq!(ready.status().as_u16(), 503);
     let ready: Value = ready.json().await.expect("json");
-    assert_eq!(ready["queue"]["records"], 1, "only the first request is queued: {ready}");
+    assert_eq!(
+        ready["queue"]["records"], 1,
+        "only the first request is queued: {ready}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

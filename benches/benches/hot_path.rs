@@ -71,10 +71,10 @@ fn bench(c: &mut Criterion) {
         let mut buffers = Buffers::default();
         b.iter(|| {
             for record in &records {
-                scratch.clear();
-                scratch.extend_from_slice(&record.payload);
-                let tape = parse_record_with(&mut scratch, &limits, &mut buffers).expect("parses");
-                black_box(validate(tape.as_value(), END_MS, &limits).expect("valid"));
+                let parsed =
+                    parse_record_with(&record.payload, &mut scratch, &limits, &mut buffers)
+                        .expect("parses");
+                black_box(validate(parsed.tape.as_value(), END_MS, &limits).expect("valid"));
             }
         });
     });

@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::fraud::FraudConfig;
 use crate::queue::kafka::KafkaConfig;
 use crate::queue::wal::WalConfig;
+use crate::storage::StorageConfig;
 use crate::store::elasticsearch::ElasticsearchConfig;
 use crate::validate::Limits;
 
@@ -37,6 +38,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub queue: QueueConfig,
     pub store: StoreConfig,
+    pub storage: StorageConfig,
     pub ingest: IngestConfig,
     pub processor: ProcessorConfig,
     pub geoip: GeoIpConfig,
@@ -55,6 +57,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             queue: QueueConfig::default(),
             store: StoreConfig::default(),
+            storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
             processor: ProcessorConfig::default(),
             geoip: GeoIpConfig::default(),
@@ -114,6 +117,11 @@ pub struct IngestConfig {
     pub max_upload_bytes: usize,
     /// Records per queue append while an upload streams in.
     pub upload_chunk_records: usize,
+    /// Request bytes all ingest requests together may hold in memory at once; a request that
+    /// would go past it waits up to `admission_wait_ms`, then gets 503 with `Retry-After`.
+    pub max_in_flight_bytes: usize,
+    /// How long a request waits for room under `max_in_flight_bytes`.
+    pub admission_wait_ms: u64,
     /// Bounds on each record (`[ingest.limits]`).
     pub limits: Limits,
 }
@@ -124,6 +132,8 @@ impl Default for IngestConfig {
             max_body_bytes: 20 * 1024 * 1024,
             max_upload_bytes: 100 * 1024 * 1024,
             upload_chunk_records: 5_000,
+            max_in_flight_bytes: 256 * 1024 * 1024,
+            admission_wait_ms: 2_000,
             limits: Limits::default(),
         }
     }
@@ -397,6 +407,19 @@ impl Config {
                 }),
             },
         }
+    }
+
+    /// The local directories the embedded queue and store write to (none for remote engines),
+    /// which the free-space floor guards.
+    pub fn embedded_data_paths(&self) -> Result<Vec<PathBuf>, ConfigError> {
+        let mut paths = Vec::new();
+        if let QueueBackend::Wal(dir) = self.queue_backend()? {
+            paths.push(dir);
+        }
+        if let StoreBackend::Tantivy(dir) = self.store_backend()? {
+            paths.push(dir);
+        }
+        Ok(paths)
     }
 
     pub fn meta_backend(&self) -> Result<MetaBackend, ConfigError> {

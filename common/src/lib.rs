@@ -10,6 +10,7 @@ pub mod cache;
 pub mod config;
 pub mod event;
 pub mod fraud;
+pub mod health;
 pub mod http;
 pub mod meta;
 pub mod queue;

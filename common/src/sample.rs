@@ -678,10 +678,11 @@ mod tests {
         let mut types = std::collections::BTreeSet::new();
         let mut patterns = std::collections::BTreeSet::new();
         for event in &events {
-            let mut bytes = serde_json::to_vec(event).expect("serializes");
-            let tape = parse_record(&mut bytes, &limits).expect("parses");
+            let bytes = serde_json::to_vec(event).expect("serializes");
+            let mut scratch = Vec::new();
+            let parsed = parse_record(&bytes, &mut scratch, &limits).expect("parses");
             let valid =
-                validate(tape.as_value(), END, &limits).expect("generated events are valid");
+                validate(parsed.tape.as_value(), END, &limits).expect("generated events are valid");
             types.insert(valid.log_type().as_str());
             if let Some(p) = event.get("sample_pattern").and_then(Value::as_str) {
                 patterns.insert(p.to_owned());

@@ -16,6 +16,12 @@ pub type Record<'tape, 'input> = simd_json::value::tape::Value<'tape, 'input>;
 use crate::event::schema::{self, FieldKind, Role};
 use crate::event::{LogType, MAX_EVENT_ID_BYTES, check_epoch_ms_value, parse_timestamp};
 
+mod escapes;
+mod keys;
+mod parse_errors;
+
+pub use escapes::repair_lone_surrogates;
+
 /// Why a record was refused: a small closed set, used as the `reason` label of the rejection
 /// metrics (so its cardinality stays bounded) and as `code` in error bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,6 +41,13 @@ pub enum RejectCode {
     InvalidTimestamp,
     FutureTimestamp,
     ReservedField,
+    DuplicateField,
+    InvalidFieldName,
+    NumberOutOfRange,
+    /// The event store refused the document (a dead letter of stage `index`).
+    StoreRefused,
+    /// Processing the record failed inside Sluice (a bug; a dead letter of stage `process`).
+    ProcessingFailed,
 }
 
 impl RejectCode {
@@ -54,6 +67,11 @@ impl RejectCode {
             RejectCode::InvalidTimestamp => "invalid_timestamp",
             RejectCode::FutureTimestamp => "future_timestamp",
             RejectCode::ReservedField => "reserved_field",
+            RejectCode::DuplicateField => "duplicate_field",
+            RejectCode::InvalidFieldName => "invalid_field_name",
+            RejectCode::NumberOutOfRange => "number_out_of_range",
+            RejectCode::StoreRefused => "store_refused",
+            RejectCode::ProcessingFailed => "processing_failed",
         }
     }
 }
@@ -108,8 +126,14 @@ pub struct Limits {
     pub max_record_bytes: usize,
     /// Longest text value of any top-level field.
     pub max_field_bytes: usize,
-    /// Deepest nesting of arrays and objects.
+    /// Deepest nesting of arrays and objects, checked before parsing.
     pub max_depth: usize,
+    /// Deepest nesting of objects, the record itself counting as one (Elasticsearch's
+    /// `index.mapping.depth.limit`).
+    pub max_object_depth: usize,
+    /// Most field names in one record, nested ones included (Elasticsearch's
+    /// `index.mapping.total_fields.limit`).
+    pub max_fields: usize,
     /// How far ahead of the receive time an event may claim to be, in milliseconds.
     pub max_future_skew_ms: i64,
 }
@@ -120,6 +144,8 @@ impl Default for Limits {
             max_record_bytes: 1024 * 1024,
             max_field_bytes: 32 * 1024,
             max_depth: 32,
+            max_object_depth: 20,
+            max_fields: 1_000,
             max_future_skew_ms: 24 * 60 * 60 * 1000,
         }
     }
@@ -153,37 +179,62 @@ impl ValidEvent<'_> {
     }
 }
 
-/// Parses one record's bytes (in place: simd-json needs them mutable) into a JSON object,
-/// after checking the bounds that protect the parser itself.
-pub fn parse_record<'a>(bytes: &'a mut [u8], limits: &Limits) -> Result<Tape<'a>, FieldIssue> {
-    parse_record_with(bytes, limits, &mut Buffers::default())
+/// A record parsed for validation.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub tape: Tape<'a>,
+    /// Lone surrogate escapes replaced by `\ufffd` before parsing (see [`repair_lone_surrogates`]).
+    pub repaired: usize,
+}
+
+/// Parses one record's bytes into a JSON object, after checking the bounds that protect the
+/// parser itself. `original` is copied into `scratch` (simd-json parses in place) and lone
+/// surrogate escapes in it are made U+FFFD first.
+pub fn parse_record<'a>(
+    original: &[u8],
+    scratch: &'a mut Vec<u8>,
+    limits: &Limits,
+) -> Result<Parsed<'a>, FieldIssue> {
+    parse_record_with(original, scratch, limits, &mut Buffers::default())
 }
 
 /// [`parse_record`] reusing the parser's scratch buffers, for loops over many records.
 pub fn parse_record_with<'a>(
-    bytes: &'a mut [u8],
+    original: &[u8],
+    scratch: &'a mut Vec<u8>,
     limits: &Limits,
     buffers: &mut Buffers,
-) -> Result<Tape<'a>, FieldIssue> {
-    if bytes.len() > limits.max_record_bytes {
+) -> Result<Parsed<'a>, FieldIssue> {
+    if original.len() > limits.max_record_bytes {
         return Err(FieldIssue::whole_record(
             RejectCode::Oversized,
             format!(
                 "record is {} bytes, the limit is {}",
-                bytes.len(),
+                original.len(),
                 limits.max_record_bytes
             ),
         ));
     }
-    if count_opening(bytes) > limits.max_depth && exact_nesting_depth(bytes) > limits.max_depth {
+    if count_opening(original) > limits.max_depth
+        && exact_nesting_depth(original) > limits.max_depth
+    {
         return Err(FieldIssue::whole_record(
             RejectCode::TooDeep,
             format!("record nests deeper than {} levels", limits.max_depth),
         ));
     }
-    let tape = simd_json::to_tape_with_buffers(bytes, buffers).map_err(|e| {
-        FieldIssue::whole_record(RejectCode::MalformedJson, format!("malformed JSON: {e}"))
-    })?;
+    scratch.clear();
+    scratch.extend_from_slice(original);
+    let repaired = repair_lone_surrogates(scratch);
+    let tape = match simd_json::to_tape_with_buffers(scratch, buffers) {
+        Ok(tape) => tape,
+        Err(e) => {
+            // The slow path: read the original again to say why, in the producer's terms.
+            let mut copy = original.to_vec();
+            repair_lone_surrogates(&mut copy);
+            return Err(parse_errors::explain(&copy, &e.to_string()));
+        }
+    };
     let root = tape.as_value();
     if !root.is_object() {
         return Err(FieldIssue::whole_record(
@@ -191,7 +242,7 @@ pub fn parse_record_with<'a>(
             format!("a record must be a JSON object, got {}", type_name(root)),
         ));
     }
-    Ok(tape)
+    Ok(Parsed { tape, repaired })
 }
 
 /// Deepest bracket nesting outside strings. Checked before parsing so a hostile record like
@@ -254,13 +305,14 @@ pub fn validate<'v>(
         )]);
     };
 
+    issues.extend(keys::check(record, limits));
     let mut event = ValidEvent::default();
     let mut present = 0u64;
     let mut log_type_value = None;
     let mut timestamp = None;
     let mut at_timestamp = None;
     for (key, value) in object.iter() {
-        if schema::RESERVED.contains(&key) {
+        if schema::is_reserved(key) {
             issues.push(FieldIssue::new(
                 key,
                 RejectCode::ReservedField,
@@ -441,8 +493,15 @@ fn check_kind(key: &str, kind: FieldKind, value: Record<'_, '_>) -> Result<(), F
             check_bounds(key, n, min, max)?;
         }
         FieldKind::Integer { min, max } => {
-            let n = value.as_i64().ok_or_else(|| wrong_type("an integer"))?;
-            check_bounds(key, n as f64, min.map(|m| m as f64), max.map(|m| m as f64))?;
+            let n = match value.as_i64() {
+                Some(n) => n as f64,
+                // A whole number beyond 64 bits is an integer, only out of range.
+                None => value
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0)
+                    .ok_or_else(|| wrong_type("an integer"))?,
+            };
+            check_bounds(key, n, min.map(|m| m as f64), max.map(|m| m as f64))?;
         }
         FieldKind::Bool => {
             value.as_bool().ok_or_else(|| wrong_type("true or false"))?;

@@ -16,6 +16,8 @@ use sluice_common::validate::{
     Buffers, FieldIssue, Limits, RecordError, parse_record_with, validate,
 };
 
+use crate::IngestState;
+
 /// Errors answered per request, at most.
 pub const MAX_REPORTED_ERRORS: usize = 100;
 
@@ -67,21 +69,28 @@ pub enum Report {
 }
 
 /// Validates records on a blocking thread (parsing is CPU work), appends the valid ones to the
-/// queue and returns once they are durable.
+/// queue and returns once they are durable. Nothing is appended while a guarded disk is below
+/// its free-space floor.
 pub async fn accept(
-    queue: &dyn Queue,
+    state: &IngestState,
     batch: RecordBatch,
     source: Source,
-    limits: Limits,
     report: Report,
 ) -> Result<Accepted, ApiError> {
     let received_at_ms = sluice_common::now_ms();
+    let limits = state.config.limits;
     let (queued, outcome) =
         tokio::task::spawn_blocking(move || check(batch, source, received_at_ms, &limits, report))
             .await
             .map_err(|e| ApiError::internal(format!("validation thread failed: {e}")))?;
+    let queue = state.queue.as_ref();
     if !queued.is_empty() {
         let count = queued.len();
+        let bytes: usize = queued.iter().map(|r| r.payload.len()).sum();
+        state
+            .disk
+            .check(bytes as u64)
+            .map_err(|low| disk_full(source, &low.path, low.free_bytes, low.to_string()))?;
         let started = Instant::now();
         queue
             .append(queued)
@@ -124,12 +133,10 @@ fn check(
     let mut scratch = Vec::new();
     let mut buffers = Buffers::default();
     for raw in batch.records {
-        scratch.clear();
-        scratch.extend_from_slice(&raw.bytes);
-        let checked = parse_record_with(&mut scratch, limits, &mut buffers)
+        let checked = parse_record_with(&raw.bytes, &mut scratch, limits, &mut buffers)
             .map_err(|issue| vec![issue])
-            .and_then(|tape| {
-                let record = tape.as_value();
+            .and_then(|parsed| {
+                let record = parsed.tape.as_value();
                 let event = validate(record, received_at_ms, limits)?;
                 let id = raw
                     .id
@@ -182,9 +189,16 @@ fn reject(outcome: &mut Accepted, source: Source, error: RecordError, max_errors
 }
 
 /// A queue failure as answered: full → 503 with `Retry-After` (nothing was written, send again
-/// later); anything else → 503 too, since the records were not made durable.
+/// later); a full disk → 507 with `Retry-After`; anything else → 503 too, since the records
+/// were not made durable.
 pub fn queue_error(error: QueueError, source: Source) -> ApiError {
     let message = error.to_string();
+    if let QueueError::DiskFull {
+        path, free_bytes, ..
+    } = &error
+    {
+        return disk_full(source, path, *free_bytes, message);
+    }
     emit(RequestRefused {
         source,
         reason: match error {
@@ -209,9 +223,36 @@ pub fn queue_error(error: QueueError, source: Source) -> ApiError {
     }
 }
 
-/// Refuses work up front when the queue is past its high-water mark.
-pub fn check_room(queue: &dyn Queue, source: Source) -> Result<(), ApiError> {
-    let backlog = queue.backlog();
+/// How long a producer is asked to wait before sending again to a full disk: space comes back
+/// as the processor drains the queue, which takes seconds, not milliseconds.
+const DISK_FULL_RETRY_SECS: u64 = 10;
+
+/// 507 Insufficient Storage: nothing of the request was accepted; the path and its free bytes
+/// say which disk, so an operator knows where to make room.
+pub fn disk_full(source: Source, path: &str, free_bytes: u64, reason: String) -> ApiError {
+    emit(RequestRefused {
+        source,
+        reason: "disk_full",
+        detail: &reason,
+    });
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+        format!("{reason}; nothing from this request was accepted, retry later"),
+    )
+    .detail("path", path)
+    .detail("free_bytes", free_bytes)
+    .retry_after(DISK_FULL_RETRY_SECS)
+}
+
+/// Refuses work up front, before its body is read, when the queue is past its high-water mark
+/// or a guarded disk is below its free-space floor.
+pub fn check_room(state: &IngestState, source: Source) -> Result<(), ApiError> {
+    state
+        .disk
+        .check(0)
+        .map_err(|low| disk_full(source, &low.path, low.free_bytes, low.to_string()))?;
+    let backlog = state.queue.backlog();
     if backlog.is_full() {
         return Err(queue_error(
             QueueError::Full {

@@ -2,27 +2,58 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use sluice_common::event::Source;
 use sluice_common::http::ApiError;
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::RequestRefused;
 
-/// Reads the whole body, refusing (413, JSON body) past `limit` bytes without buffering more.
-pub async fn read_limited(body: Body, limit: usize, source: Source) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            refuse(source, "too_large", too_large_error(limit))
-        } else {
+use crate::admission::{Admission, Admitted};
+
+/// Reads the whole body within `limit` bytes (413 past it, without buffering more), taking its
+/// share of the in-flight bytes first: all of it up front when `Content-Length` says how much
+/// comes, frame by frame otherwise.
+pub async fn read_admitted(
+    body: Body,
+    limit: usize,
+    admission: &Admission,
+    source: Source,
+) -> Result<(Bytes, Admitted), ApiError> {
+    let deadline = admission.deadline();
+    let mut admitted = admission.empty();
+    let declared = usize::try_from(body.size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
+    if declared > limit {
+        return Err(refuse(source, "too_large", too_large_error(limit)));
+    }
+    admission
+        .grow(&mut admitted, declared, deadline, source)
+        .await?;
+    let mut bytes = BytesMut::with_capacity(declared);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
             ApiError::bad_request(
                 "unreadable_body",
                 format!("could not read the request body: {e}"),
             )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > limit {
+            return Err(refuse(source, "too_large", too_large_error(limit)));
         }
-    })
+        if bytes.len() + data.len() > declared {
+            let more = bytes.len() + data.len() - declared.max(bytes.len());
+            admission
+                .grow(&mut admitted, more, deadline, source)
+                .await?;
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok((bytes.freeze(), admitted))
 }
 
 pub fn too_large_error(limit: usize) -> ApiError {

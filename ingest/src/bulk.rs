@@ -14,7 +14,7 @@ use sluice_common::event::Source;
 
 use crate::IngestState;
 use crate::accept::{RawRecord, RecordBatch, Report, accept, check_room};
-use crate::body::read_limited;
+use crate::body::read_admitted;
 use crate::elasticsearch::product_header;
 use crate::split::NdjsonSplitter;
 
@@ -48,20 +48,15 @@ struct ItemError {
 async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Response {
     let started = Instant::now();
     let source = Source::Bulk;
-    // Read first, refuse after (see the ingest handler for why).
-    let bytes = match read_limited(body, state.config.max_body_bytes, source).await {
-        Ok(bytes) => bytes,
-        Err(e) => return es_error(e.status, "illegal_argument_exception", &e.message, None),
-    };
-    if let Err(e) = check_room(state.queue.as_ref(), source) {
-        // Shippers back off on 429, as they do with a busy Elasticsearch.
-        return es_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "es_rejected_execution_exception",
-            &e.message,
-            e.retry_after,
-        );
+    if let Err(e) = check_room(&state, source) {
+        return refused(e);
     }
+    let (bytes, _admitted) =
+        match read_admitted(body, state.config.max_body_bytes, &state.admission, source).await {
+            Ok(read) => read,
+            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return refused(e),
+            Err(e) => return es_error(e.status, "illegal_argument_exception", &e.message, None),
+        };
     let mut lines = RecordBatch::default();
     let mut splitter = NdjsonSplitter::new(state.config.limits.max_record_bytes);
     splitter.feed(&bytes, &mut lines);
@@ -88,24 +83,9 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
     };
     let mut items = items;
     if !batch.records.is_empty() {
-        let outcome = match accept(
-            state.queue.as_ref(),
-            batch,
-            source,
-            state.config.limits,
-            Report::PerRecord,
-        )
-        .await
-        {
+        let outcome = match accept(&state, batch, source, Report::PerRecord).await {
             Ok(outcome) => outcome,
-            Err(e) => {
-                return es_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "es_rejected_execution_exception",
-                    &e.message,
-                    e.retry_after,
-                );
-            }
+            Err(e) => return refused(e),
         };
         for (number, id) in outcome.ids {
             if let Some(item) = items.get_mut(number - 1) {
@@ -152,6 +132,22 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
         }
     }
     answer(items, started)
+}
+
+/// A request turned away whole, as Elasticsearch turns it away, so shippers back off and send
+/// it again: a busy node answers 429 `es_rejected_execution_exception`; a node whose disk passed
+/// the flood-stage watermark answers 429 `cluster_block_exception` (Sluice's 507 elsewhere).
+fn refused(e: sluice_common::http::ApiError) -> Response {
+    let kind = match e.status {
+        StatusCode::INSUFFICIENT_STORAGE => "cluster_block_exception",
+        _ => "es_rejected_execution_exception",
+    };
+    es_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        kind,
+        &e.message,
+        e.retry_after,
+    )
 }
 
 /// Reads action lines and their source lines. Items are numbered from 1 in request order; the

@@ -11,7 +11,7 @@ use sluice_common::http::ApiError;
 
 use crate::IngestState;
 use crate::accept::{Accepted, RawRecord, RecordBatch, Report, accept, check_room};
-use crate::body::{BodyFormat, body_format, read_limited};
+use crate::body::{BodyFormat, body_format, read_admitted};
 use crate::split::{ArraySplitter, NdjsonSplitter};
 
 pub async fn ingest(
@@ -21,10 +21,9 @@ pub async fn ingest(
 ) -> Result<Response, ApiError> {
     let source = Source::Http;
     let format = body_format(&headers, source)?;
-    // The body is read before refusing for back-pressure: answering while the client still
-    // sends makes HTTP/1.1 clients see a dropped connection instead of a clean 503.
-    let bytes = read_limited(body, state.config.max_body_bytes, source).await?;
-    check_room(state.queue.as_ref(), source)?;
+    check_room(&state, source)?;
+    let (bytes, _admitted) =
+        read_admitted(body, state.config.max_body_bytes, &state.admission, source).await?;
     let limits = state.config.limits;
     let batch = split_body(&bytes, format, limits.max_record_bytes)?;
     if batch.records.is_empty() && batch.issues.is_empty() {
@@ -33,7 +32,8 @@ pub async fn ingest(
             "the body holds no records: send a JSON object, an array of objects, or NDJSON",
         ));
     }
-    let outcome = accept(state.queue.as_ref(), batch, source, limits, Report::Summary).await?;
+    drop(bytes);
+    let outcome = accept(&state, batch, source, Report::Summary).await?;
     Ok(answer(outcome))
 }
 

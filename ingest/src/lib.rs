@@ -7,6 +7,7 @@
 //!   Elasticsearch 8 node, so Filebeat, Vector, Fluent Bit and Logstash can ship to Sluice.
 
 mod accept;
+mod admission;
 mod body;
 mod bulk;
 mod csv;
@@ -22,12 +23,34 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use sluice_common::config::IngestConfig;
 use sluice_common::queue::Queue;
+use sluice_common::storage::DiskGuard;
+
+pub use admission::Admission;
 
 /// What the ingest handlers share.
 #[derive(Clone)]
 pub struct IngestState {
     pub queue: Arc<dyn Queue>,
     pub config: Arc<IngestConfig>,
+    /// The free-space floor on the disks the embedded backends write to.
+    pub disk: Arc<DiskGuard>,
+    /// Bytes of request bodies held at once, across all requests.
+    pub admission: Arc<Admission>,
+}
+
+impl IngestState {
+    pub fn new(queue: Arc<dyn Queue>, config: IngestConfig, disk: DiskGuard) -> IngestState {
+        let admission = Admission::new(
+            config.max_in_flight_bytes,
+            std::time::Duration::from_millis(config.admission_wait_ms),
+        );
+        IngestState {
+            queue,
+            config: Arc::new(config),
+            disk: Arc::new(disk),
+            admission: Arc::new(admission),
+        }
+    }
 }
 
 /// The ingest routes. Each is its own `route` so a role guard can be layered per route.

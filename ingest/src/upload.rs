@@ -30,6 +30,10 @@ use crate::split::{ArraySplitter, NdjsonSplitter, Splitter};
 /// How long an upload may wait for room in the queue before it is answered 503.
 const UPLOAD_STALL_LIMIT: Duration = Duration::from_secs(60);
 
+/// Bytes of records an upload appends at a time (or `ingest.upload_chunk_records`, whichever
+/// comes first).
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
 /// Room for the multipart framing around the file when checking `Content-Length` up front.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
@@ -72,7 +76,15 @@ pub async fn upload(
     // Unlike a batch, a file can be 100 MB: wait for room before reading it, and past the limit
     // refuse without storing it (`discard_unread_body` reads the rest so the client sees why).
     wait_for_room(state.queue.as_ref(), UPLOAD_STALL_LIMIT).await;
-    check_room(state.queue.as_ref(), source)?;
+    check_room(&state, source)?;
+    // A file streams through one chunk at a time: that, and the record being split, is what
+    // it holds in memory, whatever its size.
+    let mut admitted = state.admission.empty();
+    let share = CHUNK_BYTES + state.config.limits.max_record_bytes;
+    state
+        .admission
+        .grow(&mut admitted, share, state.admission.deadline(), source)
+        .await?;
     let mut multipart = Multipart::from_request(request, &state)
         .await
         .map_err(|e| {
@@ -192,12 +204,29 @@ struct ChunkedAccept<'a> {
     state: &'a IngestState,
     batch: RecordBatch,
     outcome: Accepted,
+    /// Records of `batch` counted into `batch_bytes` so far.
+    counted: usize,
+    batch_bytes: usize,
 }
 
 impl ChunkedAccept<'_> {
+    fn new(state: &IngestState) -> ChunkedAccept<'_> {
+        ChunkedAccept {
+            state,
+            batch: RecordBatch::default(),
+            outcome: Accepted::default(),
+            counted: 0,
+            batch_bytes: 0,
+        }
+    }
+
     async fn maybe_flush(&mut self) -> Result<(), ApiError> {
+        let new = &self.batch.records[self.counted..];
+        self.batch_bytes += new.iter().map(|r| r.bytes.len()).sum::<usize>();
+        self.counted = self.batch.records.len();
         if self.batch.records.len() + self.batch.issues.len()
             >= self.state.config.upload_chunk_records
+            || self.batch_bytes >= CHUNK_BYTES
         {
             self.flush().await?;
         }
@@ -206,31 +235,25 @@ impl ChunkedAccept<'_> {
 
     async fn flush(&mut self) -> Result<(), ApiError> {
         let batch = std::mem::take(&mut self.batch);
+        (self.counted, self.batch_bytes) = (0, 0);
         if batch.records.is_empty() && batch.issues.is_empty() {
             return Ok(());
         }
-        let limits = self.state.config.limits;
         // A file is worth finishing: when the queue is at its high-water mark, stop reading the
         // upload (TCP pushes back on the client) until the processor has caught up.
         wait_for_room(self.state.queue.as_ref(), UPLOAD_STALL_LIMIT).await;
-        let outcome = accept(
-            self.state.queue.as_ref(),
-            batch,
-            Source::Upload,
-            limits,
-            Report::Summary,
-        )
-        .await
-        .map_err(|e| {
-            let accepted = self.outcome.accepted;
-            ApiError {
-                message: format!(
-                    "{} ({accepted} records of this file were accepted before)",
-                    e.message
-                ),
-                ..e
-            }
-        })?;
+        let outcome = accept(self.state, batch, Source::Upload, Report::Summary)
+            .await
+            .map_err(|e| {
+                let accepted = self.outcome.accepted;
+                ApiError {
+                    message: format!(
+                        "{} ({accepted} records of this file were accepted before)",
+                        e.message
+                    ),
+                    ..e
+                }
+            })?;
         self.outcome.merge(outcome);
         Ok(())
     }
@@ -251,11 +274,7 @@ where
         None => Bytes::new(),
     };
     let format = hint.unwrap_or_else(|| sniff(&first));
-    let mut chunks = ChunkedAccept {
-        state,
-        batch: RecordBatch::default(),
-        outcome: Accepted::default(),
-    };
+    let mut chunks = ChunkedAccept::new(state);
     let max_record = state.config.limits.max_record_bytes;
     let rest = futures::stream::iter(std::iter::once(Ok(first))).chain(stream);
     let read = match format {

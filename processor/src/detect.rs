@@ -179,17 +179,17 @@ fn validated_transaction(
     object
         .entry("transaction_id")
         .or_insert_with(|| Value::String("on-demand".into()));
-    let mut bytes = serde_json::to_vec(&object).map_err(|e| {
+    let bytes = serde_json::to_vec(&object).map_err(|e| {
         DetectError::Invalid(vec![FieldIssue::whole_record(
             RejectCode::MalformedJson,
             e.to_string(),
         )])
     })?;
-    let mut buffers = Buffers::default();
-    let tape = parse_record_with(&mut bytes, limits, &mut buffers)
+    let mut scratch = Vec::new();
+    let parsed = parse_record_with(&bytes, &mut scratch, limits, &mut Buffers::default())
         .map_err(|issue| DetectError::Invalid(vec![issue]))?;
-    let event =
-        validate(tape.as_value(), sluice_common::now_ms(), limits).map_err(DetectError::Invalid)?;
+    let event = validate(parsed.tape.as_value(), sluice_common::now_ms(), limits)
+        .map_err(DetectError::Invalid)?;
     if event.log_type() != LogType::Transaction {
         return Err(DetectError::NotATransaction(format!(
             "only transactions are scored, not {} records",

@@ -45,14 +45,15 @@ pub(crate) struct FraudFields<'a> {
     pub source: &'static str,
 }
 
+/// The document for `record`, whose bytes (or their repaired copy) are `payload`.
 pub(crate) fn build_document(
+    payload: &[u8],
     record: &QueuedRecord,
     id: String,
     meta: DocumentMeta,
     geo: Option<&GeoRecord>,
     fraud: Option<FraudFields<'_>>,
 ) -> Result<StoreDocument, String> {
-    let payload = &record.payload;
     let end = payload
         .iter()
         .rposition(|b| *b == b'}')
@@ -189,8 +190,15 @@ mod tests {
     }
 
     fn build(payload: &str, has_at: bool, geo: Option<&GeoRecord>) -> serde_json::Value {
-        let document =
-            build_document(&record(payload), "x".into(), meta(has_at), geo, None).expect("builds");
+        let document = build_document(
+            payload.as_bytes(),
+            &record(payload),
+            "x".into(),
+            meta(has_at),
+            geo,
+            None,
+        )
+        .expect("builds");
         serde_json::from_slice(&document.source).expect("valid JSON")
     }
 
@@ -211,8 +219,15 @@ mod tests {
     #[test]
     fn producer_at_timestamp_is_kept_once() {
         let raw = r#"{"log_type":"error","@timestamp":1714564800000}"#;
-        let document =
-            build_document(&record(raw), "x".into(), meta(true), None, None).expect("builds");
+        let document = build_document(
+            raw.as_bytes(),
+            &record(raw),
+            "x".into(),
+            meta(true),
+            None,
+            None,
+        )
+        .expect("builds");
         let text = String::from_utf8(document.source).expect("utf-8");
         assert_eq!(text.matches("@timestamp").count(), 1, "{text}");
     }

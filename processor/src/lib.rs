@@ -10,6 +10,6 @@ mod retry;
 mod service;
 
 pub use detect::OnDemandScorer;
-pub use pipeline::{BatchOutput, Pipeline};
+pub use pipeline::{BatchOutput, Pipeline, RecordFailure, Stage};
 pub use retry::Backoff;
 pub use service::Processor;

@@ -10,9 +10,10 @@ use sluice_common::fraud::{
 use sluice_common::queue::DeadLetter;
 use sluice_common::store::StoreDocument;
 use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::FraudScored;
+use sluice_common::telemetry::events::{FraudScored, RecordsRepaired};
 use sluice_common::validate::{
-    Buffers, FieldIssue, Limits, Record, RejectCode, ValidEvent, parse_record_with, validate,
+    Buffers, FieldIssue, Limits, Record, RejectCode, ValidEvent, parse_record_with,
+    repair_lone_surrogates, validate,
 };
 use sluice_geoip::{GeoRecord, GeoResolver, Lookup};
 
@@ -22,7 +23,46 @@ use crate::document::{DocumentMeta, FraudFields, build_document};
 #[derive(Debug, Default)]
 pub struct BatchOutput {
     pub documents: Vec<StoreDocument>,
+    /// For each document, where in the batch the record it was made from sits.
+    pub origins: Vec<usize>,
     pub dead_letters: Vec<DeadLetter>,
+}
+
+/// The pipeline stage that gave up on a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Parsing and validation against the event model.
+    Validate,
+    /// Building the document from the valid record and what enrichment added.
+    Document,
+    /// Sluice itself failed on this record (a panic): a bug, kept so it can be replayed.
+    Process,
+    /// The event store refused the document.
+    Index,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Document => "document",
+            Stage::Process => "process",
+            Stage::Index => "index",
+        }
+    }
+}
+
+/// Why one record did not become a document.
+#[derive(Debug)]
+pub struct RecordFailure {
+    pub stage: Stage,
+    pub issues: Vec<FieldIssue>,
+}
+
+impl RecordFailure {
+    fn at(stage: Stage, issues: Vec<FieldIssue>) -> RecordFailure {
+        RecordFailure { stage, issues }
+    }
 }
 
 pub struct Pipeline {
@@ -32,6 +72,8 @@ pub struct Pipeline {
     fraud: SharedFraudEngine,
     scratch: Vec<u8>,
     buffers: Buffers,
+    /// Records of the current batch that had lone surrogates repaired.
+    repaired: usize,
 }
 
 impl Pipeline {
@@ -42,6 +84,7 @@ impl Pipeline {
             fraud: std::sync::Arc::new(std::sync::Mutex::new(fraud)),
             scratch: Vec::new(),
             buffers: Buffers::default(),
+            repaired: 0,
         }
     }
 
@@ -54,25 +97,62 @@ impl Pipeline {
         self.fraud.clone()
     }
 
+    /// Every record of the batch becomes a document or a dead letter; one record's failure,
+    /// whatever it is, never stops the others.
     pub fn process(&mut self, records: &[QueuedRecord]) -> BatchOutput {
         let mut output = BatchOutput {
             documents: Vec::with_capacity(records.len()),
+            origins: Vec::with_capacity(records.len()),
             dead_letters: Vec::new(),
         };
-        for record in records {
-            match self.process_one(record) {
-                Ok(document) => output.documents.push(document),
-                Err(issues) => output.dead_letters.push(dead_letter(record, issues)),
+        for (index, record) in records.iter().enumerate() {
+            match self.process_guarded(record) {
+                Ok(document) => {
+                    output.documents.push(document);
+                    output.origins.push(index);
+                }
+                Err(failure) => output.dead_letters.push(dead_letter(record, failure)),
             }
+        }
+        if self.repaired > 0 {
+            emit(RecordsRepaired {
+                kind: "lone_surrogate",
+                count: std::mem::take(&mut self.repaired),
+            });
         }
         output
     }
 
+    /// One record, with a panic inside Sluice turned into a dead letter for that record alone.
+    fn process_guarded(&mut self, record: &QueuedRecord) -> Result<StoreDocument, RecordFailure> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process_one(record))) {
+            Ok(result) => result,
+            Err(panic) => {
+                // The parser's scratch state may be half written; start it afresh.
+                self.scratch = Vec::new();
+                self.buffers = Buffers::default();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                Err(RecordFailure::at(
+                    Stage::Process,
+                    vec![FieldIssue::whole_record(
+                        RejectCode::ProcessingFailed,
+                        format!(
+                            "Sluice failed on this record ({message}); it is kept here to be \
+                             replayed once that is fixed"
+                        ),
+                    )],
+                ))
+            }
+        }
+    }
+
     /// One record to one document.
-    pub fn process_one(&mut self, record: &QueuedRecord) -> Result<StoreDocument, Vec<FieldIssue>> {
+    pub fn process_one(&mut self, record: &QueuedRecord) -> Result<StoreDocument, RecordFailure> {
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        scratch.extend_from_slice(&record.payload);
         let result = self.process_parsed(record, &mut scratch);
         self.scratch = scratch;
         result
@@ -81,12 +161,20 @@ impl Pipeline {
     fn process_parsed(
         &mut self,
         record: &QueuedRecord,
-        bytes: &mut [u8],
-    ) -> Result<StoreDocument, Vec<FieldIssue>> {
-        let tape = parse_record_with(bytes, &self.limits, &mut self.buffers)
-            .map_err(|issue| vec![issue])?;
-        let value = tape.as_value();
-        let event = validate(value, record.received_at_ms, &self.limits)?;
+        scratch: &mut Vec<u8>,
+    ) -> Result<StoreDocument, RecordFailure> {
+        let parsed = parse_record_with(&record.payload, scratch, &self.limits, &mut self.buffers)
+            .map_err(|issue| RecordFailure::at(Stage::Validate, vec![issue]))?;
+        // The document is the record's bytes, so they get the same repair the parser saw.
+        let repaired = (parsed.repaired > 0).then(|| {
+            self.repaired += 1;
+            let mut copy = record.payload.clone();
+            repair_lone_surrogates(&mut copy);
+            copy
+        });
+        let value = parsed.tape.as_value();
+        let event = validate(value, record.received_at_ms, &self.limits)
+            .map_err(|issues| RecordFailure::at(Stage::Validate, issues))?;
         let id = match (&record.id, event.event_id) {
             (Some(id), _) => id.clone(),
             (None, Some(event_id)) if !event_id.is_empty() => event_id.to_owned(),
@@ -103,8 +191,13 @@ impl Pipeline {
             _ => None,
         };
         let fraud = fraud.as_ref().map(|fraud| fraud_fields(fraud, value));
-        build_document(record, id, meta, geo_record, fraud)
-            .map_err(|reason| vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)])
+        let payload = repaired.as_deref().unwrap_or(&record.payload);
+        build_document(payload, record, id, meta, geo_record, fraud).map_err(|reason| {
+            RecordFailure::at(
+                Stage::Document,
+                vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)],
+            )
+        })
     }
 
     fn score(&mut self, event: &ValidEvent<'_>, geo: &Lookup) -> Option<Fraud> {
@@ -189,7 +282,8 @@ fn geo_record_facts(record: &GeoRecord) -> GeoFacts<'_> {
     }
 }
 
-fn dead_letter(record: &QueuedRecord, issues: Vec<FieldIssue>) -> DeadLetter {
+fn dead_letter(record: &QueuedRecord, failure: RecordFailure) -> DeadLetter {
+    let RecordFailure { stage, issues } = failure;
     let first = issues.first().cloned().unwrap_or_else(|| {
         FieldIssue::whole_record(RejectCode::InvalidValue, "record could not be processed")
     });
@@ -206,7 +300,7 @@ fn dead_letter(record: &QueuedRecord, issues: Vec<FieldIssue>) -> DeadLetter {
         failed_at_ms: sluice_common::now_ms(),
         received_at_ms: record.received_at_ms,
         source: record.source,
-        stage: "validate".into(),
+        stage: stage.as_str().into(),
         code: first.code,
         field: (!first.field.is_empty()).then_some(first.field),
         reason,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use sluice_common::config::ProcessorConfig;
 use sluice_common::event::QueuedRecord;
-use sluice_common::queue::{DeadLetter, DeadLetterQueue, QueueConsumer, QueueError};
+use sluice_common::health::Health;
+use sluice_common::queue::{DeadLetter, DeadLetterQueue, QueueConsumer};
 use sluice_common::store::{EventStore, IndexReport, StoreDocument};
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::{
@@ -21,7 +22,7 @@ use tracing::{error, info};
 
 use sluice_geoip::LookupCounts;
 
-use crate::pipeline::{BatchOutput, Pipeline};
+use crate::pipeline::{BatchOutput, Pipeline, Stage};
 use crate::retry::Backoff;
 
 pub struct Processor {
@@ -30,13 +31,16 @@ pub struct Processor {
     dead_letters: Arc<dyn DeadLetterQueue>,
     pipeline: Option<Pipeline>,
     config: ProcessorConfig,
+    health: Health,
 }
 
-/// Why the loop stopped early.
-enum Stop {
-    Shutdown,
-    Queue(QueueError),
-}
+/// The processor's checks on `/ready`.
+const STORE: &str = "store";
+const QUEUE: &str = "queue";
+const DEAD_LETTERS: &str = "dead_letters";
+
+/// The loop was told to stop.
+struct Shutdown;
 
 impl Processor {
     pub fn new(
@@ -45,6 +49,7 @@ impl Processor {
         dead_letters: Arc<dyn DeadLetterQueue>,
         pipeline: Pipeline,
         config: ProcessorConfig,
+        health: Health,
     ) -> Processor {
         Processor {
             consumer,
@@ -52,53 +57,76 @@ impl Processor {
             dead_letters,
             pipeline: Some(pipeline),
             config,
+            health,
         }
     }
 
-    /// Runs until `shutdown` is cancelled; the batch in flight is finished first. Returns an
-    /// error only when the queue itself fails (the store failing is retried, not fatal).
-    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), QueueError> {
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(self.config.retry_initial_ms),
+            Duration::from_millis(self.config.retry_max_ms),
+        )
+    }
+
+    /// Runs until `shutdown` is cancelled; the batch in flight is finished first. A backend that
+    /// fails (the store, the queue, the dead-letter queue) is retried with back-off and reported
+    /// on `/ready` until it works again; the queue position is held meanwhile.
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let wait = Duration::from_millis(self.config.batch_max_wait_ms);
         let max = self.config.batch_max_records.max(1);
         info!(batch_max_records = max, "processor started");
+        let mut read_backoff = self.backoff();
         loop {
             let batch = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                batch = self.consumer.next_batch(max, wait) => batch?,
+                batch = self.consumer.next_batch(max, wait) => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => {
+                    self.health.recovered(QUEUE);
+                    read_backoff.reset();
+                    batch
+                }
+                Err(e) => {
+                    self.health
+                        .failing(QUEUE, &format!("reading the queue: {e}"));
+                    match sleep_or_shutdown(read_backoff.next_delay(), &shutdown).await {
+                        Ok(()) => continue,
+                        Err(Shutdown) => break,
+                    }
+                }
             };
             if batch.is_empty() {
                 // Idle: still give a replaced GeoIP file its chance to load.
                 self.transform(batch).await;
                 continue;
             }
-            match self.handle(batch, &shutdown).await {
-                Ok(()) => {}
-                Err(Stop::Shutdown) => break,
-                Err(Stop::Queue(e)) => return Err(e),
+            if self.handle(batch, &shutdown).await.is_err() {
+                break;
             }
         }
         info!("processor stopped; uncommitted records stay in the queue for the next start");
-        Ok(())
     }
 
     async fn handle(
         &mut self,
         batch: Vec<QueuedRecord>,
         shutdown: &CancellationToken,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Shutdown> {
         let started = Instant::now();
         let records = batch.len();
-        let output = self.transform(batch).await;
+        let (batch, output) = self.transform(batch).await;
         let BatchOutput {
             documents,
+            origins,
             mut dead_letters,
         } = output;
         let documents = Arc::new(documents);
         let report = self.write(&documents, shutdown).await?;
-        dead_letters.extend(index_dead_letters(&documents, &report));
+        dead_letters.extend(index_dead_letters(&batch, &documents, &origins, &report));
         self.dead_letter(dead_letters, shutdown).await?;
-        self.consumer.commit().await.map_err(Stop::Queue)?;
+        self.commit(shutdown).await?;
         let backlog = self.consumer.backlog();
         emit(QueueBacklog {
             records: backlog.records,
@@ -112,21 +140,22 @@ impl Processor {
         Ok(())
     }
 
-    /// Runs the CPU-bound pipeline on a blocking thread so the async runtime stays responsive.
-    async fn transform(&mut self, batch: Vec<QueuedRecord>) -> BatchOutput {
+    /// Runs the CPU-bound pipeline on a blocking thread so the async runtime stays responsive;
+    /// the batch comes back with what it became.
+    async fn transform(&mut self, batch: Vec<QueuedRecord>) -> (Vec<QueuedRecord>, BatchOutput) {
         let Some(mut pipeline) = self.pipeline.take() else {
-            return BatchOutput::default();
+            return (batch, BatchOutput::default());
         };
         let joined = tokio::task::spawn_blocking(move || {
             // Opening a database is file I/O: it belongs on this thread too.
             let reloaded = pipeline.geo_mut().reload_if_changed();
             let output = pipeline.process(&batch);
             let counts = pipeline.geo_mut().take_counts();
-            (pipeline, output, counts, reloaded)
+            (pipeline, batch, output, counts, reloaded)
         })
         .await;
         match joined {
-            Ok((pipeline, output, counts, reloaded)) => {
+            Ok((pipeline, batch, output, counts, reloaded)) => {
                 self.pipeline = Some(pipeline);
                 report_reload(reloaded);
                 if counts != LookupCounts::default() {
@@ -136,10 +165,11 @@ impl Processor {
                         cached: counts.cached,
                     });
                 }
-                output
+                (batch, output)
             }
             Err(e) => {
-                // A panic in the pipeline is a bug; without the pipeline the processor cannot go on.
+                // Records that fail are caught one by one; a panic outside them (reloading
+                // GeoIP) is a bug the processor cannot go on from.
                 error!(error = %e, "processor pipeline panicked");
                 std::panic::resume_unwind(e.into_panic());
             }
@@ -153,20 +183,18 @@ impl Processor {
         &self,
         documents: &Arc<Vec<StoreDocument>>,
         shutdown: &CancellationToken,
-    ) -> Result<IndexReport, Stop> {
+    ) -> Result<IndexReport, Shutdown> {
         let mut outcome = IndexReport::default();
         if documents.is_empty() {
             return Ok(outcome);
         }
-        let mut backoff = Backoff::new(
-            Duration::from_millis(self.config.retry_initial_ms),
-            Duration::from_millis(self.config.retry_max_ms),
-        );
+        let mut backoff = self.backoff();
         let mut pending = Arc::clone(documents);
         loop {
             let started = Instant::now();
             let failure = match self.store.index(Arc::clone(&pending)).await {
                 Ok(report) => {
+                    self.health.recovered(STORE);
                     emit(StoreWritten {
                         documents: report.indexed,
                         duration: started.elapsed(),
@@ -193,7 +221,11 @@ impl Processor {
                     );
                     failure
                 }
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    let failure = e.to_string();
+                    self.health.failing(STORE, &failure);
+                    failure
+                }
             };
             let retry_in = backoff.next_delay();
             emit(StoreWriteFailed {
@@ -209,20 +241,41 @@ impl Processor {
         &self,
         letters: Vec<DeadLetter>,
         shutdown: &CancellationToken,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Shutdown> {
         if letters.is_empty() {
             return Ok(());
         }
         report_dead_letters(&letters);
-        let mut backoff = Backoff::new(
-            Duration::from_millis(self.config.retry_initial_ms),
-            Duration::from_millis(self.config.retry_max_ms),
-        );
+        let mut backoff = self.backoff();
         loop {
             match self.dead_letters.push(letters.clone()).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.health.recovered(DEAD_LETTERS);
+                    return Ok(());
+                }
                 Err(e) => {
-                    error!(error = %e, "cannot write dead letters; holding the queue position");
+                    self.health.failing(
+                        DEAD_LETTERS,
+                        &format!("cannot write dead letters, holding the queue position: {e}"),
+                    );
+                    sleep_or_shutdown(backoff.next_delay(), shutdown).await?;
+                }
+            }
+        }
+    }
+
+    /// Moves the queue position past the batch, retrying until the queue takes it.
+    async fn commit(&mut self, shutdown: &CancellationToken) -> Result<(), Shutdown> {
+        let mut backoff = self.backoff();
+        loop {
+            match self.consumer.commit().await {
+                Ok(()) => {
+                    self.health.recovered(QUEUE);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.health
+                        .failing(QUEUE, &format!("committing the queue position: {e}"));
                     sleep_or_shutdown(backoff.next_delay(), shutdown).await?;
                 }
             }
@@ -243,31 +296,46 @@ fn report_reload(reloaded: Option<Result<String, sluice_geoip::GeoIpError>>) {
     }
 }
 
-async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> Result<(), Stop> {
+async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> Result<(), Shutdown> {
     tokio::select! {
-        _ = shutdown.cancelled() => Err(Stop::Shutdown),
+        _ = shutdown.cancelled() => Err(Shutdown),
         _ = tokio::time::sleep(delay) => Ok(()),
     }
 }
 
-/// Documents the store refused for good become dead letters (their source is what was sent).
-fn index_dead_letters(documents: &[StoreDocument], report: &IndexReport) -> Vec<DeadLetter> {
-    report
-        .rejected
+/// Documents the store refused for good become dead letters, with the bytes of the records
+/// they were made from, so they can be replayed once what made the store refuse is fixed.
+fn index_dead_letters(
+    batch: &[QueuedRecord],
+    documents: &[StoreDocument],
+    origins: &[usize],
+    report: &IndexReport,
+) -> Vec<DeadLetter> {
+    let refused: Vec<_> = report.rejected.iter().filter(|r| !r.retryable).collect();
+    if refused.is_empty() {
+        return Vec::new();
+    }
+    let by_id: std::collections::HashMap<&str, usize> = documents
         .iter()
-        .filter(|r| !r.retryable)
+        .zip(origins)
+        .map(|(document, origin)| (document.id.as_str(), *origin))
+        .collect();
+    refused
+        .into_iter()
         .map(|rejected| {
-            let document = documents.iter().find(|d| d.id == rejected.id);
+            let record = by_id
+                .get(rejected.id.as_str())
+                .and_then(|&at| batch.get(at));
             DeadLetter {
                 id: Some(rejected.id.clone()),
                 failed_at_ms: sluice_common::now_ms(),
-                received_at_ms: document.map_or(0, |d| d.timestamp_ms),
-                source: sluice_common::event::Source::Queue,
-                stage: "index".into(),
-                code: RejectCode::InvalidValue,
+                received_at_ms: record.map_or(0, |r| r.received_at_ms),
+                source: record.map_or(sluice_common::event::Source::Queue, |r| r.source),
+                stage: Stage::Index.as_str().into(),
+                code: RejectCode::StoreRefused,
                 field: None,
                 reason: rejected.reason.clone(),
-                payload: document.map(|d| d.source.clone()).unwrap_or_default(),
+                payload: record.map(|r| r.payload.clone()).unwrap_or_default(),
             }
         })
         .collect()

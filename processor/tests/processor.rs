@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sluice_common::config::ProcessorConfig;
 use sluice_common::event::{QueuedRecord, Source};
 use sluice_common::fraud::{FraudConfig, FraudEngine};
+use sluice_common::health::Health;
 use sluice_common::queue::wal::{WalConfig, WalQueue};
 use sluice_common::queue::{DeadLetterQueue, Queue};
 use sluice_common::store::tantivy::TantivyStore;
@@ -20,16 +21,67 @@ use sluice_geoip::GeoResolver;
 use sluice_processor::{Pipeline, Processor};
 use tokio_util::sync::CancellationToken;
 
-/// The real tantivy store behind a switch that makes writes fail, as a store that is down does.
-struct Outage {
+/// The real tantivy store, with its writes going through a fault of the test's choosing.
+struct Faulty<F> {
     store: TantivyStore,
+    fault: F,
+}
+
+/// How a [`Faulty`] store writes.
+#[async_trait]
+trait WriteFault: Send + Sync {
+    async fn index(
+        &self,
+        store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError>;
+}
+
+impl<F> Faulty<F> {
+    fn new(dir: &std::path::Path, fault: F) -> Faulty<F> {
+        Faulty {
+            store: TantivyStore::open(&dir.join("index"), 20_000_000).expect("store"),
+            fault,
+        }
+    }
+}
+
+#[async_trait]
+impl<F: WriteFault> EventStore for Faulty<F> {
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        self.fault.index(&self.store, documents).await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
+        self.store.search(query).await
+    }
+
+    async fn aggregate(
+        &self,
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        self.store.aggregate(query, request).await
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready().await
+    }
+}
+
+/// Writes fail the first `failures_left` times, as a store that is down does.
+struct Outage {
     failures_left: AtomicUsize,
     attempts: AtomicUsize,
 }
 
 #[async_trait]
-impl EventStore for Outage {
-    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+impl WriteFault for Outage {
+    async fn index(
+        &self,
+        store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         if self
             .failures_left
@@ -38,79 +90,92 @@ impl EventStore for Outage {
         {
             return Err(StoreError::Write("connection refused".into()));
         }
-        self.store.index(documents).await
-    }
-
-    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
-        self.store.search(query).await
-    }
-
-    async fn aggregate(
-        &self,
-        query: &SearchQuery,
-        request: &Aggregations,
-    ) -> Result<AggregationResults, StoreError> {
-        self.store.aggregate(query, request).await
-    }
-
-    async fn ready(&self) -> Result<(), StoreError> {
-        self.store.ready().await
+        store.index(documents).await
     }
 }
 
-/// The real tantivy store refusing every other document of its first write for now, as an
-/// overloaded Elasticsearch answers 429 for some items of a bulk request.
+/// Every other document of the first write is refused for now, as an overloaded
+/// Elasticsearch answers 429 for some items of a bulk request.
 struct PartlyOverloaded {
-    store: TantivyStore,
     writes: std::sync::Mutex<Vec<usize>>,
 }
 
 #[async_trait]
-impl EventStore for PartlyOverloaded {
-    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+impl WriteFault for PartlyOverloaded {
+    async fn index(
+        &self,
+        store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError> {
         let first = {
             let mut writes = self.writes.lock().expect("lock");
             writes.push(documents.len());
             writes.len() == 1
         };
         if !first {
-            return self.store.index(documents).await;
+            return store.index(documents).await;
         }
-        let (refused, taken): (Vec<_>, Vec<_>) = documents
-            .iter()
-            .cloned()
-            .enumerate()
-            .partition(|(i, _)| i % 2 == 1);
-        let mut report = self
-            .store
-            .index(Arc::new(taken.into_iter().map(|(_, d)| d).collect()))
-            .await?;
-        report.rejected = refused
-            .into_iter()
-            .map(|(_, d)| RejectedDocument {
-                id: d.id,
-                reason: "es_rejected_execution_exception".into(),
-                retryable: true,
-            })
-            .collect();
-        Ok(report)
+        refuse_some(
+            store,
+            &documents,
+            |i, _| i % 2 == 1,
+            "es_rejected_execution_exception",
+            true,
+        )
+        .await
     }
+}
 
-    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
-        self.store.search(query).await
-    }
+/// The documents whose id is listed are refused for good, as Elasticsearch refuses a document
+/// whose field conflicts with the index mapping.
+struct Refusing {
+    refused: Vec<String>,
+}
 
-    async fn aggregate(
+#[async_trait]
+impl WriteFault for Refusing {
+    async fn index(
         &self,
-        query: &SearchQuery,
-        request: &Aggregations,
-    ) -> Result<AggregationResults, StoreError> {
-        self.store.aggregate(query, request).await
+        store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError> {
+        let reason = "mapper_parsing_exception: failed to parse field [amount]";
+        refuse_some(
+            store,
+            &documents,
+            |_, d| self.refused.contains(&d.id),
+            reason,
+            false,
+        )
+        .await
     }
+}
 
-    async fn ready(&self) -> Result<(), StoreError> {
-        self.store.ready().await
-    }
+/// Writes the documents `refuse` lets through, and reports the others refused for `reason`.
+async fn refuse_some(
+    store: &TantivyStore,
+    documents: &[StoreDocument],
+    refuse: impl Fn(usize, &StoreDocument) -> bool,
+    reason: &str,
+    retryable: bool,
+) -> Result<IndexReport, StoreError> {
+    let (refused, taken): (Vec<_>, Vec<_>) = documents
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, d)| refuse(*i, d));
+    let mut report = store
+        .index(Arc::new(taken.into_iter().map(|(_, d)| d).collect()))
+        .await?;
+    report.rejected = refused
+        .into_iter()
+        .map(|(_, d)| RejectedDocument {
+            id: d.id,
+            reason: reason.into(),
+            retryable,
+        })
+        .collect();
+    Ok(report)
 }
 
 fn record(n: usize) -> QueuedRecord {
@@ -149,10 +214,15 @@ async fn wait_for(mut check: impl AsyncFnMut() -> bool) {
 async fn start(
     wal: &WalQueue,
     store: Arc<dyn EventStore>,
-) -> (
-    CancellationToken,
-    tokio::task::JoinHandle<Result<(), sluice_common::queue::QueueError>>,
-) {
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    start_with(wal, store, Health::default()).await
+}
+
+async fn start_with(
+    wal: &WalQueue,
+    store: Arc<dyn EventStore>,
+    health: Health,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let pipeline = Pipeline::new(
         Limits::default(),
         GeoResolver::without_database(),
@@ -164,6 +234,7 @@ async fn start(
         Arc::new(wal.clone()),
         pipeline,
         config(),
+        health,
     );
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(processor.run(shutdown.clone()));
@@ -183,29 +254,44 @@ async fn store_outage_holds_the_queue_and_nothing_is_lost() {
     let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
         .await
         .expect("wal");
-    let store = Arc::new(Outage {
-        store: TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("store"),
-        failures_left: AtomicUsize::new(3),
-        attempts: AtomicUsize::new(0),
-    });
-    let (shutdown, running) = start(&wal, store.clone()).await;
+    let store = Arc::new(Faulty::new(
+        dir.path(),
+        Outage {
+            failures_left: AtomicUsize::new(3),
+            attempts: AtomicUsize::new(0),
+        },
+    ));
+    let health = Health::default();
+    let (shutdown, running) = start_with(&wal, store.clone(), health.clone()).await;
 
     wal.append((0..50).map(record).collect())
         .await
         .expect("append");
-    wait_for(async || store.attempts.load(Ordering::SeqCst) >= 2).await;
+    wait_for(async || store.fault.attempts.load(Ordering::SeqCst) >= 2).await;
     assert_eq!(
         wal.backlog().records,
         50,
         "nothing is committed while the store is down"
     );
+    let failing = health.failures();
+    assert_eq!(
+        failing.len(),
+        1,
+        "the store is reported failing: {failing:?}"
+    );
+    assert_eq!(failing[0].0, "store");
+    assert!(
+        failing[0].1.reason.contains("connection refused"),
+        "{failing:?}"
+    );
 
     wait_for(async || store.search(&all()).await.expect("search").total == 50).await;
     wait_for(async || wal.backlog().records == 0).await;
-    assert!(store.attempts.load(Ordering::SeqCst) >= 4);
+    assert!(store.fault.attempts.load(Ordering::SeqCst) >= 4);
+    assert!(health.failures().is_empty(), "and recovered");
 
     shutdown.cancel();
-    running.await.expect("joins").expect("clean stop");
+    running.await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -214,10 +300,12 @@ async fn documents_refused_for_now_are_sent_again_alone() {
     let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
         .await
         .expect("wal");
-    let store = Arc::new(PartlyOverloaded {
-        store: TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("store"),
-        writes: std::sync::Mutex::new(Vec::new()),
-    });
+    let store = Arc::new(Faulty::new(
+        dir.path(),
+        PartlyOverloaded {
+            writes: std::sync::Mutex::new(Vec::new()),
+        },
+    ));
     wal.append((0..40).map(record).collect())
         .await
         .expect("append");
@@ -226,14 +314,14 @@ async fn documents_refused_for_now_are_sent_again_alone() {
     wait_for(async || wal.backlog().records == 0).await;
     assert_eq!(store.search(&all()).await.expect("search").total, 40);
     assert_eq!(
-        *store.writes.lock().expect("lock"),
+        *store.fault.writes.lock().expect("lock"),
         [40, 20],
         "the retry carries only the refused half"
     );
     assert_eq!(wal.newest(10).await.expect("dead letters").total, 0);
 
     shutdown.cancel();
-    running.await.expect("joins").expect("clean stop");
+    running.await.expect("clean stop");
 }
 
 #[tokio::test]
@@ -258,5 +346,73 @@ async fn malformed_queue_records_are_dead_lettered_and_committed() {
     assert_eq!(letters.letters[0].id.as_deref(), Some("evt-99"));
 
     shutdown.cancel();
-    running.await.expect("joins").expect("clean stop");
+    running.await.expect("clean stop");
+}
+
+/// A document the store refuses becomes a dead letter of stage `index` holding the record as it
+/// was queued (what a replay needs), and the rest of its batch is indexed and committed.
+#[tokio::test]
+async fn a_document_the_store_refuses_is_dead_lettered_alone_with_its_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
+        .await
+        .expect("wal");
+    let store = Arc::new(Faulty::new(
+        dir.path(),
+        Refusing {
+            refused: vec!["evt-3".into()],
+        },
+    ));
+    let (shutdown, running) = start(&wal, store.clone()).await;
+    wal.append((0..6).map(record).collect())
+        .await
+        .expect("append");
+    wait_for(async || wal.backlog().records == 0).await;
+    assert_eq!(store.search(&all()).await.expect("search").total, 5);
+    let letters = wal.newest(10).await.expect("dead letters");
+    assert_eq!(letters.total, 1);
+    let letter = &letters.letters[0];
+    assert_eq!(letter.stage, "index");
+    assert_eq!(letter.code.as_str(), "store_refused");
+    assert_eq!(letter.id.as_deref(), Some("evt-3"));
+    assert_eq!(
+        letter.payload,
+        record(3).payload,
+        "the queued record, not the document"
+    );
+    assert!(
+        letter.reason.contains("mapper_parsing_exception"),
+        "{}",
+        letter.reason
+    );
+    shutdown.cancel();
+    running.await.expect("clean stop");
+}
+
+/// The record that stopped the pipeline for everyone (issue 13): a lone surrogate escape, which
+/// simd-json reads and serde_json refuses. It is indexed with U+FFFD, and what follows flows.
+#[tokio::test]
+async fn a_lone_surrogate_does_not_stop_the_pipeline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
+        .await
+        .expect("wal");
+    let store = Arc::new(TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("store"));
+    let (shutdown, running) = start(&wal, store.clone()).await;
+    let mut poison = record(1);
+    poison.payload = br#"{"log_type":"error","error_message":"x","n":"\ud800"}"#.to_vec();
+    wal.append(vec![poison, record(2)]).await.expect("append");
+    wait_for(async || wal.backlog().records == 0).await;
+    let hits = store.search(&all()).await.expect("search");
+    assert_eq!(hits.total, 2);
+    let repaired = hits
+        .hits
+        .iter()
+        .map(|hit| serde_json::from_slice::<serde_json::Value>(&hit.source).expect("JSON"))
+        .find(|doc| doc["error_message"] == "x")
+        .expect("the repaired record is indexed");
+    assert_eq!(repaired["n"], "\u{fffd}");
+    assert_eq!(wal.newest(10).await.expect("dead letters").total, 0);
+    shutdown.cancel();
+    running.await.expect("clean stop");
 }

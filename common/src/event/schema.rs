@@ -242,6 +242,13 @@ pub fn required(log_type: LogType) -> &'static [Known] {
 /// Fields Sluice writes itself; a producer sending them would be overwritten, so they are refused.
 pub const RESERVED: &[&str] = &["geo", "fraud", "ingest", "_id"];
 
+/// Whether a top-level key is reserved, or a dotted path into a reserved object (`geo.city_name`
+/// would land in Sluice's own `geo` in Elasticsearch, which reads dots as paths).
+pub fn is_reserved(key: &str) -> bool {
+    let head = key.split('.').next().unwrap_or(key);
+    RESERVED.contains(&head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,9 @@ pub struct ApiError {
     pub field: Option<&'static str>,
     /// A `WWW-Authenticate` challenge, for 401 answers.
     pub challenge: Option<String>,
+    /// Further facts for the client, as members of the error object (the path and free bytes
+    /// of a full disk).
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -44,6 +47,7 @@ impl ApiError {
             retry_after: None,
             field: None,
             challenge: None,
+            details: serde_json::Map::new(),
         }
     }
 
@@ -65,6 +69,11 @@ impl ApiError {
         self
     }
 
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> ApiError {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
     pub fn challenge(mut self, challenge: impl Into<String>) -> ApiError {
         self.challenge = Some(challenge.into());
         self
@@ -74,6 +83,9 @@ impl ApiError {
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(field) = self.field {
             error["field"] = json!(field);
+        }
+        for (key, value) in &self.details {
+            error[key] = value.clone();
         }
         json!({ "error": error })
     }

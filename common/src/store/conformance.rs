@@ -206,6 +206,46 @@ where
     assert_eq!(by(nothing, Field::Service, 10).await, counts(&[]));
 
     fields_sorting_and_aggregations(store, &settle).await;
+    one_refused_document_refuses_only_itself(store, &settle).await;
+}
+
+/// A document the store cannot take is refused on its own, for good, and says why; the others
+/// of its write are indexed. (Bytes that are not JSON: every store refuses those.)
+async fn one_refused_document_refuses_only_itself<S, F>(store: &dyn EventStore, settle: &S)
+where
+    S: Fn() -> F,
+    F: Future<Output = ()>,
+{
+    const AT: i64 = 1_796_000_000_000;
+    let mut poison = document("refused", AT, LogType::Error, "error", "poison");
+    poison.source = b"{\"log_type\":\"error\",\"message\": not json}".to_vec();
+    let report = store
+        .index(Arc::new(vec![
+            document("kept-1", AT, LogType::Error, "error", "kept"),
+            poison,
+            document("kept-2", AT + 1, LogType::Error, "error", "kept"),
+        ]))
+        .await
+        .expect("the write as a whole succeeds");
+    assert_eq!(report.indexed, 2, "{report:?}");
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert_eq!(report.rejected[0].id, "refused");
+    assert!(!report.rejected[0].retryable, "{report:?}");
+    assert!(!report.rejected[0].reason.is_empty());
+    settle().await;
+    let window = SearchQuery {
+        from_ms: Some(AT),
+        to_ms: Some(AT + 1),
+        ..all(10)
+    };
+    assert_eq!(
+        ids(store.search(&window).await.expect("search")),
+        ["kept-2", "kept-1"]
+    );
+    store
+        .ready()
+        .await
+        .expect("one refused document does not make the store unready");
 }
 
 /// A document from its JSON source, with the typed fields taken from it as the processor does.

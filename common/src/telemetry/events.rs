@@ -6,6 +6,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use tracing::{debug, error, info, warn};
 
 use super::InternalEvent;
+use super::throttle::LogThrottle;
 use crate::event::Source;
 use crate::validate::RejectCode;
 
@@ -36,6 +37,14 @@ pub const BULK_REQUESTS: &str = "sluice_store_bulk_duration_seconds";
 pub const BULK_BYTES: &str = "sluice_store_bulk_size_bytes";
 pub const ANSWER_CACHE: &str = "sluice_api_answer_cache_total";
 pub const SEGMENT_AGGREGATIONS: &str = "sluice_store_segment_aggregations_total";
+pub const IN_FLIGHT_BYTES: &str = "sluice_ingest_in_flight_bytes";
+pub const BACKEND_UP: &str = "sluice_backend_up";
+pub const BACKEND_FAILURES: &str = "sluice_backend_failures_total";
+pub const RECORDS_REPAIRED: &str = "sluice_events_repaired_total";
+pub const FREE_BYTES: &str = "sluice_storage_free_bytes";
+
+/// Refusals of whole requests are logged at most once per key every ten seconds.
+static REFUSALS: LogThrottle = LogThrottle::new(Duration::from_secs(10));
 
 pub(super) fn describe() {
     describe_counter!(
@@ -68,7 +77,27 @@ pub(super) fn describe() {
     describe_counter!(REJECTED, "Records refused by ingest validation, by reason");
     describe_counter!(
         REQUESTS_REFUSED,
-        "Whole ingest requests refused (413, 415, 429/503)"
+        "Whole ingest requests refused, by reason (too_large, queue_full, disk_full, in_flight_limit, …)"
+    );
+    describe_gauge!(
+        IN_FLIGHT_BYTES,
+        "Request bytes ingest holds in memory now (bounded by ingest.max_in_flight_bytes)"
+    );
+    describe_gauge!(
+        BACKEND_UP,
+        "1 while a backend works for the component that uses it, 0 while it fails (by check)"
+    );
+    describe_counter!(
+        BACKEND_FAILURES,
+        "Operations on a backend that failed and were retried, by check"
+    );
+    describe_counter!(
+        RECORDS_REPAIRED,
+        "Records indexed with a repair, by kind (lone_surrogate: replaced by U+FFFD)"
+    );
+    describe_gauge!(
+        FREE_BYTES,
+        "Free bytes on the filesystem of each guarded data directory, by path"
     );
     describe_histogram!(
         QUEUE_APPEND,
@@ -162,12 +191,15 @@ pub struct RequestRefused<'a> {
 
 impl InternalEvent for RequestRefused<'_> {
     fn emit(self) {
-        warn!(
-            source = self.source.as_str(),
-            reason = self.reason,
-            detail = self.detail,
-            "ingest request refused"
-        );
+        if let Some(held_back) = REFUSALS.admit(self.reason) {
+            warn!(
+                source = self.source.as_str(),
+                reason = self.reason,
+                detail = self.detail,
+                more_refused_since_last_logged = held_back,
+                "ingest request refused (logged at most every 10 s per reason; the metric counts all)"
+            );
+        }
         counter!(REQUESTS_REFUSED, "source" => self.source.as_str(), "reason" => self.reason)
             .increment(1);
     }
@@ -450,5 +482,81 @@ impl InternalEvent for SegmentReads {
     fn emit(self) {
         counter!(SEGMENT_AGGREGATIONS, "outcome" => "reused").increment(self.reused as u64);
         counter!(SEGMENT_AGGREGATIONS, "outcome" => "computed").increment(self.computed as u64);
+    }
+}
+
+/// How many request bytes ingest holds now.
+pub struct InFlightBytes {
+    pub bytes: u64,
+}
+
+impl InternalEvent for InFlightBytes {
+    fn emit(self) {
+        gauge!(IN_FLIGHT_BYTES).set(self.bytes as f64);
+    }
+}
+
+/// A component found a backend failing (`check`: `store`, `queue`, `dead_letters`); logged
+/// when it starts failing, counted every time.
+pub struct BackendFailing<'a> {
+    pub check: &'static str,
+    pub reason: &'a str,
+    pub first: bool,
+}
+
+impl InternalEvent for BackendFailing<'_> {
+    fn emit(self) {
+        if self.first {
+            error!(
+                check = self.check,
+                reason = self.reason,
+                "backend failing; retrying with back-off, /ready reports it until it recovers"
+            );
+        }
+        counter!(BACKEND_FAILURES, "check" => self.check).increment(1);
+        gauge!(BACKEND_UP, "check" => self.check).set(0.0);
+    }
+}
+
+/// A failing backend works again.
+pub struct BackendRecovered {
+    pub check: &'static str,
+    pub failing_for: Duration,
+    pub attempts: u64,
+}
+
+impl InternalEvent for BackendRecovered {
+    fn emit(self) {
+        info!(
+            check = self.check,
+            failing_for_ms = self.failing_for.as_millis() as u64,
+            attempts = self.attempts,
+            "backend recovered"
+        );
+        gauge!(BACKEND_UP, "check" => self.check).set(1.0);
+    }
+}
+
+/// Records indexed after a repair the processor made.
+pub struct RecordsRepaired {
+    pub kind: &'static str,
+    pub count: usize,
+}
+
+impl InternalEvent for RecordsRepaired {
+    fn emit(self) {
+        counter!(RECORDS_REPAIRED, "kind" => self.kind).increment(self.count as u64);
+    }
+}
+
+/// Free space on a guarded filesystem, as last measured.
+pub struct FreeSpace<'a> {
+    pub path: &'a str,
+    pub bytes: u64,
+}
+
+impl InternalEvent for FreeSpace<'_> {
+    fn emit(self) {
+        gauge!(FREE_BYTES, "path" => self.path.to_owned()).set(self.bytes as f64);
     }
 }

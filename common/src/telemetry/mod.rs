@@ -3,6 +3,7 @@
 //! one place, so metric names, labels and log lines stay consistent and greppable.
 
 pub mod events;
+pub mod throttle;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 

@@ -13,10 +13,10 @@ struct Checked {
 }
 
 fn check(json: &str) -> Result<Checked, Vec<FieldIssue>> {
-    let mut bytes = json.as_bytes().to_vec();
     let limits = Limits::default();
-    let tape = parse_record(&mut bytes, &limits).map_err(|i| vec![i])?;
-    let event = validate(tape.as_value(), NOW, &limits)?;
+    let mut scratch = Vec::new();
+    let parsed = parse_record(json.as_bytes(), &mut scratch, &limits).map_err(|i| vec![i])?;
+    let event = validate(parsed.tape.as_value(), NOW, &limits)?;
     Ok(Checked {
         log_type: event.log_type(),
         event_time_ms: event.event_time_ms,
@@ -198,10 +198,10 @@ fn oversized_record_is_refused_before_parsing() {
         max_record_bytes: 100,
         ..Limits::default()
     };
-    let mut bytes = TX
+    let bytes = TX
         .replace("\"GB\"", &format!("\"{}\"", "y".repeat(200)))
         .into_bytes();
-    let issue = parse_record(&mut bytes, &limits).expect_err("too big");
+    let issue = parse_record(&bytes, &mut Vec::new(), &limits).expect_err("too big");
     assert_eq!(issue.code, RejectCode::Oversized);
 }
 

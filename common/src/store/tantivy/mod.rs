@@ -16,7 +16,7 @@ mod sorted;
 mod window;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use tantivy::aggregation::agg_req::Aggregations as TantivyAggregations;
@@ -35,8 +35,8 @@ use self::sorted::{SortedSearch, ValueType};
 use super::aggregation::{self, Dialect};
 use super::fields::FieldKind;
 use super::{
-    AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
-    SortField, StoreDocument, StoreError,
+    AggregationResults, Aggregations, EventStore, Hit, IndexReport, RejectedDocument, SearchQuery,
+    SearchResults, SortField, StoreDocument, StoreError,
 };
 use crate::telemetry::InternalEvent;
 use crate::telemetry::events::SegmentReads;
@@ -50,14 +50,26 @@ struct Inner {
     path: PathBuf,
     index: Index,
     fields: Fields,
+    writer_memory_bytes: usize,
     writer: Mutex<Writer>,
+    /// Why the last write failed, until one succeeds: what `/ready` reports.
+    failure: Mutex<Option<String>>,
     reader: IndexReader,
     aggregations: SegmentAggregations,
 }
 
 struct Writer {
-    index: IndexWriter,
+    /// `None` once a failed write (a full disk, an I/O error) killed it: tantivy's writer does
+    /// not come back from that, so a new one is opened for the next write.
+    index: Option<IndexWriter>,
     known_ids: KnownIds,
+}
+
+/// The one indexing thread's writer, with at least the 15 MB tantivy needs.
+fn open_writer(index: &Index, memory_bytes: usize) -> Result<IndexWriter, String> {
+    index
+        .writer_with_num_threads(1, memory_bytes.max(15_000_000))
+        .map_err(|e| format!("cannot take the index writer lock: {e}"))
 }
 
 /// Aggregation results the embedded store keeps unless told otherwise, least recently used
@@ -105,9 +117,7 @@ impl TantivyStore {
                 "{e} (an index written by another Sluice version? move it away to start afresh)"
             ))
         })?;
-        let writer = index
-            .writer_with_num_threads(1, writer_memory_bytes.max(15_000_000))
-            .map_err(|e| open_err(format!("cannot take the index writer lock: {e}")))?;
+        let writer = open_writer(&index, writer_memory_bytes).map_err(open_err)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -124,10 +134,12 @@ impl TantivyStore {
                 path: dir.to_owned(),
                 index,
                 fields,
+                writer_memory_bytes,
                 writer: Mutex::new(Writer {
-                    index: writer,
+                    index: Some(writer),
                     known_ids,
                 }),
+                failure: Mutex::new(None),
                 reader,
                 aggregations: SegmentAggregations::new(options.kept_aggregations),
             }),
@@ -154,11 +166,40 @@ impl TantivyStore {
         Ok(known)
     }
 
+    /// Writes `documents` and commits. A document that cannot become a tantivy document is
+    /// refused on its own; a failure of the writer (which tantivy does not recover from) drops
+    /// it, and the next write opens a new one, so the store comes back by itself once the
+    /// disk has room again.
     fn write(inner: &Inner, documents: &[StoreDocument]) -> Result<IndexReport, StoreError> {
-        let mut writer = inner
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Write("index writer poisoned by an earlier panic".into()))?;
+        // A panic while writing leaves the writer in an unknown state: it is replaced below.
+        let mut writer = inner.writer.lock().unwrap_or_else(|poisoned| {
+            let mut writer = poisoned.into_inner();
+            writer.index = None;
+            writer
+        });
+        let written = Self::write_with(inner, &mut writer, documents);
+        let mut failure = inner.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        match &written {
+            Ok(_) => *failure = None,
+            Err(e) => {
+                // Dropping it discards what it had not committed; the batch is sent again.
+                writer.index = None;
+                *failure = Some(e.to_string());
+            }
+        }
+        written
+    }
+
+    fn write_with(
+        inner: &Inner,
+        writer: &mut Writer,
+        documents: &[StoreDocument],
+    ) -> Result<IndexReport, StoreError> {
+        if writer.index.is_none() {
+            let reopened = open_writer(&inner.index, inner.writer_memory_bytes)
+                .map_err(|e| StoreError::Write(format!("reopening the index writer: {e}")))?;
+            writer.index = Some(reopened);
+        }
         let count = documents.len();
         if !writer.known_ids.has_room_for(count) {
             inner
@@ -167,32 +208,41 @@ impl TantivyStore {
                 .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
             writer.known_ids = Self::known_ids(&inner.reader, &inner.fields, count)?;
         }
+        let Writer { index, known_ids } = writer;
+        let index = index
+            .as_mut()
+            .ok_or_else(|| StoreError::Write("no index writer".into()))?;
+        let mut report = IndexReport::default();
         for document in documents {
+            let converted = match schema::to_tantivy(&inner.fields, document) {
+                Ok(converted) => converted,
+                Err(reason) => {
+                    report.rejected.push(RejectedDocument {
+                        id: document.id.clone(),
+                        reason,
+                        retryable: false,
+                    });
+                    continue;
+                }
+            };
             // Only an id that may be present needs its earlier copy deleted.
-            if writer.known_ids.may_contain(&document.id) {
-                writer
-                    .index
-                    .delete_term(Term::from_field_text(inner.fields.id, &document.id));
+            if known_ids.may_contain(&document.id) {
+                index.delete_term(Term::from_field_text(inner.fields.id, &document.id));
             }
-            writer.known_ids.insert(&document.id);
-            writer
-                .index
-                .add_document(schema::to_tantivy(&inner.fields, document)?)
-                .map_err(|e| StoreError::Write(e.to_string()))?;
+            known_ids.insert(&document.id);
+            index
+                .add_document(converted)
+                .map_err(|e| StoreError::Write(format!("adding a document: {e}")))?;
+            report.indexed += 1;
         }
-        writer
-            .index
+        index
             .commit()
             .map_err(|e| StoreError::Write(format!("commit: {e}")))?;
-        drop(writer);
         inner
             .reader
             .reload()
             .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
-        Ok(IndexReport {
-            indexed: count,
-            rejected: Vec::new(),
-        })
+        Ok(report)
     }
 
     fn query(
@@ -375,13 +425,24 @@ impl EventStore for TantivyStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        if self.inner.path.is_dir() {
-            Ok(())
-        } else {
-            Err(StoreError::Open {
+        if !self.inner.path.is_dir() {
+            return Err(StoreError::Open {
                 path: self.inner.path.display().to_string(),
                 detail: "index directory is gone".into(),
-            })
+            });
+        }
+        let failure = self
+            .inner
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match failure {
+            Some(reason) => Err(StoreError::Write(format!(
+                "the last write to {} failed: {reason}",
+                self.inner.path.display()
+            ))),
+            None => Ok(()),
         }
     }
 }
@@ -398,6 +459,66 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
         crate::store::conformance::run(&store, || async {}).await;
+    }
+
+    /// A commit that fails for want of space kills tantivy's writer. The store says so on
+    /// `ready`, refuses writes meanwhile, and once space is back writes again with a new
+    /// writer, without being reopened; what was committed before stays.
+    #[tokio::test]
+    async fn a_writer_killed_by_a_full_disk_comes_back_when_space_does() {
+        let disk = crate::small_disk::SmallDisk::mount("24m");
+        let ballast = disk.path().join("ballast");
+        let store = TantivyStore::open(&disk.path().join("index"), 15_000_000).expect("opens");
+        let batch = |n: usize| {
+            let text = format!("{n} {}", "lorem ipsum dolor sit amet ".repeat(40));
+            Arc::new(
+                (0..400)
+                    .map(|i| {
+                        document(
+                            &format!("b{n}-{i}"),
+                            n as i64 * 1_000 + i,
+                            LogType::Error,
+                            "error",
+                            &text,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        store.index(batch(0)).await.expect("room at first");
+        // Fill the disk, leaving the index no room for its next segment.
+        let free = crate::storage::available_bytes(disk.path()).expect("statvfs");
+        std::fs::write(&ballast, vec![0u8; free as usize]).ok();
+        let mut failed = None;
+        for n in 1..50 {
+            if let Err(e) = store.index(batch(n)).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let failed = failed.expect("a write fails on the full disk");
+        assert!(
+            store.ready().await.is_err(),
+            "ready reports the failed write: {failed}"
+        );
+        assert!(store.index(batch(99)).await.is_err(), "still full");
+
+        std::fs::remove_file(&ballast).expect("free space");
+        let report = store.index(batch(100)).await.expect("writes again");
+        assert_eq!(report.indexed, 400);
+        store.ready().await.expect("ready again");
+        let found = store
+            .search(&SearchQuery {
+                size: 0,
+                ..SearchQuery::default()
+            })
+            .await
+            .expect("search");
+        assert!(
+            found.total >= 800,
+            "batch 0 and batch 100 are there: {}",
+            found.total
+        );
     }
 
     #[tokio::test]

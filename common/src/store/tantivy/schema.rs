@@ -13,7 +13,7 @@ use tantivy::schema::{
 };
 
 use crate::store::fields::{Field, FieldKind, FieldValue, values_in};
-use crate::store::{StoreDocument, StoreError, normalize_level};
+use crate::store::{StoreDocument, normalize_level};
 
 /// Bumped whenever the schema changes; an index of another format is refused with a way out.
 /// Format 1 (no version file) indexed only time, type, level, service and the text fields.
@@ -108,12 +108,13 @@ pub(super) fn check_format(dir: &Path) -> Result<(), String> {
 }
 
 /// The tantivy document for `document`; its `source` is parsed once for the analytic fields.
+/// The error says why this one document cannot be indexed.
 pub(super) fn to_tantivy(
     fields: &Fields,
     document: &StoreDocument,
-) -> Result<TantivyDocument, StoreError> {
+) -> Result<TantivyDocument, String> {
     let parsed: serde_json::Value = serde_json::from_slice(&document.source)
-        .map_err(|e| StoreError::Write(format!("document {} is not JSON: {e}", document.id)))?;
+        .map_err(|e| format!("the document is not JSON the index can read: {e}"))?;
     let mut out = TantivyDocument::new();
     out.add_text(fields.id, &document.id);
     out.add_i64(fields.timestamp, document.timestamp_ms);

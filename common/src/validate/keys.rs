@@ -1,0 +1,154 @@
+//! Field names, at every level of a record: what any store behind Sluice can take.
+//!
+//! The rules are Elasticsearch's, applied whichever store is configured, so that what ingest
+//! accepts does not change with the store and an accepted record is never refused later:
+//! - no field twice in one object (Elasticsearch parses with strict duplicate detection and
+//!   refuses the document; serde_json would silently keep the last one);
+//! - no empty or blank names, and no name that starts or ends with a dot or holds two in a row
+//!   (Elasticsearch reads dots as object paths and refuses these as ambiguous);
+//! - no Elasticsearch metadata field (`_index`, `_source`, …) at the top level;
+//! - objects nested no deeper than `max_object_depth` (`index.mapping.depth.limit`, 20), and no
+//!   more than `max_fields` names in all (`index.mapping.total_fields.limit`, 1,000).
+
+use std::collections::HashSet;
+
+use super::{FieldIssue, Limits, Record, RejectCode};
+
+/// Fields Elasticsearch keeps for itself; a document cannot carry them. (`_id` is refused as a
+/// reserved field by the event model already.)
+const METADATA_FIELDS: &[&str] = &[
+    "_index",
+    "_source",
+    "_routing",
+    "_version",
+    "_seq_no",
+    "_primary_term",
+    "_ignored",
+    "_ignored_source",
+    "_field_names",
+    "_data_stream_timestamp",
+    "_doc_count",
+    "_tier",
+    "_nested_path",
+    "_tsid",
+];
+
+/// Objects with more keys than this are checked for duplicates with a set, not pairwise.
+const PAIRWISE_LIMIT: usize = 24;
+
+/// Every problem with the record's field names (empty when there is none).
+pub(super) fn check(record: Record<'_, '_>, limits: &Limits) -> Vec<FieldIssue> {
+    let mut walk = Walk {
+        limits,
+        issues: Vec::new(),
+        fields: 0,
+        path: String::new(),
+    };
+    walk.value(record, 0);
+    if walk.fields > limits.max_fields {
+        walk.issues.push(FieldIssue::whole_record(
+            RejectCode::Oversized,
+            format!(
+                "record has {} fields, the limit is {} (ingest.limits.max_fields)",
+                walk.fields, limits.max_fields
+            ),
+        ));
+    }
+    walk.issues
+}
+
+struct Walk<'l> {
+    limits: &'l Limits,
+    issues: Vec<FieldIssue>,
+    fields: usize,
+    /// Where the walk is, as `a.b[2].c`.
+    path: String,
+}
+
+impl Walk<'_> {
+    /// `depth` counts the objects around `value` (the record itself is depth 1 inside).
+    fn value(&mut self, value: Record<'_, '_>, depth: usize) {
+        if let Some(object) = value.as_object() {
+            self.object(object, depth + 1);
+        } else if let Some(items) = value.as_array() {
+            for (index, item) in items.iter().enumerate() {
+                if item.is_object() || item.is_array() {
+                    let len = self.path.len();
+                    self.path.push_str(&format!("[{index}]"));
+                    self.value(item, depth);
+                    self.path.truncate(len);
+                }
+            }
+        }
+    }
+
+    fn object(&mut self, object: simd_json::value::tape::Object<'_, '_>, depth: usize) {
+        if depth > self.limits.max_object_depth {
+            self.issue(
+                "",
+                RejectCode::TooDeep,
+                format!(
+                    "objects nest deeper than {} levels (ingest.limits.max_object_depth)",
+                    self.limits.max_object_depth
+                ),
+            );
+            return;
+        }
+        let len = object.len();
+        self.fields += len;
+        let mut seen = (len > PAIRWISE_LIMIT).then(|| HashSet::with_capacity(len));
+        for (index, (key, value)) in object.iter().enumerate() {
+            let duplicate = match &mut seen {
+                Some(seen) => !seen.insert(key),
+                None => object.iter().take(index).any(|(earlier, _)| earlier == key),
+            };
+            if duplicate {
+                self.issue(
+                    key,
+                    RejectCode::DuplicateField,
+                    "the field appears more than once in the same object".into(),
+                );
+            } else if let Some(reason) = bad_name(key, depth == 1) {
+                self.issue(key, RejectCode::InvalidFieldName, reason);
+            }
+            if value.is_object() || value.is_array() {
+                let before = self.path.len();
+                if !self.path.is_empty() {
+                    self.path.push('.');
+                }
+                self.path.push_str(key);
+                self.value(value, depth);
+                self.path.truncate(before);
+            }
+        }
+    }
+
+    fn issue(&mut self, key: &str, code: RejectCode, reason: String) {
+        let field = match (self.path.is_empty(), key.is_empty()) {
+            (true, _) => key.to_owned(),
+            (false, true) => self.path.clone(),
+            (false, false) => format!("{}.{key}", self.path),
+        };
+        self.issues.push(FieldIssue::new(&field, code, reason));
+    }
+}
+
+/// Why `name` cannot be a field name, if it cannot.
+fn bad_name(name: &str, top_level: bool) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some("a field name cannot be empty or only whitespace".into());
+    }
+    if name.starts_with('.') || name.ends_with('.') || name.contains("..") {
+        return Some(
+            "a field name cannot start or end with a dot or hold two in a row (dots separate \
+             object paths)"
+                .into(),
+        );
+    }
+    if top_level && METADATA_FIELDS.contains(&name) {
+        return Some(format!(
+            "`{name}` is an Elasticsearch metadata field and cannot be sent inside a record"
+        ));
+    }
+    None
+}

@@ -1,0 +1,148 @@
+//! Saying why a record the fast parser refused is refused.
+//!
+//! simd-json reports where it stopped, not why in a producer's terms. A record it refuses is
+//! read once more, on this slow path only, by serde_json with a seed that tracks the path being
+//! read, so a valid-JSON number beyond what a double holds (`1e400`) is named as such, with its
+//! field, rather than called malformed.
+
+use std::cell::RefCell;
+use std::fmt::Write;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::{FieldIssue, RejectCode};
+
+/// One step of a path into a record.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Why `original` (the record's bytes, lone surrogates already repaired) cannot be read;
+/// `fast_error` is what simd-json said.
+pub(super) fn explain(original: &[u8], fast_error: &str) -> FieldIssue {
+    let path = RefCell::new(Vec::new());
+    let mut deserializer = serde_json::Deserializer::from_slice(original);
+    let outcome = Tracked { path: &path }.deserialize(&mut deserializer);
+    match outcome {
+        Err(e) if e.to_string().starts_with("number out of range") => FieldIssue::new(
+            &render(&path.borrow()),
+            RejectCode::NumberOutOfRange,
+            "a number beyond what a 64-bit float holds (about ±1.8e308); send it as text if \
+             it must be kept exactly",
+        ),
+        _ => FieldIssue::whole_record(
+            RejectCode::MalformedJson,
+            format!("malformed JSON: {fast_error}"),
+        ),
+    }
+}
+
+fn render(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if out.is_empty() => out.push_str(key),
+            Step::Key(key) => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Step::Index(index) => {
+                let _ = write!(out, "[{index}]");
+            }
+        }
+    }
+    out
+}
+
+/// Reads any value and leaves, when reading fails, the path to where it failed.
+struct Tracked<'p> {
+    path: &'p RefCell<Vec<Step>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Tracked<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Tracked<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            self.path.borrow_mut().push(Step::Key(key));
+            map.next_value_seed(Tracked { path: self.path })?;
+            self.path.borrow_mut().pop();
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        for index in 0.. {
+            self.path.borrow_mut().push(Step::Index(index));
+            let more = seq.next_element_seed(Tracked { path: self.path })?;
+            self.path.borrow_mut().pop();
+            if more.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_out_of_range_is_named_with_its_path() {
+        let issue = explain(
+            br#"{"log_type":"error","cart":{"items":[1,{"price":1e400}]}}"#,
+            "x",
+        );
+        assert_eq!(issue.code, RejectCode::NumberOutOfRange);
+        assert_eq!(issue.field, "cart.items[1].price");
+        let top = explain(br#"{"n":-1e400}"#, "x");
+        assert_eq!(
+            (top.code, top.field.as_str()),
+            (RejectCode::NumberOutOfRange, "n")
+        );
+    }
+
+    #[test]
+    fn other_failures_stay_malformed_with_the_fast_parsers_words() {
+        let issue = explain(br#"{"n":01}"#, "InvalidNumber at character 5");
+        assert_eq!(issue.code, RejectCode::MalformedJson);
+        assert!(
+            issue.reason.contains("InvalidNumber at character 5"),
+            "{}",
+            issue.reason
+        );
+    }
+}
