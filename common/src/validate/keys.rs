@@ -84,14 +84,15 @@ impl Walk<'_> {
 
     fn object(&mut self, object: simd_json::value::tape::Object<'_, '_>, depth: usize) {
         if depth > self.limits.max_object_depth {
-            self.issue(
-                "",
+            let field = self.path.clone();
+            self.issues.push(FieldIssue::new(
+                &field,
                 RejectCode::TooDeep,
                 format!(
                     "objects nest deeper than {} levels (ingest.limits.max_object_depth)",
                     self.limits.max_object_depth
                 ),
-            );
+            ));
             return;
         }
         let len = object.len();
@@ -123,11 +124,13 @@ impl Walk<'_> {
         }
     }
 
+    /// An issue with the name `key` in the object at the walk's path; an empty name shows as
+    /// `""`, since an empty field means the whole record.
     fn issue(&mut self, key: &str, code: RejectCode, reason: String) {
-        let field = match (self.path.is_empty(), key.is_empty()) {
-            (true, _) => key.to_owned(),
-            (false, true) => self.path.clone(),
-            (false, false) => format!("{}.{key}", self.path),
+        let key = if key.is_empty() { "\"\"" } else { key };
+        let field = match self.path.is_empty() {
+            true => key.to_owned(),
+            false => format!("{}.{key}", self.path),
         };
         self.issues.push(FieldIssue::new(&field, code, reason));
     }

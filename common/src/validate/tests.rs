@@ -262,3 +262,112 @@ fn indicators_must_be_text_list() {
         ("indicators", RejectCode::WrongType)
     );
 }
+
+const ERROR: &str = r#"{"log_type":"error","error_message":"x""#;
+
+/// `{"log_type":"error","error_message":"x", <rest>}`
+fn error_with(rest: &str) -> String {
+    format!("{ERROR},{rest}}}")
+}
+
+#[test]
+fn a_lone_surrogate_is_read_as_the_replacement_character() {
+    let limits = Limits::default();
+    let mut scratch = Vec::new();
+    let original = error_with(r#""n":"a\ud800b","m":"\ud83d\ude00""#);
+    let parsed = parse_record(original.as_bytes(), &mut scratch, &limits).expect("parses");
+    assert_eq!(parsed.repaired, 1);
+    let value = parsed.tape.as_value();
+    assert_eq!(value.get_str("n"), Some("a\u{fffd}b"));
+    assert_eq!(value.get_str("m"), Some("😀"), "a pair is a character");
+    validate(value, NOW, &limits).expect("valid");
+}
+
+#[test]
+fn integers_beyond_64_bits_are_kept_as_numbers() {
+    check(&error_with(
+        r#""order_number":123456789012345678901234567890"#,
+    ))
+    .expect("valid");
+    check(&error_with(r#""n":-9223372036854775809"#)).expect("valid");
+    // A known integer field beyond 64 bits is an integer out of range, not of the wrong type.
+    let issue = only_issue(
+        r#"{"log_type":"performance","endpoint":"/","response_time":1,"status_code":1e30}"#,
+    );
+    assert_eq!(
+        (issue.field.as_str(), issue.code),
+        ("status_code", RejectCode::InvalidValue)
+    );
+}
+
+#[test]
+fn a_float_beyond_a_double_is_out_of_range_with_its_path_not_malformed() {
+    let issue = only_issue(&error_with(r#""cart":{"items":[{"price":1e400}]}"#));
+    assert_eq!(issue.code, RejectCode::NumberOutOfRange);
+    assert_eq!(issue.field, "cart.items[0].price");
+}
+
+#[test]
+fn a_field_twice_in_one_object_is_refused_at_any_level() {
+    let issue = only_issue(&error_with(r#""a":1,"b":2,"a":3"#));
+    assert_eq!(
+        (issue.field.as_str(), issue.code),
+        ("a", RejectCode::DuplicateField)
+    );
+    let nested = only_issue(&error_with(r#""cart":[{"sku":1},{"sku":2,"sku":3}]"#));
+    assert_eq!(
+        (nested.field.as_str(), nested.code),
+        ("cart[1].sku", RejectCode::DuplicateField)
+    );
+    // Many keys take the set path.
+    let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+    let issue = only_issue(&error_with(&format!("{},\"k7\":0", keys.join(","))));
+    assert_eq!(
+        (issue.field.as_str(), issue.code),
+        ("k7", RejectCode::DuplicateField)
+    );
+    check(&error_with(r#""a":{"x":1},"b":{"x":1}"#)).expect("same name in two objects");
+}
+
+#[test]
+fn names_elasticsearch_cannot_map_are_refused() {
+    for (rest, field) in [
+        (r#""":1"#, r#""""#),
+        (r#""  ":1"#, "  "),
+        (r#"".a":1"#, ".a"),
+        (r#""a.":1"#, "a."),
+        (r#""a..b":1"#, "a..b"),
+        (r#""_source":1"#, "_source"),
+        (r#""o":{"":1}"#, r#"o."""#),
+    ] {
+        let issue = only_issue(&error_with(rest));
+        assert_eq!(
+            (issue.field.as_str(), issue.code),
+            (field, RejectCode::InvalidFieldName),
+            "{rest}"
+        );
+    }
+    check(&error_with(r#""a.b":1,"o":{"_source":1},"_mine":2"#))
+        .expect("dotted paths, nested and other underscore names are fine");
+}
+
+#[test]
+fn dotted_paths_into_reserved_objects_are_refused() {
+    let issue = only_issue(&error_with(r#""geo.city_name":"x""#));
+    assert_eq!(issue.code, RejectCode::ReservedField);
+}
+
+#[test]
+fn objects_nest_at_most_the_mapping_depth_and_records_hold_at_most_max_fields() {
+    let nested = |depth: usize| format!("{}1{}", "{\"o\":".repeat(depth), "}".repeat(depth));
+    // The record is depth 1: 19 objects inside it reach depth 20.
+    check(&error_with(&format!("\"n\":{}", nested(19)))).expect("20 deep");
+    let issue = only_issue(&error_with(&format!("\"n\":{}", nested(20))));
+    assert_eq!(issue.code, RejectCode::TooDeep);
+    // Arrays do not count towards the depth of objects.
+    check(&error_with(r#""a":[[[[[[1]]]]]]"#)).expect("arrays");
+    let many: Vec<String> = (0..1_000).map(|i| format!("\"f{i}\":{i}")).collect();
+    let issue = only_issue(&error_with(&many.join(",")));
+    assert_eq!(issue.code, RejectCode::Oversized);
+    assert!(issue.reason.contains("max_fields"), "{}", issue.reason);
+}
