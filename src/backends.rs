@@ -137,9 +137,9 @@ pub fn token_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     match &config.auth.jwt_secret {
         Some(configured) => Ok(secret::configured(configured)?),
         None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("creating the data directory {}", config.data_dir.display())
-            })?;
+            sluice_common::storage::create_dir_all_durably(&config.data_dir).with_context(
+                || format!("creating the data directory {}", config.data_dir.display()),
+            )?;
             Ok(secret::load_or_create(&config.data_dir.join("jwt-secret"))?)
         }
     }

@@ -129,7 +129,7 @@ const ON_DEMAND_GEOIP_CACHE: usize = 1_024;
 pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     let metrics = sluice_common::telemetry::install_prometheus().map_err(anyhow::Error::msg)?;
     if roles == Roles::ALL {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        sluice_common::storage::create_dir_all_durably(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
     }
@@ -167,6 +167,9 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     // What the processor finds failing while it works, for /ready.
     let health = Health::default();
     let disk = DiskGuard::new(config.embedded_data_paths()?, &config.storage);
+    // Cancelled if the processor ends before it is asked to: it never does but by a bug, and a
+    // process that takes events and no longer processes them must not look alive.
+    let processor_ended = CancellationToken::new();
     // The processor's fraud engine, when this process has one, for scoring on demand.
     let mut shared_fraud = None;
     let processing = match (queues.consumer.take(), &store, &queues.dead_letters) {
@@ -188,7 +191,13 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
                 config.processor.clone(),
                 health.clone(),
             );
-            Some(tokio::spawn(processor.run(shutdown.clone())))
+            let running = tokio::spawn(processor.run(shutdown.clone()));
+            let ended = processor_ended.clone();
+            Some(tokio::spawn(async move {
+                let outcome = running.await;
+                ended.cancel();
+                outcome
+            }))
         }
         _ => None,
     };
@@ -266,13 +275,16 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(stop_requested(processor_ended.clone(), shutdown.clone()))
     .await
     .context("HTTP server")?;
     shutdown.cancel();
     if let Some(processing) = processing {
         info!("HTTP stopped; letting the processor finish its batch");
-        processing.await.context("processor task")?;
+        processing
+            .await
+            .context("processor task")?
+            .map_err(|e| anyhow::anyhow!("the processor failed ({e}); Sluice stopped so that it can be started again, and what it had not committed stays in the queue"))?;
     }
     info!("stopped cleanly");
     Ok(())
@@ -310,6 +322,17 @@ fn open_geoip(config: &Config) -> anyhow::Result<GeoResolver> {
         detail: &detail,
     });
     Ok(resolver)
+}
+
+/// A signal to stop, or the processor ending on its own (a bug: the process then stops, with an
+/// error, for its supervisor to start it again).
+async fn stop_requested(processor_ended: CancellationToken, shutdown: CancellationToken) {
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = processor_ended.cancelled(), if !shutdown.is_cancelled() => {
+            tracing::error!("the processor stopped unexpectedly; stopping Sluice");
+        }
+    }
 }
 
 async fn shutdown_signal() {

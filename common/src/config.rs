@@ -144,6 +144,9 @@ impl Default for IngestConfig {
 pub struct ProcessorConfig {
     /// Most records per batch (one store write and one queue commit per batch).
     pub batch_max_records: usize,
+    /// Most payload bytes per batch, which bounds the processor's memory whatever the size of
+    /// records (a batch holds at least one record).
+    pub batch_max_bytes: usize,
     /// How long a batch waits to fill before it is processed anyway.
     pub batch_max_wait_ms: u64,
     /// First delay before retrying a failed store write; doubles up to `retry_max_ms`.
@@ -155,6 +158,7 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
             batch_max_records: 20_000,
+            batch_max_bytes: 16 * 1024 * 1024,
             batch_max_wait_ms: 200,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,

@@ -53,6 +53,58 @@ pub fn available_bytes(path: &Path) -> io::Result<u64> {
     }
 }
 
+/// Makes the entries of `dir` durable: files created, renamed or deleted in it survive a power
+/// cut only once this returns (a file's own fsync does not cover its name).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// `create_dir_all`, durably: each directory it creates is synced into its parent, so that what
+/// is later synced inside it is not lost with a directory entry that never reached the disk. The
+/// nearest directory that already existed is synced into its parent too: it may have been made
+/// a moment ago by someone else (`mkdir` before `sluice serve`) and not be on the disk yet.
+pub fn create_dir_all_durably(dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    let existing = dir.ancestors().nth(missing.len()).unwrap_or(Path::new("."));
+    if let Some(parent) = parent_of(existing) {
+        // Best effort: the directory above may be on another, read-only filesystem.
+        let _ = sync_dir(parent);
+    }
+    for created in missing.into_iter().rev() {
+        match std::fs::create_dir(created) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        sync_dir(parent_of(created).unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
+}
+
+fn parent_of(path: &Path) -> Option<&Path> {
+    match path.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    }
+}
+
+/// Writes `bytes` to `path` whole or not at all, and durably: a temporary file beside it,
+/// synced, renamed over `path`, and the directory synced. `mode` sets the file's permissions.
+pub fn write_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+    use std::io::Write;
+    let partial = path.with_extension("partial");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if let Some(mode) = mode {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    }
+    let mut file = options.open(&partial)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)?;
+    sync_dir(parent_of(path).unwrap_or(Path::new(".")))
+}
+
 /// A filesystem below the floor: which path, how much is free, and the floor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -141,6 +193,20 @@ mod tests {
             &StorageConfig { min_free_bytes: 0 },
         );
         off.check(u64::MAX).expect("no floor");
+    }
+
+    #[test]
+    fn durable_directories_and_files_are_there_afterwards() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deep = dir.path().join("a/b/c");
+        create_dir_all_durably(&deep).expect("creates");
+        create_dir_all_durably(&deep).expect("again, a no-op");
+        assert!(deep.is_dir());
+        let file = deep.join("marker");
+        write_durably(&file, b"one", Some(0o600)).expect("writes");
+        write_durably(&file, b"two", None).expect("replaces");
+        assert_eq!(std::fs::read(&file).expect("reads"), b"two");
+        assert!(!deep.join("marker.partial").exists());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use sluice_common::event::Source;
+use sluice_common::validate::RecordError;
 
 use crate::IngestState;
 use crate::accept::{RawRecord, RecordBatch, Report, accept, check_room};
@@ -39,6 +40,19 @@ struct Item {
     outcome: Option<ItemError>,
 }
 
+impl Item {
+    /// An item not accepted yet; `outcome` is its error when it is refused before validation.
+    fn new(action: &str, index: String, id: Option<String>, outcome: Option<ItemError>) -> Item {
+        Item {
+            action: action.to_owned(),
+            index,
+            id,
+            accepted: false,
+            outcome,
+        }
+    }
+}
+
 struct ItemError {
     status: u16,
     kind: &'static str,
@@ -61,16 +75,8 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
     let mut splitter = NdjsonSplitter::new(state.config.limits.max_record_bytes);
     splitter.feed(&bytes, &mut lines);
     splitter.finish(&mut lines);
-    if let Some(issue) = lines.issues.first() {
-        return es_error(
-            StatusCode::BAD_REQUEST,
-            "illegal_argument_exception",
-            &format!("line [{}]: {}", issue.record, issue.reason),
-            None,
-        );
-    }
-
-    let (items, batch) = match pair_actions(lines.records, path_index.as_deref()) {
+    drop(bytes);
+    let (items, batch) = match pair_actions(in_order(lines), path_index.as_deref()) {
         Ok(parsed) => parsed,
         Err(reason) => {
             return es_error(
@@ -150,16 +156,51 @@ fn refused(e: sluice_common::http::ApiError) -> Response {
     )
 }
 
+/// A line of the body: its text, or why the splitter could not keep it (longer than a record
+/// may be).
+enum Line {
+    Text(RawRecord),
+    Refused(RecordError),
+}
+
+/// The body's lines in order, those the splitter refused in their places.
+fn in_order(lines: RecordBatch) -> Vec<Line> {
+    let mut all: Vec<(usize, Line)> = lines
+        .records
+        .into_iter()
+        .map(|r| (r.number, Line::Text(r)))
+        .chain(
+            lines
+                .issues
+                .into_iter()
+                .map(|i| (i.record, Line::Refused(i))),
+        )
+        .collect();
+    all.sort_by_key(|(number, _)| *number);
+    all.into_iter().map(|(_, line)| line).collect()
+}
+
 /// Reads action lines and their source lines. Items are numbered from 1 in request order; the
-/// batch holds the source lines of `index`/`create` items under those numbers.
+/// batch holds the source lines of `index`/`create` items under those numbers. A source line
+/// too long to be a record is that item's error; an action line that cannot be read is the
+/// whole request's, as in Elasticsearch.
 fn pair_actions(
-    lines: Vec<RawRecord>,
+    lines: Vec<Line>,
     path_index: Option<&str>,
 ) -> Result<(Vec<Item>, RecordBatch), String> {
     let mut items = Vec::new();
     let mut batch = RecordBatch::default();
     let mut lines = lines.into_iter();
     while let Some(line) = lines.next() {
+        let line = match line {
+            Line::Text(line) => line,
+            Line::Refused(issue) => {
+                return Err(format!(
+                    "Malformed action/metadata line [{}]: {}",
+                    issue.record, issue.reason
+                ));
+            }
+        };
         let action: Value = serde_json::from_slice(&line.bytes).map_err(|e| {
             format!(
                 "Malformed action/metadata line [{}], expected START_OBJECT: {e}",
@@ -187,42 +228,43 @@ fn pair_actions(
         let number = items.len() + 1;
         match name.as_str() {
             "index" | "create" => {
-                let Some(source) = lines.next() else {
-                    return Err(format!(
-                        "Validation Failed: action [{name}] on line [{}] has no source line",
-                        line.number
-                    ));
+                let source = match lines.next() {
+                    Some(Line::Text(source)) => source,
+                    Some(Line::Refused(issue)) => {
+                        let error = ItemError {
+                            status: 400,
+                            kind: "document_parsing_exception",
+                            reason: issue.reason,
+                        };
+                        items.push(Item::new(name, index, id, Some(error)));
+                        continue;
+                    }
+                    None => {
+                        return Err(format!(
+                            "Validation Failed: action [{name}] on line [{}] has no source line",
+                            line.number
+                        ));
+                    }
                 };
                 batch.records.push(RawRecord {
                     number,
                     bytes: source.bytes,
                     id: id.clone().filter(|id| !id.is_empty()),
                 });
-                items.push(Item {
-                    action: name.clone(),
-                    index,
-                    id,
-                    accepted: false,
-                    outcome: None,
-                });
+                items.push(Item::new(name, index, id, None));
             }
             "update" | "delete" => {
                 if name == "update" {
                     lines.next();
                 }
-                items.push(Item {
-                    action: name.clone(),
-                    index,
-                    id,
-                    accepted: false,
-                    outcome: Some(ItemError {
-                        status: 400,
-                        kind: "action_request_validation_exception",
-                        reason: format!(
-                            "Sluice keeps logs append-only: [{name}] is not supported, use index or create"
-                        ),
-                    }),
-                });
+                let error = ItemError {
+                    status: 400,
+                    kind: "action_request_validation_exception",
+                    reason: format!(
+                        "Sluice keeps logs append-only: [{name}] is not supported, use index or create"
+                    ),
+                };
+                items.push(Item::new(name, index, id, Some(error)));
             }
             other => {
                 return Err(format!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sluice_common::config::ProcessorConfig;
 use sluice_common::event::QueuedRecord;
 use sluice_common::health::Health;
-use sluice_common::queue::{DeadLetter, DeadLetterQueue, QueueConsumer};
+use sluice_common::queue::{BatchLimit, DeadLetter, DeadLetterQueue, QueueConsumer};
 use sluice_common::store::{EventStore, IndexReport, StoreDocument};
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::{
@@ -73,14 +73,21 @@ impl Processor {
     /// on `/ready` until it works again; the queue position is held meanwhile.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let wait = Duration::from_millis(self.config.batch_max_wait_ms);
-        let max = self.config.batch_max_records.max(1);
-        info!(batch_max_records = max, "processor started");
+        let limit = BatchLimit {
+            records: self.config.batch_max_records.max(1),
+            bytes: self.config.batch_max_bytes.max(1),
+        };
+        info!(
+            batch_max_records = limit.records,
+            batch_max_bytes = limit.bytes,
+            "processor started"
+        );
         let mut read_backoff = self.backoff();
         loop {
             let batch = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                batch = self.consumer.next_batch(max, wait) => batch,
+                batch = self.consumer.next_batch(limit, wait) => batch,
             };
             let batch = match batch {
                 Ok(batch) => {

@@ -194,6 +194,7 @@ fn record(n: usize) -> QueuedRecord {
 fn config() -> ProcessorConfig {
     ProcessorConfig {
         batch_max_records: 100,
+        batch_max_bytes: 1 << 20,
         batch_max_wait_ms: 20,
         retry_initial_ms: 10,
         retry_max_ms: 50,

@@ -3,7 +3,6 @@
 //! it in the data directory, so a local install works without setup and its tokens survive a
 //! restart. Nothing ships with a usable default.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -51,16 +50,7 @@ pub fn load_or_create(path: &Path) -> Result<Vec<u8>, SecretError> {
     let mut random = [0u8; 48];
     rand::rng().fill_bytes(&mut random);
     let secret = URL_SAFE_NO_PAD.encode(random);
-    let partial = path.with_extension("partial");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&partial).map_err(io)?;
-    file.write_all(secret.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&partial, path).map_err(io)?;
+    crate::storage::write_durably(path, secret.as_bytes(), Some(0o600)).map_err(io)?;
     Ok(secret.into_bytes())
 }
 

@@ -22,7 +22,7 @@ impl SqliteMetaStore {
     /// writer.
     pub fn open(path: &Path) -> Result<SqliteMetaStore, MetaError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
+            crate::storage::create_dir_all_durably(parent)
                 .map_err(|e| MetaError::Unavailable(format!("{}: {e}", parent.display())))?;
         }
         let connection = Connection::open(path).map_err(|e| unavailable(path, e))?;

@@ -71,14 +71,30 @@ pub trait Queue: Send + Sync {
     fn backlog(&self) -> Backlog;
 }
 
+/// How much one batch may hold: whichever limit comes first. A batch holds at least one record,
+/// however large, so the bytes bound a batch to its limit plus one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    pub records: usize,
+    /// Payload bytes.
+    pub bytes: usize,
+}
+
+impl BatchLimit {
+    /// Whether a batch of `records` holding `bytes` can take one more of `next` bytes.
+    pub fn admits(&self, records: usize, bytes: usize, next: usize) -> bool {
+        records == 0 || (records < self.records && bytes + next <= self.bytes)
+    }
+}
+
 /// The consumer side: what the processor reads from.
 #[async_trait]
 pub trait QueueConsumer: Send + Sync {
-    /// Up to `max` records after those already delivered, waiting at most `wait` for the first.
-    /// An empty batch means nothing arrived in time.
+    /// Records after those already delivered, within `limit`, waiting at most `wait` for the
+    /// first. An empty batch means nothing arrived in time.
     async fn next_batch(
         &mut self,
-        max: usize,
+        limit: BatchLimit,
         wait: Duration,
     ) -> Result<Vec<QueuedRecord>, QueueError>;
 

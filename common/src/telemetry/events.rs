@@ -42,6 +42,7 @@ pub const BACKEND_UP: &str = "sluice_backend_up";
 pub const BACKEND_FAILURES: &str = "sluice_backend_failures_total";
 pub const RECORDS_REPAIRED: &str = "sluice_events_repaired_total";
 pub const FREE_BYTES: &str = "sluice_storage_free_bytes";
+pub const LOG_LINES_LOST: &str = "sluice_log_lines_lost_total";
 
 /// Refusals of whole requests are logged at most once per key every ten seconds.
 static REFUSALS: LogThrottle = LogThrottle::new(Duration::from_secs(10));
@@ -94,6 +95,10 @@ pub(super) fn describe() {
     describe_counter!(
         RECORDS_REPAIRED,
         "Records indexed with a repair, by kind (lone_surrogate: replaced by U+FFFD)"
+    );
+    describe_counter!(
+        LOG_LINES_LOST,
+        "Log lines that could not be written (standard error on a full disk, or closed)"
     );
     describe_gauge!(
         FREE_BYTES,
@@ -558,5 +563,14 @@ pub struct FreeSpace<'a> {
 impl InternalEvent for FreeSpace<'_> {
     fn emit(self) {
         gauge!(FREE_BYTES, "path" => self.path.to_owned()).set(self.bytes as f64);
+    }
+}
+
+/// A log line that could not be written; counted, since it cannot be logged.
+pub struct LogLineLost;
+
+impl InternalEvent for LogLineLost {
+    fn emit(self) {
+        counter!(LOG_LINES_LOST).increment(1);
     }
 }

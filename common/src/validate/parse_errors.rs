@@ -21,6 +21,15 @@ enum Step {
 /// Why `original` (the record's bytes, lone surrogates already repaired) cannot be read;
 /// `fast_error` is what simd-json said.
 pub(super) fn explain(original: &[u8], fast_error: &str) -> FieldIssue {
+    if let Err(e) = std::str::from_utf8(original) {
+        return FieldIssue::whole_record(
+            RejectCode::InvalidEncoding,
+            format!(
+                "the record is not UTF-8 (invalid bytes at byte {}); JSON text must be UTF-8",
+                e.valid_up_to()
+            ),
+        );
+    }
     let path = RefCell::new(Vec::new());
     let mut deserializer = serde_json::Deserializer::from_slice(original);
     let outcome = Tracked { path: &path }.deserialize(&mut deserializer);
@@ -133,6 +142,13 @@ mod tests {
             (top.code, top.field.as_str()),
             (RejectCode::NumberOutOfRange, "n")
         );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_an_encoding_problem() {
+        let issue = explain(b"{\"n\":\"\xff\"}", "InvalidUtf8");
+        assert_eq!(issue.code, RejectCode::InvalidEncoding);
+        assert!(issue.reason.contains("byte 6"), "{}", issue.reason);
     }
 
     #[test]

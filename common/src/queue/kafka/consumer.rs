@@ -21,7 +21,7 @@ use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
 use super::{KafkaTarget, record_from, unavailable};
 use crate::event::QueuedRecord;
-use crate::queue::{Backlog, QueueConsumer, QueueError};
+use crate::queue::{Backlog, BatchLimit, QueueConsumer, QueueError};
 use crate::telemetry::emit;
 use crate::telemetry::events::QueuePartitionLag;
 
@@ -73,7 +73,17 @@ pub struct KafkaConsumer {
     topic: String,
     /// The next offset to commit for each partition handed out since the last commit.
     delivered: HashMap<i32, i64>,
+    /// A message read but past the last batch's byte limit: the first of the next batch. It
+    /// is not delivered (nor committed) until then.
+    held: Option<Received>,
     lag: Arc<AtomicU64>,
+}
+
+/// A record read off a partition, with the offset to commit once it is done.
+struct Received {
+    record: QueuedRecord,
+    partition: i32,
+    next_offset: i64,
 }
 
 impl KafkaConsumer {
@@ -110,13 +120,12 @@ impl KafkaConsumer {
             consumer: Arc::new(consumer),
             topic: target.config.topic.clone(),
             delivered: HashMap::new(),
+            held: None,
             lag,
         })
     }
 
-    fn take(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> QueuedRecord {
-        self.delivered
-            .insert(message.partition(), message.offset() + 1);
+    fn read(message: &rdkafka::message::BorrowedMessage<'_>) -> Received {
         let mut record = record_from(
             message.headers(),
             message.timestamp().to_millis(),
@@ -126,7 +135,29 @@ impl KafkaConsumer {
             .key()
             .and_then(|key| std::str::from_utf8(key).ok())
             .map(str::to_owned);
-        record
+        Received {
+            record,
+            partition: message.partition(),
+            next_offset: message.offset() + 1,
+        }
+    }
+
+    fn deliver(&mut self, received: Received) -> QueuedRecord {
+        self.delivered
+            .insert(received.partition, received.next_offset);
+        received.record
+    }
+
+    /// The held message, or the next one prefetched (`None` when none is there without waiting).
+    async fn next_ready(&mut self) -> Result<Option<Received>, QueueError> {
+        if let Some(held) = self.held.take() {
+            return Ok(Some(held));
+        }
+        match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+            Ok(Ok(message)) => Ok(Some(Self::read(&message))),
+            Ok(Err(e)) => Err(unavailable("receive", e)),
+            Err(_) => Ok(None),
+        }
     }
 }
 
@@ -134,24 +165,32 @@ impl KafkaConsumer {
 impl QueueConsumer for KafkaConsumer {
     async fn next_batch(
         &mut self,
-        max: usize,
+        limit: BatchLimit,
         wait: Duration,
     ) -> Result<Vec<QueuedRecord>, QueueError> {
         let consumer = Arc::clone(&self.consumer);
         let mut batch = Vec::new();
-        let first = match tokio::time::timeout(wait, consumer.recv()).await {
-            Err(_) => return Ok(batch),
-            Ok(message) => message.map_err(|e| unavailable("receive", e))?,
+        let first = match self.held.take() {
+            Some(held) => held,
+            None => match tokio::time::timeout(wait, consumer.recv()).await {
+                Err(_) => return Ok(batch),
+                Ok(message) => Self::read(&message.map_err(|e| unavailable("receive", e))?),
+            },
         };
-        batch.push(self.take(&first));
-        drop(first);
-        // Whatever else is already prefetched joins the batch without waiting.
-        while batch.len() < max {
-            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(self.take(&message)),
-                Ok(Err(e)) => return Err(unavailable("receive", e)),
-                Err(_) => break,
+        let mut bytes = first.record.payload.len();
+        batch.push(self.deliver(first));
+        // Whatever else is already prefetched joins the batch without waiting. A message past
+        // the byte limit is held for the next batch.
+        while batch.len() < limit.records {
+            let Some(next) = self.next_ready().await? else {
+                break;
+            };
+            if !limit.admits(batch.len(), bytes, next.record.payload.len()) {
+                self.held = Some(next);
+                break;
             }
+            bytes += next.record.payload.len();
+            batch.push(self.deliver(next));
         }
         Ok(batch)
     }

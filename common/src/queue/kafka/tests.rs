@@ -50,7 +50,13 @@ async fn receive(consumer: &mut KafkaConsumer, count: usize, limit: Duration) ->
     let mut received = Vec::new();
     while received.len() < count && Instant::now() < deadline {
         let batch = consumer
-            .next_batch(count - received.len(), Duration::from_millis(500))
+            .next_batch(
+                crate::queue::BatchLimit {
+                    records: count - received.len(),
+                    bytes: usize::MAX,
+                },
+                Duration::from_millis(500),
+            )
             .await
             .expect("batch");
         received.extend(batch);

@@ -37,7 +37,7 @@ impl Checkpoint {
             file.write_all_at(&[0u8; 2 * SLOT_LEN], 0)?;
             file.sync_all()?;
             if let Some(dir) = path.parent() {
-                File::open(dir)?.sync_all()?;
+                crate::storage::sync_dir(dir)?;
             }
         }
         let mut slots = [0u8; 2 * SLOT_LEN];

@@ -79,7 +79,7 @@ impl Log {
     /// reuse a position below it, even when every segment was deleted. Returns the log and the
     /// frames it holds, in order.
     pub fn open(dir: &Path, segment_bytes: u64, floor: u64) -> io::Result<(Log, Vec<FrameSpan>)> {
-        fs::create_dir_all(dir)?;
+        crate::storage::create_dir_all_durably(dir)?;
         let mut firsts: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|entry| segment_first(&entry.ok()?.file_name().to_string_lossy()))
             .collect();
@@ -189,7 +189,7 @@ impl Log {
                 .truncate(true)
                 .open(&path)?;
             // The directory entry must survive a power cut as well as the frames in the file.
-            File::open(&self.dir)?.sync_all()?;
+            crate::storage::sync_dir(&self.dir)?;
             self.segments.insert(first, 0);
             self.active = Some(Active {
                 first,

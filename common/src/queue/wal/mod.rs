@@ -33,10 +33,11 @@ use self::checkpoint::Checkpoint;
 use self::frame::Parts;
 use self::log::{AppendError, Cursor, FrameSpan, Log, ReadFrame};
 use super::{
-    Backlog, DeadLetter, DeadLetterPage, DeadLetterQueue, Queue, QueueConsumer, QueueError,
+    Backlog, BatchLimit, DeadLetter, DeadLetterPage, DeadLetterQueue, Queue, QueueConsumer,
+    QueueError,
 };
 use crate::event::{QueuedRecord, Source};
-use crate::storage::{available_bytes, is_out_of_space};
+use crate::storage::{available_bytes, create_dir_all_durably, is_out_of_space};
 
 const EVENTS: &str = "events";
 const DEAD_LETTERS: &str = "dead-letters";
@@ -113,10 +114,9 @@ impl WalQueue {
             path: dir.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(io_err)?;
         refuse_older_format(&dir)?;
         let events_dir = dir.join(EVENTS);
-        std::fs::create_dir_all(&events_dir).map_err(io_err)?;
+        create_dir_all_durably(&events_dir).map_err(io_err)?;
         let committed = Checkpoint::open(&events_dir.join(CHECKPOINT)).map_err(io_err)?;
         let floor = committed.value().map_or(0, |c| c + 1);
         let (events, frames) =
@@ -128,7 +128,7 @@ impl WalQueue {
             .sum();
 
         let dead_dir = dir.join(DEAD_LETTERS);
-        std::fs::create_dir_all(&dead_dir).map_err(io_err)?;
+        create_dir_all_durably(&dead_dir).map_err(io_err)?;
         let dropped = Checkpoint::open(&dead_dir.join(CHECKPOINT)).map_err(io_err)?;
         let dead_floor = dropped.value().map_or(0, |d| d + 1);
         let (dead_log, _) =
@@ -139,6 +139,11 @@ impl WalQueue {
                 .saturating_sub(config.max_dead_letters),
         );
         let next = events.next_position();
+        // Where reading starts: the checkpoint may be older than the oldest segment left.
+        let first_unconsumed = frames
+            .iter()
+            .find(|f| f.last >= floor)
+            .map_or(next, |f| f.first.max(floor));
         Ok(WalQueue {
             inner: Arc::new(Inner {
                 dir,
@@ -153,7 +158,7 @@ impl WalQueue {
                 appended: Notify::new(),
                 held_bytes: AtomicU64::new(backlog_bytes),
                 next_position: AtomicU64::new(next),
-                committed_next: AtomicU64::new(floor.min(next)),
+                committed_next: AtomicU64::new(first_unconsumed),
             }),
         })
     }
@@ -165,6 +170,7 @@ impl WalQueue {
             queue: self.clone(),
             cursor: Some(Cursor::at(start)),
             pending: VecDeque::new(),
+            pending_bytes: 0,
             delivered: VecDeque::new(),
             delivered_through: None,
         }
@@ -214,6 +220,9 @@ impl WalQueue {
 /// A queue directory in the layout of Sluice before 0.1's own WAL (mrecordlog files at its
 /// top) is refused with what to do, instead of being read as empty.
 fn refuse_older_format(dir: &Path) -> Result<(), QueueError> {
+    if !dir.exists() {
+        return Ok(());
+    }
     let older = std::fs::read_dir(dir)
         .map_err(|source| QueueError::Io {
             path: dir.display().to_string(),
@@ -301,6 +310,8 @@ pub struct WalConsumer {
     cursor: Option<Cursor>,
     /// Records read but not yet delivered (a frame holds more than a batch takes).
     pending: VecDeque<(u64, QueuedRecord)>,
+    /// Payload bytes of `pending`.
+    pending_bytes: usize,
     /// Frames read whose records are not all committed yet, to free their bytes on commit.
     delivered: VecDeque<FrameSpan>,
     delivered_through: Option<u64>,
@@ -310,27 +321,30 @@ pub struct WalConsumer {
 impl QueueConsumer for WalConsumer {
     async fn next_batch(
         &mut self,
-        max: usize,
+        limit: BatchLimit,
         wait: Duration,
     ) -> Result<Vec<QueuedRecord>, QueueError> {
-        let max = max.max(1);
         let deadline = tokio::time::Instant::now() + wait;
         let inner = Arc::clone(&self.queue.inner);
         loop {
             let appended = inner.appended.notified();
             tokio::pin!(appended);
             appended.as_mut().enable();
-            self.fill(max).await?;
+            self.fill(limit).await?;
             if !self.pending.is_empty() || tokio::time::Instant::now() >= deadline {
-                let take = self.pending.len().min(max);
-                let batch: Vec<QueuedRecord> = self
-                    .pending
-                    .drain(..take)
-                    .map(|(position, record)| {
-                        self.delivered_through = Some(position);
-                        record
-                    })
-                    .collect();
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                while let Some((_, next)) = self.pending.front()
+                    && limit.admits(batch.len(), bytes, next.payload.len())
+                {
+                    let Some((position, record)) = self.pending.pop_front() else {
+                        break;
+                    };
+                    self.pending_bytes -= record.payload.len();
+                    bytes += record.payload.len();
+                    self.delivered_through = Some(position);
+                    batch.push(record);
+                }
                 return Ok(batch);
             }
             if tokio::time::timeout_at(deadline, appended).await.is_err() {
@@ -383,26 +397,30 @@ impl QueueConsumer for WalConsumer {
 }
 
 impl WalConsumer {
-    /// Reads durable frames until at least `want` records are pending or nothing more is there.
-    async fn fill(&mut self, want: usize) -> Result<(), QueueError> {
-        if self.pending.len() >= want {
+    /// Reads durable frames until a batch within `limit` is pending or nothing more is there.
+    async fn fill(&mut self, limit: BatchLimit) -> Result<(), QueueError> {
+        if self.pending.len() >= limit.records || self.pending_bytes >= limit.bytes {
             return Ok(());
         }
         let Some(mut cursor) = self.cursor.take() else {
             return Err(QueueError::Unavailable("the WAL reader was lost".into()));
         };
         let inner = Arc::clone(&self.queue.inner);
-        let needed = want - self.pending.len();
+        let (records_needed, bytes_needed) = (
+            limit.records - self.pending.len(),
+            limit.bytes - self.pending_bytes,
+        );
         let read = tokio::task::spawn_blocking(move || {
             let mut frames: Vec<ReadFrame> = Vec::new();
-            let mut records = 0;
+            let (mut records, mut bytes) = (0, 0);
             let result = loop {
-                if records >= needed {
+                if records >= records_needed || bytes >= bytes_needed {
                     break Ok(());
                 }
                 match cursor.next_frame(|position| lock(&inner.events).segment_for(position)) {
                     Ok(Some(frame)) => {
                         records += frame.records.len();
+                        bytes += frame.span.bytes as usize;
                         frames.push(frame);
                     }
                     Ok(None) => break Ok(()),
@@ -418,7 +436,9 @@ impl WalConsumer {
         for frame in frames {
             self.delivered.push_back(frame.span);
             for (position, bytes) in frame.records {
-                self.pending.push_back((position, queued_record(bytes)));
+                let record = queued_record(bytes);
+                self.pending_bytes += record.payload.len();
+                self.pending.push_back((position, record));
             }
         }
         result.map_err(|e| QueueError::Corrupted {

@@ -11,6 +11,14 @@ fn record(n: usize) -> QueuedRecord {
     }
 }
 
+/// A batch of up to `records` records, whatever their bytes.
+fn at_most(records: usize) -> BatchLimit {
+    BatchLimit {
+        records,
+        bytes: usize::MAX,
+    }
+}
+
 async fn open(dir: &Path) -> WalQueue {
     WalQueue::open(dir, WalConfig::default())
         .await
@@ -26,12 +34,15 @@ async fn delivers_in_order_and_commit_removes() {
         .expect("append");
     assert_eq!(wal.backlog().records, 5);
     let mut consumer = wal.consumer().await;
-    let batch = consumer.next_batch(3, Duration::ZERO).await.expect("batch");
+    let batch = consumer
+        .next_batch(at_most(3), Duration::ZERO)
+        .await
+        .expect("batch");
     assert_eq!(batch, (0..3).map(record).collect::<Vec<_>>());
     consumer.commit().await.expect("commit");
     assert_eq!(wal.backlog().records, 2);
     let rest = consumer
-        .next_batch(10, Duration::ZERO)
+        .next_batch(at_most(10), Duration::ZERO)
         .await
         .expect("batch");
     assert_eq!(rest.len(), 2);
@@ -46,15 +57,21 @@ async fn uncommitted_records_are_replayed_after_reopen() {
             .await
             .expect("append");
         let mut consumer = wal.consumer().await;
-        consumer.next_batch(2, Duration::ZERO).await.expect("batch");
+        consumer
+            .next_batch(at_most(2), Duration::ZERO)
+            .await
+            .expect("batch");
         consumer.commit().await.expect("commit");
         // Delivered but never committed: must come back.
-        consumer.next_batch(1, Duration::ZERO).await.expect("batch");
+        consumer
+            .next_batch(at_most(1), Duration::ZERO)
+            .await
+            .expect("batch");
     }
     let wal = open(dir.path()).await;
     let mut consumer = wal.consumer().await;
     let batch = consumer
-        .next_batch(10, Duration::ZERO)
+        .next_batch(at_most(10), Duration::ZERO)
         .await
         .expect("batch");
     assert_eq!(batch, (2..4).map(record).collect::<Vec<_>>());
@@ -62,7 +79,7 @@ async fn uncommitted_records_are_replayed_after_reopen() {
         .await
         .expect("append after reopen");
     let more = consumer
-        .next_batch(10, Duration::ZERO)
+        .next_batch(at_most(10), Duration::ZERO)
         .await
         .expect("batch");
     assert_eq!(more, vec![record(9)]);
@@ -79,7 +96,7 @@ async fn waiting_consumer_wakes_on_append() {
         writer.append(vec![record(1)]).await.expect("append");
     });
     let batch = consumer
-        .next_batch(10, Duration::from_secs(5))
+        .next_batch(at_most(10), Duration::from_secs(5))
         .await
         .expect("batch");
     assert_eq!(batch, vec![record(1)]);
@@ -150,7 +167,10 @@ fn small_segments() -> WalConfig {
 async fn drain(consumer: &mut WalConsumer) -> Vec<QueuedRecord> {
     let mut all = Vec::new();
     loop {
-        let batch = consumer.next_batch(7, Duration::ZERO).await.expect("batch");
+        let batch = consumer
+            .next_batch(at_most(7), Duration::ZERO)
+            .await
+            .expect("batch");
         if batch.is_empty() {
             return all;
         }
@@ -224,7 +244,10 @@ async fn part_of_a_frame_is_committed_and_the_rest_replayed() {
             .await
             .expect("append");
         let mut consumer = wal.consumer().await;
-        let batch = consumer.next_batch(4, Duration::ZERO).await.expect("batch");
+        let batch = consumer
+            .next_batch(at_most(4), Duration::ZERO)
+            .await
+            .expect("batch");
         assert_eq!(batch, (0..4).map(record).collect::<Vec<_>>());
         consumer.commit().await.expect("commit");
         assert_eq!(wal.backlog().records, 6);
@@ -395,4 +418,42 @@ async fn a_full_disk_refuses_appends_and_loses_no_acknowledged_record() {
     wal.append(vec![record(1_000)])
         .await
         .expect("append once space is back");
+}
+
+/// A batch stops at its byte limit, but always holds one record however large.
+#[tokio::test]
+async fn batches_are_bounded_by_bytes_as_well_as_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = open(dir.path()).await;
+    let sized = |n: usize, len: usize| QueuedRecord {
+        payload: vec![b'x'; len],
+        ..record(n)
+    };
+    wal.append(vec![
+        sized(0, 400),
+        sized(1, 400),
+        sized(2, 400),
+        sized(3, 5_000),
+        sized(4, 10),
+    ])
+    .await
+    .expect("append");
+    let mut consumer = wal.consumer().await;
+    let limit = BatchLimit {
+        records: 100,
+        bytes: 1_000,
+    };
+    let sizes =
+        |batch: Vec<QueuedRecord>| batch.iter().map(|r| r.payload.len()).collect::<Vec<_>>();
+    for expected in [&[400, 400][..], &[400], &[5_000], &[10]] {
+        let batch = consumer
+            .next_batch(limit, Duration::ZERO)
+            .await
+            .expect("batch");
+        assert_eq!(
+            sizes(batch),
+            expected,
+            "a record over the limit goes alone, but goes"
+        );
+    }
 }

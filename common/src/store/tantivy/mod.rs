@@ -107,7 +107,7 @@ impl TantivyStore {
             path: dir.display().to_string(),
             detail,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        crate::storage::create_dir_all_durably(dir).map_err(|e| open_err(e.to_string()))?;
         schema::check_format(dir).map_err(open_err)?;
         let (schema, fields) = schema::schema();
         let directory =
@@ -238,6 +238,11 @@ impl TantivyStore {
         index
             .commit()
             .map_err(|e| StoreError::Write(format!("commit: {e}")))?;
+        // tantivy renames its new meta.json into place without syncing the directory: until
+        // that rename is durable, a power cut can take the commit back while the queue has
+        // already moved past what it held.
+        crate::storage::sync_dir(&inner.path)
+            .map_err(|e| StoreError::Write(format!("syncing the index directory: {e}")))?;
         inner
             .reader
             .reload()

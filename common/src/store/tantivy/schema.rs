@@ -88,7 +88,7 @@ pub(super) fn check_format(dir: &Path) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let has_index = dir.join("meta.json").exists();
             if !has_index {
-                std::fs::write(&marker, FORMAT.to_string())
+                crate::storage::write_durably(&marker, FORMAT.to_string().as_bytes(), None)
                     .map_err(|e| format!("writing {}: {e}", marker.display()))?;
                 return Ok(());
             }
