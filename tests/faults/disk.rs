@@ -1,0 +1,164 @@
+//! A real ext4 volume filling up under producers, then freed by deleting a ballast file:
+//! requests get 507 with the path and free space while the disk is full (never a dropped
+//! connection), the pipeline resumes on its own once space is back, and every acknowledged
+//! event is indexed once, also after a restart.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::load::{self, Shape, Tally};
+use crate::loopdisk::LoopDisk;
+use crate::support::Server;
+use crate::{assert_exactly_once, drained};
+
+const MIB: u64 = 1024 * 1024;
+
+fn shape(batches: usize) -> Shape {
+    Shape {
+        producers: 2,
+        batches,
+        batch: 200,
+        pause: Duration::from_millis(10),
+        filler: 400,
+    }
+}
+
+/// What was seen while the disk filled.
+struct Filled {
+    /// `/ready`'s checks whenever it was not ready.
+    not_ready: Vec<String>,
+    /// The least free space seen.
+    least_free: u64,
+}
+
+/// Runs the producers until the disk has turned them away for a while, then frees it.
+async fn fill_and_free(
+    server: &Server,
+    disk: &LoopDisk,
+    ballast: std::path::PathBuf,
+    tally: &Tally,
+) -> Filled {
+    let started = Instant::now();
+    let mut seen_not_ready = Vec::new();
+    let mut least_free = u64::MAX;
+    while tally.answered("507") < 10 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the disk did not fill: {:?}, {} bytes free",
+            tally.answers.lock().expect("lock"),
+            disk.free_bytes()
+        );
+        least_free = least_free.min(disk.free_bytes());
+        let ready: Value = server.get_json("/ready").await;
+        if ready["status"] != "ready" {
+            seen_not_ready.push(ready["checks"].to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::remove_file(&ballast).expect("free the ballast");
+    Filled {
+        not_ready: seen_not_ready,
+        least_free,
+    }
+}
+
+fn assert_clean_507(tally: &Tally) {
+    let refusals = tally.refusals.lock().expect("lock");
+    let (retry_after, answer) = refusals.get(&507).expect("a 507 answer");
+    assert_eq!(answer["error"]["code"], "insufficient_storage", "{answer}");
+    assert!(answer["error"]["path"].is_string(), "{answer}");
+    assert!(answer["error"]["free_bytes"].is_u64(), "{answer}");
+    assert!(
+        retry_after
+            .as_deref()
+            .is_some_and(|s| s.parse::<u64>().is_ok()),
+        "Retry-After on a 507: {retry_after:?}"
+    );
+    assert_eq!(
+        tally.answered("no answer"),
+        0,
+        "every request got an answer, none a dropped connection"
+    );
+}
+
+/// With the free-space floor on, ingest stops at the floor, before the disk is full, so the
+/// store keeps room to commit and merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filling_disk_is_turned_away_at_the_floor_and_resumes_when_freed() {
+    let disk = LoopDisk::mount(200);
+    let data = disk.path().join("data");
+    let floor = (24 * MIB).to_string();
+    let env = [
+        ("SLUICE_STORAGE__MIN_FREE_BYTES", floor.as_str()),
+        ("SLUICE_QUEUE__WAL__SEGMENT_BYTES", "4194304"),
+    ];
+    let mut server = Server::start(&data, None, &env);
+    let ballast = disk.fill_leaving(56 * MIB);
+    let target = Arc::new(RwLock::new(load::target(&server)));
+    let (tally, producers) = load::start(Arc::clone(&target), shape(400), "floor");
+    let filled = fill_and_free(&server, &disk, ballast, &tally).await;
+    assert!(
+        filled
+            .not_ready
+            .iter()
+            .any(|checks| checks.contains("storage.min_free_bytes")),
+        "/ready said the disk is below the floor: {:?}",
+        filled.not_ready
+    );
+    // The floor less what requests admitted just above it wrote.
+    assert!(
+        filled.least_free > 16 * MIB,
+        "the floor kept the disk from filling: {} bytes were left",
+        filled.least_free
+    );
+    load::finish(producers, &tally, Duration::from_secs(180)).await;
+    assert_clean_507(&tally);
+    let acked = tally.acked().len();
+    let indexed = drained(&server, acked, Duration::from_secs(120)).await;
+    assert_exactly_once(&indexed, &tally);
+
+    // Nothing acknowledged was only in memory: a clean restart finds the same.
+    assert!(server.stop().success());
+    let server = Server::start(&data, None, &env);
+    assert_exactly_once(&crate::indexed_ids(&server).await, &tally);
+}
+
+/// With no floor, the disk fills to its last byte: queue appends and index commits fail with
+/// ENOSPC. Nothing acknowledged is lost, the pipeline comes back without a restart once space
+/// is freed, and a `kill -9` afterwards loses nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_full_to_the_last_byte_loses_nothing_acknowledged() {
+    let disk = LoopDisk::mount(200);
+    let data = disk.path().join("data");
+    let env = [
+        ("SLUICE_STORAGE__MIN_FREE_BYTES", "0"),
+        ("SLUICE_QUEUE__WAL__SEGMENT_BYTES", "4194304"),
+        ("SLUICE_PROCESSOR__RETRY_MAX_MS", "1000"),
+    ];
+    let mut server = Server::start(&data, None, &env);
+    let ballast = disk.fill_leaving(16 * MIB);
+    let target = Arc::new(RwLock::new(load::target(&server)));
+    let (tally, producers) = load::start(Arc::clone(&target), shape(400), "full");
+    let filled = fill_and_free(&server, &disk, ballast, &tally).await;
+    println!(
+        "/ready while full: {:?}; least free {} bytes",
+        filled.not_ready, filled.least_free
+    );
+    load::finish(producers, &tally, Duration::from_secs(180)).await;
+    assert_clean_507(&tally);
+    let acked = tally.acked().len();
+    let indexed = drained(&server, acked, Duration::from_secs(120)).await;
+    assert_exactly_once(&indexed, &tally);
+    let ready: Value = server.get_json("/ready").await;
+    assert_eq!(
+        ready["status"], "ready",
+        "recovered without a restart: {ready}"
+    );
+
+    server.kill9();
+    let server = Server::start(&data, None, &env);
+    let indexed = drained(&server, acked, Duration::from_secs(60)).await;
+    assert_exactly_once(&indexed, &tally);
+}

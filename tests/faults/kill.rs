@@ -1,0 +1,73 @@
+//! `kill -9` at 20 random moments while several producers send and resend: after the last
+//! restart every acknowledged event is indexed once. The moments are drawn from a seed printed
+//! at the start, so a failure can be replayed (`FAULTS_SEED`).
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::load::{self, Shape};
+use crate::support::Server;
+use crate::{assert_exactly_once, drained};
+
+const KILLS: usize = 20;
+
+pub fn seed() -> u64 {
+    std::env::var("FAULTS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| sluice_common::now_ms() as u64)
+}
+
+/// A number in `0..n` from xorshift state `state`.
+pub fn next(state: &mut u64, n: u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state % n.max(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kills_under_resending_producers_lose_and_duplicate_nothing() {
+    let seed = seed();
+    println!("kill moments from FAULTS_SEED={seed}");
+    let mut random = seed | 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, None, &[]);
+    let target = Arc::new(RwLock::new(load::target(&server)));
+    let shape = Shape {
+        producers: 3,
+        batches: 300,
+        batch: 100,
+        pause: Duration::from_millis(80),
+        filler: 100,
+    };
+    let (tally, producers) = load::start(Arc::clone(&target), shape, "kill");
+    let mut acked_at_kill = Vec::new();
+    for _ in 0..KILLS {
+        // Somewhere in the next 1.5 s: in an append, a batch, a commit or a restart's replay.
+        let wait = 50 + next(&mut random, 1_450);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        server.kill9();
+        acked_at_kill.push(tally.acked().len());
+        server = Server::start(&data, None, &[]);
+        *target.write().expect("target") = load::target(&server);
+    }
+    let started = Instant::now();
+    load::finish(producers, &tally, Duration::from_secs(240)).await;
+    let acked = tally.acked();
+    assert_eq!(acked.len(), shape.producers * shape.batches * shape.batch);
+    assert!(
+        acked_at_kill.first().copied().unwrap_or(0) < acked.len()
+            && acked_at_kill.last().copied().unwrap_or(0) < acked.len(),
+        "the kills landed while the load ran: {acked_at_kill:?}"
+    );
+    let indexed = drained(&server, acked.len(), Duration::from_secs(120)).await;
+    assert_exactly_once(&indexed, &tally);
+    println!(
+        "{KILLS} kills, {} events acknowledged and indexed once; answers {:?}; drained {:?} after the producers",
+        acked.len(),
+        tally.answers.lock().expect("lock"),
+        started.elapsed()
+    );
+}
