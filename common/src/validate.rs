@@ -19,6 +19,8 @@ use crate::event::{LogType, MAX_EVENT_ID_BYTES, check_epoch_ms_value, parse_time
 mod escapes;
 mod keys;
 mod parse_errors;
+mod paths;
+mod simd_gaps;
 
 pub use escapes::repair_lone_surrogates;
 
@@ -43,6 +45,7 @@ pub enum RejectCode {
     ReservedField,
     DuplicateField,
     InvalidFieldName,
+    ConflictingTypes,
     NumberOutOfRange,
     /// The event store refused the document (a dead letter of stage `index`).
     StoreRefused,
@@ -69,6 +72,7 @@ impl RejectCode {
             RejectCode::ReservedField => "reserved_field",
             RejectCode::DuplicateField => "duplicate_field",
             RejectCode::InvalidFieldName => "invalid_field_name",
+            RejectCode::ConflictingTypes => "conflicting_types",
             RejectCode::NumberOutOfRange => "number_out_of_range",
             RejectCode::StoreRefused => "store_refused",
             RejectCode::ProcessingFailed => "processing_failed",
@@ -223,6 +227,7 @@ pub fn parse_record_with<'a>(
             format!("record nests deeper than {} levels", limits.max_depth),
         ));
     }
+    simd_gaps::check(original)?;
     scratch.clear();
     scratch.extend_from_slice(original);
     let repaired = repair_lone_surrogates(scratch);
@@ -265,20 +270,32 @@ fn count_opening(bytes: &[u8]) -> usize {
         .sum()
 }
 
-fn exact_nesting_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
+/// The bytes of `bytes` that are not inside a JSON string, with their positions; the quotes
+/// that open and close strings are among them.
+pub(crate) fn outside_strings(bytes: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    bytes.iter().enumerate().filter_map(move |(at, &b)| {
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
                 (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
+                (false, b'"') => {
+                    in_string = false;
+                    return Some((at, b));
+                }
                 _ => {}
             }
-            continue;
+            return None;
         }
+        in_string = b == b'"';
+        Some((at, b))
+    })
+}
+
+fn exact_nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for (_, b) in outside_strings(bytes) {
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 max = max.max(depth);

@@ -41,6 +41,8 @@ fn poisons() -> Vec<Poison> {
     let mut invalid_utf8 =
         br#"{"poison":"invalid_utf8","log_type":"error","error_message":"x"#.to_vec();
     invalid_utf8.extend_from_slice(b"\xff\xfe\"}");
+    let mut nul = br#"{"poison":"raw_nul","log_type":"error","error_message":"x","n":[1"#.to_vec();
+    nul.extend_from_slice(b"\x002]}");
     let mut control =
         br#"{"poison":"raw_control_character","log_type":"error","error_message":"a"#.to_vec();
     control.extend_from_slice(b"\x01b\"}");
@@ -127,6 +129,22 @@ fn poisons() -> Vec<Poison> {
             Some("not_an_object"),
         ),
         poison("wrong_type", r#","status_code":"abc"}"#, Some("wrong_type")),
+        poison(
+            "object_and_value",
+            r#","a":1,"a.b":2}"#,
+            Some("conflicting_types"),
+        ),
+        poison(
+            "path_into_a_field",
+            r#","user_id.first":"a"}"#,
+            Some("conflicting_types"),
+        ),
+        poison(
+            "long_number_runs_on",
+            r#","n":[1234567890123456789;5]}"#,
+            Some("malformed_json"),
+        ),
+        raw("raw_nul", nul, Some("malformed_json")),
         raw(
             "unknown_log_type",
             br#"{"poison":"unknown_log_type","log_type":"spaceship"}"#.to_vec(),

@@ -7,6 +7,7 @@
 //! - no empty or blank names, and no name that starts or ends with a dot or holds two in a row
 //!   (Elasticsearch reads dots as object paths and refuses these as ambiguous);
 //! - no Elasticsearch metadata field (`_index`, `_source`, …) at the top level;
+//! - one path, one kind: not an object and a value at once (see [`super::paths`]);
 //! - objects nested no deeper than `max_object_depth` (`index.mapping.depth.limit`, 20), and no
 //!   more than `max_fields` names in all (`index.mapping.total_fields.limit`, 1,000).
 
@@ -43,8 +44,15 @@ pub(super) fn check(record: Record<'_, '_>, limits: &Limits) -> Vec<FieldIssue> 
         issues: Vec::new(),
         fields: 0,
         path: String::new(),
+        paths_may_conflict: false,
     };
     walk.value(record, 0);
+    if walk.paths_may_conflict
+        && walk.issues.is_empty()
+        && let Some(conflict) = super::paths::conflict(record)
+    {
+        walk.issues.push(conflict);
+    }
     if walk.fields > limits.max_fields {
         walk.issues.push(FieldIssue::whole_record(
             RejectCode::Oversized,
@@ -63,6 +71,8 @@ struct Walk<'l> {
     fields: usize,
     /// Where the walk is, as `a.b[2].c`.
     path: String,
+    /// A dotted name or an object in an array was seen: one path may be two kinds.
+    paths_may_conflict: bool,
 }
 
 impl Walk<'_> {
@@ -72,6 +82,7 @@ impl Walk<'_> {
             self.object(object, depth + 1);
         } else if let Some(items) = value.as_array() {
             for (index, item) in items.iter().enumerate() {
+                self.paths_may_conflict |= item.is_object();
                 if item.is_object() || item.is_array() {
                     let len = self.path.len();
                     self.path.push_str(&format!("[{index}]"));
@@ -112,6 +123,7 @@ impl Walk<'_> {
             } else if let Some(reason) = bad_name(key, depth == 1) {
                 self.issue(key, RejectCode::InvalidFieldName, reason);
             }
+            self.paths_may_conflict |= key.contains('.');
             if value.is_object() || value.is_array() {
                 let before = self.path.len();
                 if !self.path.is_empty() {

@@ -371,3 +371,39 @@ fn objects_nest_at_most_the_mapping_depth_and_records_hold_at_most_max_fields() 
     assert_eq!(issue.code, RejectCode::Oversized);
     assert!(issue.reason.contains("max_fields"), "{}", issue.reason);
 }
+
+#[test]
+fn a_path_that_is_both_an_object_and_a_value_is_refused() {
+    for (rest, path) in [
+        (r#""a":1,"a.b":2"#, "a"),
+        (r#""a.b":2,"a":1"#, "a"),
+        (r#""a":{"b":1},"a.b.c":2"#, "a.b"),
+        (r#""x":[{"y":1},{"y":{"z":2}}]"#, "x.y"),
+        (r#""x":[{"y":1},3]"#, "x"),
+    ] {
+        let issue = only_issue(&error_with(rest));
+        assert_eq!(
+            (issue.field.as_str(), issue.code),
+            (path, RejectCode::ConflictingTypes),
+            "{rest}"
+        );
+    }
+    let issue = only_issue(&error_with(r#""user_id.first":"a""#));
+    assert_eq!(
+        (issue.field.as_str(), issue.code),
+        ("user_id.first", RejectCode::ConflictingTypes)
+    );
+    check(&error_with(
+        r#""a.b":1,"a":{"c":2},"x":[{"y":1},{"y":2}],"n":[null,{"k":1}]"#,
+    ))
+    .expect("paths that agree");
+}
+
+/// simd-json took `1<NUL>2` for two numbers; the record is not JSON (found by the agreement
+/// property test).
+#[test]
+fn a_raw_nul_byte_is_malformed_even_where_simd_json_would_read_past_it() {
+    let issue = only_issue("{\"log_type\":\"error\",\"error_message\":\"x\",\"n\":[1\u{0}2]}");
+    assert_eq!(issue.code, RejectCode::MalformedJson);
+    assert!(issue.reason.contains("NUL"), "{}", issue.reason);
+}

@@ -121,10 +121,23 @@ async fn many_bulk_requests_in_flight_lose_nothing() {
 }
 
 /// A document the mapping refuses is rejected for good with Elasticsearch's reason; the rest of
-/// its batch is indexed.
+/// its batch is indexed. The template lets a number of the wrong form be left out of its field
+/// (`index.mapping.ignore_malformed`); an index created without that setting refuses it, as
+/// an operator's own index may.
 #[tokio::test]
 async fn unmappable_document_is_rejected_and_its_neighbours_kept() {
     let store = store("reject", |_| {}).await;
+    let index = format!("{}-2026.11.24", store.config.index_prefix);
+    store
+        .client
+        .indices()
+        .create(elasticsearch::indices::IndicesCreateParts::Index(&index))
+        .body(json!({"settings": {"index.mapping.ignore_malformed": false}}))
+        .send()
+        .await
+        .expect("create index")
+        .error_for_status_code()
+        .expect("created");
     let good = document(
         "good",
         1_795_514_400_000,
