@@ -34,7 +34,7 @@ async fn foreign_queue_records_are_validated_and_dead_lettered() {
     let letters: Value = server.get_json("/api/dead-letters?limit=10").await;
     assert_eq!(letters["total"], 2, "{letters}");
     let newest = &letters["dead_letters"][0];
-    assert_eq!(newest["code"], "malformed_json");
+    assert_eq!(newest["code"], "invalid_encoding", "{newest}");
     assert_eq!(newest["stage"], "validate");
     assert_eq!(newest["source"], "queue");
     assert_eq!(

@@ -32,10 +32,11 @@ pub struct ApiError {
     /// The request field at fault, when there is one.
     pub field: Option<&'static str>,
     /// A `WWW-Authenticate` challenge, for 401 answers.
-    pub challenge: Option<String>,
+    pub challenge: Option<Box<str>>,
     /// Further facts for the client, as members of the error object (the path and free bytes
-    /// of a full disk).
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// of a full disk). A list rather than a map keeps `ApiError` small: it is the error type
+    /// of most handlers, and there are rarely more than two.
+    pub details: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -47,7 +48,7 @@ impl ApiError {
             retry_after: None,
             field: None,
             challenge: None,
-            details: serde_json::Map::new(),
+            details: Vec::new(),
         }
     }
 
@@ -69,13 +70,13 @@ impl ApiError {
         self
     }
 
-    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> ApiError {
-        self.details.insert(key.to_owned(), value.into());
+    pub fn detail(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> ApiError {
+        self.details.push((key, value.into()));
         self
     }
 
     pub fn challenge(mut self, challenge: impl Into<String>) -> ApiError {
-        self.challenge = Some(challenge.into());
+        self.challenge = Some(challenge.into().into_boxed_str());
         self
     }
 
@@ -85,7 +86,7 @@ impl ApiError {
             error["field"] = json!(field);
         }
         for (key, value) in &self.details {
-            error[key] = value.clone();
+            error[*key] = value.clone();
         }
         json!({ "error": error })
     }

@@ -345,7 +345,7 @@ async fn concurrent_appends_overshoot_the_mark_by_at_most_one_request() {
     }
     let backlog = wal.backlog();
     let one_request = 24 + 10 * (4 + 12 + 8 + 1000);
-    assert!(accepted >= 1 && accepted < 64, "{accepted} accepted");
+    assert!((1..64).contains(&accepted), "{accepted} accepted");
     assert!(
         backlog.bytes < backlog.limit_bytes + one_request,
         "{} bytes held against a mark of {}",
