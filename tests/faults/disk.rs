@@ -85,17 +85,23 @@ fn assert_clean_507(tally: &Tally) {
 
 /// With the free-space floor on, ingest stops at the floor, before the disk is full, so the
 /// store keeps room to commit and merge.
+///
+/// The floor is what the index may still need after ingest stops: the backlog's documents
+/// before the WAL segments they came from are deleted, and a merge's new segment before the
+/// merged ones go. So it is set above all the ingest room the test leaves (64 MiB free less the
+/// floor): with a floor of 24 MiB and 32 MiB of room, draining the index took the disk 10 MiB
+/// below the floor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filling_disk_is_turned_away_at_the_floor_and_resumes_when_freed() {
     let disk = LoopDisk::mount(200);
     let data = disk.path().join("data");
-    let floor = (24 * MIB).to_string();
+    let floor = (40 * MIB).to_string();
     let env = [
         ("SLUICE_STORAGE__MIN_FREE_BYTES", floor.as_str()),
         ("SLUICE_QUEUE__WAL__SEGMENT_BYTES", "4194304"),
     ];
     let mut server = Server::start(&data, None, &env);
-    let ballast = disk.fill_leaving(56 * MIB);
+    let ballast = disk.fill_leaving(64 * MIB);
     let target = Arc::new(RwLock::new(load::target(&server)));
     let (tally, producers) = load::start(Arc::clone(&target), shape(400), "floor");
     let filled = fill_and_free(&server, &disk, ballast, &tally).await;
@@ -107,7 +113,8 @@ async fn a_filling_disk_is_turned_away_at_the_floor_and_resumes_when_freed() {
         "/ready said the disk is below the floor: {:?}",
         filled.not_ready
     );
-    // The floor less what requests admitted just above it wrote.
+    // The floor less what requests admitted just above it wrote, and what the index took to
+    // drain the backlog.
     assert!(
         filled.least_free > 16 * MIB,
         "the floor kept the disk from filling: {} bytes were left",
@@ -118,6 +125,12 @@ async fn a_filling_disk_is_turned_away_at_the_floor_and_resumes_when_freed() {
     let acked = tally.acked().len();
     let indexed = drained(&server, acked, Duration::from_secs(120)).await;
     assert_exactly_once(&indexed, &tally);
+    println!(
+        "floor {floor} bytes: {acked} events acknowledged and indexed once; least free {} \
+         bytes; answers {:?}",
+        filled.least_free,
+        tally.answers.lock().expect("lock")
+    );
 
     // Nothing acknowledged was only in memory: a clean restart finds the same.
     assert!(server.stop().success());
@@ -142,15 +155,19 @@ async fn a_disk_full_to_the_last_byte_loses_nothing_acknowledged() {
     let target = Arc::new(RwLock::new(load::target(&server)));
     let (tally, producers) = load::start(Arc::clone(&target), shape(400), "full");
     let filled = fill_and_free(&server, &disk, ballast, &tally).await;
-    println!(
-        "/ready while full: {:?}; least free {} bytes",
-        filled.not_ready, filled.least_free
-    );
     load::finish(producers, &tally, Duration::from_secs(180)).await;
     assert_clean_507(&tally);
     let acked = tally.acked().len();
     let indexed = drained(&server, acked, Duration::from_secs(120)).await;
     assert_exactly_once(&indexed, &tally);
+    println!(
+        "no floor: {acked} events acknowledged and indexed once; least free {} bytes; {} \
+         /ready answers not ready, the first {}; answers {:?}",
+        filled.least_free,
+        filled.not_ready.len(),
+        filled.not_ready.first().map_or("none", String::as_str),
+        tally.answers.lock().expect("lock")
+    );
     let ready: Value = server.get_json("/ready").await;
     assert_eq!(
         ready["status"], "ready",

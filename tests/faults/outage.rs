@@ -28,8 +28,9 @@ fn shape() -> Shape {
     }
 }
 
-/// Holds the outage for a minute under load, checking `/ready` says what fails.
-async fn through_the_outage(server: &Server, tally: &Tally) {
+/// Holds the outage for a minute under load, checking `/ready` says what fails; how many events
+/// were acknowledged meanwhile.
+async fn through_the_outage(server: &Server, tally: &Tally) -> usize {
     let started = Instant::now();
     let acked_before = tally.acked().len();
     let mut reported = None;
@@ -58,13 +59,26 @@ async fn through_the_outage(server: &Server, tally: &Tally) {
         acked_before,
         tally.acked().len()
     );
+    tally.acked().len() - acked_before
 }
 
-async fn recovered(server: &Server, tally: &Tally, producers: Vec<tokio::task::JoinHandle<()>>) {
+async fn recovered(
+    server: &Server,
+    tally: &Tally,
+    producers: Vec<tokio::task::JoinHandle<()>>,
+    acked_during_outage: usize,
+) {
     load::finish(producers, tally, Duration::from_secs(240)).await;
     let acked = tally.acked().len();
+    let since = Instant::now();
     let indexed = drained(server, acked, Duration::from_secs(180)).await;
     assert_exactly_once(&indexed, tally);
+    println!(
+        "{} events acknowledged and indexed once, {acked_during_outage} of them during the \
+         outage; drained {:?} after the producers",
+        acked,
+        since.elapsed()
+    );
     let ready: Value = server.get_json("/ready").await;
     assert_eq!(
         ready["status"], "ready",
@@ -94,9 +108,9 @@ async fn elasticsearch_cut_off_for_a_minute_loses_nothing() {
     let (tally, producers) = load::start(target, shape(), "es-outage");
     tokio::time::sleep(Duration::from_secs(3)).await;
     relay.cut();
-    through_the_outage(&server, &tally).await;
+    let during = through_the_outage(&server, &tally).await;
     relay.restore();
-    recovered(&server, &tally, producers).await;
+    recovered(&server, &tally, producers, during).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +127,7 @@ async fn the_index_disk_failing_for_a_minute_loses_nothing() {
     let (tally, producers) = load::start(target, shape(), "index-outage");
     tokio::time::sleep(Duration::from_secs(3)).await;
     disk.fail_writes(true);
-    through_the_outage(&server, &tally).await;
+    let during = through_the_outage(&server, &tally).await;
     disk.fail_writes(false);
-    recovered(&server, &tally, producers).await;
+    recovered(&server, &tally, producers, during).await;
 }
