@@ -6,6 +6,88 @@
 use serde_json::{Map, Number, Value};
 use sluice_common::event::schema::{self, FieldKind};
 use sluice_common::validate::{FieldIssue, RecordError, RejectCode};
+use tokio::io::AsyncRead;
+
+use crate::accept::RawRecord;
+
+/// The records of a CSV file with a header row, read as it streams in.
+pub struct CsvRecords<R> {
+    reader: csv_async::AsyncReader<R>,
+    columns: Columns,
+    row: csv_async::ByteRecord,
+    number: usize,
+}
+
+/// Why reading a CSV file stopped: its bytes could not be read, or it is not CSV.
+#[derive(Debug)]
+pub enum CsvError {
+    Io(std::io::Error),
+    Format(String),
+}
+
+impl From<csv_async::Error> for CsvError {
+    fn from(e: csv_async::Error) -> CsvError {
+        match e.into_kind() {
+            csv_async::ErrorKind::Io(io) => CsvError::Io(io),
+            other => CsvError::Format(format!("{other:?}")),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin + Send> CsvRecords<R> {
+    /// Reads the header row; `None` for a file with no rows at all.
+    pub async fn open(input: R) -> Result<Option<CsvRecords<R>>, CsvError> {
+        let mut reader = csv_async::AsyncReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .create_reader(input);
+        let mut row = csv_async::ByteRecord::new();
+        if !reader.read_byte_record(&mut row).await? {
+            return Ok(None);
+        }
+        let columns = Columns::from_header(row.iter()).map_err(CsvError::Format)?;
+        Ok(Some(CsvRecords {
+            reader,
+            columns,
+            row,
+            number: 0,
+        }))
+    }
+
+    /// The next data row, as a record or as what is wrong with it (numbered as data rows);
+    /// `None` at the end. Blank lines are not rows.
+    pub async fn next(&mut self) -> Result<Option<Result<RawRecord, RecordError>>, CsvError> {
+        loop {
+            if !self.reader.read_byte_record(&mut self.row).await? {
+                return Ok(None);
+            }
+            if self.row.len() == 1 && self.row.get(0).is_some_and(|c| c.is_empty()) {
+                continue;
+            }
+            self.number += 1;
+            let number = self.number;
+            if self.row.len() != self.columns.len() {
+                let line = self.row.position().map_or(0, |p| p.line());
+                return Ok(Some(Err(FieldIssue::whole_record(
+                    RejectCode::MalformedCsv,
+                    format!(
+                        "row has {} cells but the header has {} columns (line {line})",
+                        self.row.len(),
+                        self.columns.len()
+                    ),
+                )
+                .at(number))));
+            }
+            return Ok(Some(self.columns.row_to_json(number, self.row.iter()).map(
+                |bytes| RawRecord {
+                    number,
+                    bytes,
+                    id: None,
+                },
+            )));
+        }
+    }
+}
 
 /// The columns of a file, from its header row.
 #[derive(Debug, Clone)]

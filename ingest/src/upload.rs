@@ -18,13 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_common::event::Source;
 use sluice_common::http::ApiError;
-use sluice_common::validate::{FieldIssue, RejectCode};
 use tokio_util::io::StreamReader;
 
 use crate::IngestState;
-use crate::accept::{Accepted, RawRecord, RecordBatch, Report, accept, check_room, wait_for_room};
+use crate::accept::{Accepted, RecordBatch, Report, accept, check_room, wait_for_room};
 use crate::body::{refuse, too_large_error};
-use crate::csv::Columns;
+use crate::csv::{CsvError, CsvRecords};
 use crate::split::{ArraySplitter, NdjsonSplitter, Splitter};
 
 /// How long an upload may wait for room in the queue before it is answered 503.
@@ -392,62 +391,26 @@ async fn read_csv<S>(stream: S, chunks: &mut ChunkedAccept<'_>) -> Result<(), Re
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Unpin,
 {
-    let reader = StreamReader::new(stream);
-    let mut csv = csv_async::AsyncReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .create_reader(reader);
-    let mut record = csv_async::ByteRecord::new();
-    let has_header = csv.read_byte_record(&mut record).await.map_err(csv_error)?;
-    if !has_header {
+    let Some(mut rows) = CsvRecords::open(StreamReader::new(stream))
+        .await
+        .map_err(csv_error)?
+    else {
         return Ok(());
-    }
-    let columns = Columns::from_header(record.iter()).map_err(ReadError::Format)?;
-    let mut number = 0;
-    loop {
-        match csv.read_byte_record(&mut record).await {
-            Ok(false) => break,
-            Ok(true) => {
-                number += 1;
-                let line = record.position().map_or(0, |p| p.line());
-                if record.len() == 1 && record.get(0).is_some_and(|c| c.is_empty()) {
-                    number -= 1;
-                    continue;
-                }
-                if record.len() != columns.len() {
-                    chunks.batch.issues.push(
-                        FieldIssue::whole_record(
-                            RejectCode::MalformedCsv,
-                            format!(
-                                "row has {} cells but the header has {} columns (line {line})",
-                                record.len(),
-                                columns.len()
-                            ),
-                        )
-                        .at(number),
-                    );
-                } else {
-                    match columns.row_to_json(number, record.iter()) {
-                        Ok(bytes) => chunks.batch.records.push(RawRecord {
-                            number,
-                            bytes,
-                            id: None,
-                        }),
-                        Err(issue) => chunks.batch.issues.push(issue),
-                    }
-                }
-                chunks.maybe_flush().await?;
-            }
-            Err(e) => return Err(csv_error(e)),
+    };
+    while let Some(row) = rows.next().await.map_err(csv_error)? {
+        match row {
+            Ok(record) => chunks.batch.records.push(record),
+            Err(issue) => chunks.batch.issues.push(issue),
         }
+        chunks.maybe_flush().await?;
     }
     Ok(())
 }
 
-fn csv_error(e: csv_async::Error) -> ReadError {
-    match e.into_kind() {
-        csv_async::ErrorKind::Io(io) => ReadError::Io(io),
-        other => ReadError::Format(format!("{other:?}")),
+fn csv_error(e: CsvError) -> ReadError {
+    match e {
+        CsvError::Io(io) => ReadError::Io(io),
+        CsvError::Format(reason) => ReadError::Format(reason),
     }
 }
 
