@@ -10,6 +10,8 @@ pub mod cache;
 pub mod config;
 pub mod event;
 pub mod fraud;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod health;
 pub mod http;
 pub mod meta;

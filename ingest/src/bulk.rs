@@ -32,7 +32,7 @@ pub async fn bulk_into(
 }
 
 /// One action of the request, in order, with what became of it.
-struct Item {
+pub(crate) struct Item {
     action: String,
     index: String,
     id: Option<String>,
@@ -53,7 +53,7 @@ impl Item {
     }
 }
 
-struct ItemError {
+pub(crate) struct ItemError {
     status: u16,
     kind: &'static str,
     reason: String,
@@ -158,13 +158,13 @@ fn refused(e: sluice_common::http::ApiError) -> Response {
 
 /// A line of the body: its text, or why the splitter could not keep it (longer than a record
 /// may be).
-enum Line {
+pub(crate) enum Line {
     Text(RawRecord),
     Refused(RecordError),
 }
 
 /// The body's lines in order, those the splitter refused in their places.
-fn in_order(lines: RecordBatch) -> Vec<Line> {
+pub(crate) fn in_order(lines: RecordBatch) -> Vec<Line> {
     let mut all: Vec<(usize, Line)> = lines
         .records
         .into_iter()
@@ -184,7 +184,7 @@ fn in_order(lines: RecordBatch) -> Vec<Line> {
 /// batch holds the source lines of `index`/`create` items under those numbers. A source line
 /// too long to be a record is that item's error; an action line that cannot be read is the
 /// whole request's, as in Elasticsearch.
-fn pair_actions(
+pub(crate) fn pair_actions(
     lines: Vec<Line>,
     path_index: Option<&str>,
 ) -> Result<(Vec<Item>, RecordBatch), String> {

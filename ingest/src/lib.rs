@@ -12,6 +12,8 @@ mod body;
 mod bulk;
 mod csv;
 mod elasticsearch;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod http;
 mod split;
 mod upload;
