@@ -57,10 +57,13 @@ impl Json {
         match self {
             Json::Array(items) => {
                 let first = items.iter().map(kind).find(|k| !matches!(k, 0 | 4));
+                // Objects in one array may give one field two kinds: keep the first object.
+                let keep = if first == Some(5) { 1 } else { usize::MAX };
                 Json::Array(
                     items
                         .into_iter()
                         .filter(|item| Some(kind(item)) == first)
+                        .take(keep)
                         .map(Json::one_kind_per_array)
                         .collect(),
                 )
