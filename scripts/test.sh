@@ -19,6 +19,18 @@ if ! command -v cc >/dev/null; then
   apt-get update -qq && apt-get install -y -qq build-essential
 fi
 
+# The fault suite (tests/faults) mounts real filesystems: a loop-mounted ext4 image to fill up,
+# a tmpfs, and a FUSE filesystem that forgets unsynced writes at a power cut. That takes root,
+# /dev/fuse, loop devices and the tools below; without them it fails, so say so now.
+[ "$(id -u)" = 0 ] || fail "the fault suite mounts filesystems: run as root (CI does)"
+[ -e /dev/fuse ] || fail "no /dev/fuse: the power-cut test needs FUSE (modprobe fuse)"
+[ -e /dev/loop-control ] || fail "no /dev/loop-control: the disk-full tests need loop devices"
+if ! command -v mkfs.ext4 >/dev/null || ! command -v fallocate >/dev/null; then
+  step "installing e2fsprogs and util-linux (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs util-linux >/dev/null \
+    || fail "could not install e2fsprogs and util-linux"
+fi
+
 # A run builds each crate once: incremental state would only fill the disk (tens of GB here).
 export CARGO_INCREMENTAL=0
 
