@@ -30,21 +30,75 @@ pub(super) fn explain(original: &[u8], fast_error: &str) -> FieldIssue {
             ),
         );
     }
-    let path = RefCell::new(Vec::new());
-    let mut deserializer = serde_json::Deserializer::from_slice(original);
-    let outcome = Tracked { path: &path }.deserialize(&mut deserializer);
+    let (outcome, path) = read_tracked(original);
     match outcome {
-        Err(e) if e.to_string().starts_with("number out of range") => FieldIssue::new(
-            &render(&path.borrow()),
+        Err(e) if is_out_of_range(&e) => FieldIssue::new(
+            &render(&path),
             RejectCode::NumberOutOfRange,
             "a number beyond what a 64-bit float holds (about ±1.8e308); send it as text if \
              it must be kept exactly",
         ),
-        _ => FieldIssue::whole_record(
-            RejectCode::MalformedJson,
-            format!("malformed JSON: {fast_error}"),
-        ),
+        // Valid JSON simd-json cannot read: a negative exponent of more digits than it takes
+        // (`4E-88666886666`, found by fuzzing). Its value underflows to 0; with the exponent's
+        // sign turned it overflows instead, which tells its path.
+        Ok(()) => match overlong_negative_exponent(original) {
+            Some(sign) => {
+                let mut flipped = original.to_vec();
+                flipped[sign] = b'+';
+                FieldIssue::new(
+                    &render(&read_tracked(&flipped).1),
+                    RejectCode::NumberOutOfRange,
+                    "a number whose exponent has more than ten digits, which Sluice does not \
+                     read (as a 64-bit float it is 0); send it as 0, or as text",
+                )
+            }
+            None => malformed(fast_error),
+        },
+        Err(_) => malformed(fast_error),
     }
+}
+
+fn malformed(fast_error: &str) -> FieldIssue {
+    FieldIssue::whole_record(
+        RejectCode::MalformedJson,
+        format!("malformed JSON: {fast_error}"),
+    )
+}
+
+/// Reads `bytes` with serde_json; the outcome, and the path it was at when it stopped.
+fn read_tracked(bytes: &[u8]) -> (Result<(), serde_json::Error>, Vec<Step>) {
+    let path = RefCell::new(Vec::new());
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let outcome = Tracked { path: &path }.deserialize(&mut deserializer);
+    (outcome, path.into_inner())
+}
+
+fn is_out_of_range(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("number out of range")
+}
+
+/// Where the `-` of a number's exponent of more than ten digits is, outside strings.
+fn overlong_negative_exponent(bytes: &[u8]) -> Option<usize> {
+    let mut sign = None;
+    let mut digits = 0;
+    let mut previous = 0u8;
+    for (at, b) in super::outside_strings(bytes) {
+        match b {
+            b'-' if matches!(previous, b'e' | b'E') => {
+                sign = Some(at);
+                digits = 0;
+            }
+            b'0'..=b'9' if sign.is_some() => {
+                digits += 1;
+                if digits > 10 {
+                    return sign;
+                }
+            }
+            _ => sign = None,
+        }
+        previous = b;
+    }
+    None
 }
 
 fn render(path: &[Step]) -> String {
@@ -142,6 +196,24 @@ mod tests {
             (top.code, top.field.as_str()),
             (RejectCode::NumberOutOfRange, "n")
         );
+    }
+
+    /// Found by the `record` fuzz target: serde_json reads `4E-88666886666` (as 0), simd-json
+    /// does not, and it was called malformed.
+    #[test]
+    fn an_exponent_too_long_to_read_is_out_of_range_with_its_path() {
+        let issue = explain(
+            br#"{"a":[1,{"b":4E-88666886666}],"c":"e-12345678901"}"#,
+            "x",
+        );
+        assert_eq!(
+            (issue.code, issue.field.as_str()),
+            (RejectCode::NumberOutOfRange, "a[1].b"),
+            "{}",
+            issue.reason
+        );
+        let short = explain(br#"{"n":1e-4000,"s":"e-12345678901"}"#, "x");
+        assert_eq!(short.code, RejectCode::MalformedJson, "{}", short.reason);
     }
 
     #[test]
