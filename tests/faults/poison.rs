@@ -78,6 +78,12 @@ fn poisons() -> Vec<Poison> {
             r#","n":1e400}"#,
             Some("number_out_of_range"),
         ),
+        // Found by fuzzing: valid JSON (0, as a double) that simd-json does not read.
+        poison(
+            "exponent_beyond_ten_digits",
+            r#","n":[4E-88666886666]}"#,
+            Some("number_out_of_range"),
+        ),
         poison("duplicate_key", r#","n":1,"n":2}"#, Some("duplicate_field")),
         poison(
             "nested_duplicate_key",
