@@ -19,9 +19,11 @@ pub struct CsvRecords<R> {
 }
 
 /// Why reading a CSV file stopped: its bytes could not be read, or it is not CSV.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CsvError {
+    #[error("reading the file: {0}")]
     Io(std::io::Error),
+    #[error("not CSV: {0}")]
     Format(String),
 }
 
