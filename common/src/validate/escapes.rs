@@ -16,10 +16,7 @@
 pub fn repair_lone_surrogates(bytes: &mut [u8]) -> usize {
     let mut repaired = 0;
     let mut at = 0;
-    while let Some(offset) = bytes
-        .get(at..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\\'))
-    {
+    while let Some(offset) = bytes.get(at..).and_then(|rest| memchr::memchr(b'\\', rest)) {
         let escape = at + offset;
         if bytes.get(escape + 1) != Some(&b'u') {
             // Any other escape is two bytes, an escaped backslash included.

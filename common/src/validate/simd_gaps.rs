@@ -14,7 +14,7 @@ const LONG_NUMBER: usize = 16;
 
 /// Refuses what simd-json would read wrongly; checked before parsing (cheap scans only).
 pub(super) fn check(bytes: &[u8]) -> Result<(), FieldIssue> {
-    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+    if let Some(at) = memchr::memchr(0, bytes) {
         return Err(malformed(format!(
             "a raw NUL byte at byte {at} (inside a string, escape it as \\u0000)"
         )));
@@ -37,21 +37,55 @@ fn malformed(reason: String) -> FieldIssue {
     )
 }
 
-fn is_number_byte(b: u8) -> bool {
+const fn is_number_byte(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')
 }
 
-/// Whether any run of number characters, in strings or not, is long enough to matter: the
-/// common case, none, costs one tight loop.
+/// `is_number_byte` for every byte value, so a block is marked without branches.
+const NUMBER_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_number_byte(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// Bytes marked at a time: `LONG_NUMBER`, so that any run of that length lies within two
+/// neighbouring blocks, which together fit one `u32`.
+const BLOCK: usize = 16;
+const _: () = assert!(LONG_NUMBER == BLOCK);
+
+/// Whether any run of number characters, in strings or not, is long enough to matter. This
+/// runs on every record twice (at ingest and in the processor), so it marks 16 bytes at a time
+/// into a bit mask, without a branch per byte, and looks for 16 marks in a row in each pair of
+/// neighbouring blocks.
 fn has_long_number_run(bytes: &[u8]) -> bool {
-    let mut run = 0;
-    for &b in bytes {
-        run = if is_number_byte(b) { run + 1 } else { 0 };
-        if run >= LONG_NUMBER {
+    let marks = |block: &[u8]| {
+        block.iter().enumerate().fold(0u32, |marks, (i, &b)| {
+            marks | (u32::from(NUMBER_BYTES[usize::from(b)]) << i)
+        })
+    };
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    let mut previous = 0u32;
+    for block in &mut blocks {
+        let current = marks(block);
+        if sixteen_in_a_row(previous | (current << BLOCK)) {
             return true;
         }
+        previous = current;
     }
-    false
+    sixteen_in_a_row(previous | (marks(blocks.remainder()) << BLOCK))
+}
+
+/// Whether `bits` has 16 consecutive ones: each step keeps the bits that start a run twice as
+/// long as the step before.
+fn sixteen_in_a_row(bits: u32) -> bool {
+    let two = bits & (bits >> 1);
+    let four = two & (two >> 2);
+    let eight = four & (four >> 4);
+    eight & (eight >> 8) != 0
 }
 
 /// Where a long number outside strings is followed by a byte that cannot end a JSON number.
@@ -86,6 +120,39 @@ mod tests {
         assert!(check(b"[-1.5738163939190605e99]").is_ok());
         // Digits in strings are text, whatever follows them.
         assert!(check(br#"{"order":"1234567890123456789012;x"}"#).is_ok());
+    }
+
+    /// The plain scan that the block-wise one must agree with.
+    fn has_long_number_run_plainly(bytes: &[u8]) -> bool {
+        let mut run = 0;
+        bytes.iter().any(|&b| {
+            run = if is_number_byte(b) { run + 1 } else { 0 };
+            run >= LONG_NUMBER
+        })
+    }
+
+    #[test]
+    fn long_number_runs_are_seen_across_and_inside_blocks() {
+        // Every length around the threshold, at every offset around a block boundary, and at
+        // the end of the record (the remainder block).
+        for len in 0..40 {
+            for offset in 0..40 {
+                for tail in [0, 1, 7] {
+                    let mut bytes = vec![b'x'; offset];
+                    bytes.extend(std::iter::repeat_n(b'7', len));
+                    bytes.extend(std::iter::repeat_n(b'y', tail));
+                    assert_eq!(
+                        has_long_number_run(&bytes),
+                        has_long_number_run_plainly(&bytes),
+                        "{len} digits after {offset} bytes, {tail} after"
+                    );
+                }
+            }
+        }
+        assert!(has_long_number_run(b"\"e\":-1.5E+99999999.9"));
+        assert!(!has_long_number_run(
+            b"\"ts\":\"2026-12-02\",\"n\":123456789012345"
+        ));
     }
 
     #[test]
