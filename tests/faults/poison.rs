@@ -84,6 +84,12 @@ fn poisons() -> Vec<Poison> {
             r#","n":[4E-88666886666]}"#,
             Some("number_out_of_range"),
         ),
+        // Found by fuzzing: serde_json reads this object as the number 5.
+        poison(
+            "serde_json_raw_value_token",
+            r#","n":{"$serde_json::private::RawValue":"5"}}"#,
+            Some("invalid_field_name"),
+        ),
         poison("duplicate_key", r#","n":1,"n":2}"#, Some("duplicate_field")),
         poison(
             "nested_duplicate_key",

@@ -7,6 +7,10 @@
 //! - no empty or blank names, and no name that starts or ends with a dot or holds two in a row
 //!   (Elasticsearch reads dots as object paths and refuses these as ambiguous);
 //! - no Elasticsearch metadata field (`_index`, `_source`, …) at the top level;
+//! - no name starting `$serde_json::private::`, at any level: serde_json, which the stores'
+//!   adapters and the api read documents with, takes an object whose first name is its
+//!   `RawValue` token for the raw JSON in the value's string, so `{"$serde_json::private::RawValue":"5"}`
+//!   would be an object at ingest and the number 5 behind it (found by the CSV fuzz target);
 //! - one path, one kind: not an object and a value at once (see [`super::paths`]);
 //! - objects nested no deeper than `max_object_depth` (`index.mapping.depth.limit`, 20), and no
 //!   more than `max_fields` names in all (`index.mapping.total_fields.limit`, 1,000).
@@ -14,6 +18,10 @@
 use std::collections::HashSet;
 
 use super::{FieldIssue, Limits, Record, RejectCode};
+
+/// The prefix of serde_json's private tokens (`$serde_json::private::RawValue`, and `…::Number`
+/// under its `arbitrary_precision` feature).
+const SERDE_JSON_TOKENS: &str = "$serde_json::private::";
 
 /// Fields Elasticsearch keeps for itself; a document cannot carry them. (`_id` is refused as a
 /// reserved field by the event model already.)
@@ -159,6 +167,12 @@ fn bad_name(name: &str, top_level: bool) -> Option<String> {
              object paths)"
                 .into(),
         );
+    }
+    if name.starts_with(SERDE_JSON_TOKENS) {
+        return Some(format!(
+            "`{name}` is reserved: the JSON library Sluice reads documents with gives names \
+             starting `{SERDE_JSON_TOKENS}` a meaning of its own"
+        ));
     }
     if top_level && METADATA_FIELDS.contains(&name) {
         return Some(format!(

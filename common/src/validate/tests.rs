@@ -351,6 +351,40 @@ fn names_elasticsearch_cannot_map_are_refused() {
         .expect("dotted paths, nested and other underscore names are fine");
 }
 
+/// serde_json (raw_value) reads `{"$serde_json::private::RawValue":"5"}` as the number 5, so
+/// a record or nested object with that first name would be one thing at ingest and another in
+/// every stage that reads documents with serde_json. Found by the CSV fuzz target.
+#[test]
+fn serde_json_private_token_names_are_refused() {
+    let token = r#""$serde_json::private::RawValue""#;
+    let smuggled: serde_json::Value =
+        serde_json::from_str(&format!(r#"{{"o":{{{token}:"5"}}}}"#)).expect("JSON");
+    assert_eq!(
+        smuggled["o"],
+        serde_json::json!(5),
+        "the quirk guarded against"
+    );
+    for (rest, field) in [
+        (format!("{token}:\"5\""), "$serde_json::private::RawValue"),
+        (
+            format!(r#""o":{{{token}:"5"}}"#),
+            "o.$serde_json::private::RawValue",
+        ),
+        (
+            r#""$serde_json::private::Number":"1""#.to_owned(),
+            "$serde_json::private::Number",
+        ),
+    ] {
+        let issue = only_issue(&error_with(&rest));
+        assert_eq!(
+            (issue.field.as_str(), issue.code),
+            (field, RejectCode::InvalidFieldName),
+            "{rest}"
+        );
+    }
+    check(&error_with(r#""$price":1,"serde_json":2"#)).expect("other dollar names are fine");
+}
+
 #[test]
 fn dotted_paths_into_reserved_objects_are_refused() {
     let issue = only_issue(&error_with(r#""geo.city_name":"x""#));
