@@ -100,9 +100,47 @@ fn long_number_with_a_bad_end(bytes: &[u8]) -> Option<usize> {
         if run >= LONG_NUMBER && !ends_a_number {
             return Some(at);
         }
+        // The run is contiguous: a quote, which opens a string, is not a number character.
+        if run >= LONG_NUMBER && !is_json_number(&bytes[at - run..at]) {
+            return Some(at - 1);
+        }
         run = 0;
     }
     None
+}
+
+/// Whether `text` is one JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+/// simd-json's slow path for long numbers accepts more (`1000000000000000000+`, found by the
+/// agreement property test).
+fn is_json_number(text: &[u8]) -> bool {
+    fn digits(text: &[u8]) -> usize {
+        text.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+    let mut at = usize::from(text.first() == Some(&b'-'));
+    match digits(&text[at..]) {
+        0 => return false,
+        n if n > 1 && text[at] == b'0' => return false,
+        n => at += n,
+    }
+    if text.get(at) == Some(&b'.') {
+        let n = digits(&text[at + 1..]);
+        if n == 0 {
+            return false;
+        }
+        at += 1 + n;
+    }
+    if matches!(text.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(text.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let n = digits(&text[at..]);
+        if n == 0 {
+            return false;
+        }
+        at += n;
+    }
+    at == text.len()
 }
 
 #[cfg(test)]
@@ -118,6 +156,12 @@ mod tests {
         assert!(check(b"[1234567890123456789.5e3]").is_ok());
         assert!(check(b"[1.345678901234567890;2]").is_err());
         assert!(check(b"[-1.5738163939190605e99]").is_ok());
+        // Number characters where the grammar has none, the run ending well.
+        assert!(check(br#"{"a":1000000000000000000+,"b":1}"#).is_err());
+        assert!(check(b"[1000000000000000000.]").is_err());
+        assert!(check(b"[01234567890123456789]").is_err());
+        assert!(check(b"[12345678901234567890e+-5]").is_err());
+        assert!(check(b"[-12345678901234567890.25E-5]").is_ok());
         // Digits in strings are text, whatever follows them.
         assert!(check(br#"{"order":"1234567890123456789012;x"}"#).is_ok());
     }
