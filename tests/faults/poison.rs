@@ -84,6 +84,13 @@ fn poisons() -> Vec<Poison> {
             r#","n":[4E-88666886666]}"#,
             Some("number_out_of_range"),
         ),
+        // Found by the agreement property test: simd-json read this long number, serde_json
+        // (behind it, in the tantivy adapter) refused it.
+        poison(
+            "long_number_with_a_trailing_sign",
+            r#","n":1000000000000000000+}"#,
+            Some("malformed_json"),
+        ),
         // Found by fuzzing: serde_json reads this object as the number 5.
         poison(
             "serde_json_raw_value_token",

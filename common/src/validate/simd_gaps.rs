@@ -20,12 +20,9 @@ pub(super) fn check(bytes: &[u8]) -> Result<(), FieldIssue> {
         )));
     }
     if has_long_number_run(bytes)
-        && let Some(at) = long_number_with_a_bad_end(bytes)
+        && let Some(reason) = long_number_problem(bytes)
     {
-        return Err(malformed(format!(
-            "a number runs into {:?} at byte {at}",
-            char::from(bytes[at])
-        )));
+        return Err(malformed(reason));
     }
     Ok(())
 }
@@ -88,8 +85,9 @@ fn sixteen_in_a_row(bits: u32) -> bool {
     eight & (eight >> 8) != 0
 }
 
-/// Where a long number outside strings is followed by a byte that cannot end a JSON number.
-fn long_number_with_a_bad_end(bytes: &[u8]) -> Option<usize> {
+/// Why a long number outside strings is not JSON, if one is not: it runs into a byte that
+/// cannot end a number, or its characters do not make one number.
+fn long_number_problem(bytes: &[u8]) -> Option<String> {
     let mut run = 0usize;
     for (at, b) in super::outside_strings(bytes) {
         if is_number_byte(b) {
@@ -98,11 +96,18 @@ fn long_number_with_a_bad_end(bytes: &[u8]) -> Option<usize> {
         }
         let ends_a_number = matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b',' | b']' | b'}');
         if run >= LONG_NUMBER && !ends_a_number {
-            return Some(at);
+            return Some(format!(
+                "a number runs into {:?} at byte {at}",
+                char::from(b)
+            ));
         }
         // The run is contiguous: a quote, which opens a string, is not a number character.
-        if run >= LONG_NUMBER && !is_json_number(&bytes[at - run..at]) {
-            return Some(at - 1);
+        let start = at - run;
+        if run >= LONG_NUMBER && !is_json_number(&bytes[start..at]) {
+            return Some(format!(
+                "{} at byte {start} is not a number",
+                String::from_utf8_lossy(&bytes[start..at])
+            ));
         }
         run = 0;
     }
@@ -162,6 +167,14 @@ mod tests {
         assert!(check(b"[01234567890123456789]").is_err());
         assert!(check(b"[12345678901234567890e+-5]").is_err());
         assert!(check(b"[-12345678901234567890.25E-5]").is_ok());
+        let issue = check(b"[1000000000000000000+]").expect_err("a trailing sign");
+        assert!(
+            issue
+                .reason
+                .contains("1000000000000000000+ at byte 1 is not a number"),
+            "{}",
+            issue.reason
+        );
         // Digits in strings are text, whatever follows them.
         assert!(check(br#"{"order":"1234567890123456789012;x"}"#).is_ok());
     }
