@@ -94,11 +94,11 @@ async fn main() -> anyhow::Result<()> {
         bodies.push(body.into());
     }
     let body_bytes: usize = bodies.iter().map(bytes::Bytes::len).sum();
+    let mean_body_mb = round(body_bytes as f64 / bodies.len().max(1) as f64 / 1e6);
 
     eprintln!(
-        "sending {} requests ({:.1} MB each on average) over {} connections…",
+        "sending {} requests ({mean_body_mb} MB each on average) over {} connections…",
         bodies.len(),
-        body_bytes as f64 / bodies.len().max(1) as f64 / 1e6,
         args.connections
     );
     let honour_retry_after = args.honour_retry_after;
@@ -106,7 +106,6 @@ async fn main() -> anyhow::Result<()> {
     let retries = Arc::new(AtomicUsize::new(0));
     let ingest = format!("{}/api/logs/ingest", args.url);
     let started = Instant::now();
-    let bodies_sent = bodies.len().max(1);
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
         .map(|body| {
             let (http, ingest, accepted, retries) = (
@@ -121,13 +120,12 @@ async fn main() -> anyhow::Result<()> {
                     let sent = http
                         .post(&ingest)
                         .header("content-type", "application/x-ndjson")
-                        .body(body.clone())
+                        .body(body.clone()) // `Bytes`: a resend copies nothing
                         .send()
                         .await;
                     let response = match sent {
                         Ok(response) => response,
                         // A shipper retries a dropped connection; give up only if it persists.
-                        // (Bodies are `Bytes`: sending one again copies nothing.)
                         Err(e) if transport_errors < 5 => {
                             transport_errors += 1;
                             eprintln!("retrying after: {e}");
@@ -138,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
                     };
                     let status = response.status().as_u16();
                     if status == 503 || status == 429 {
-                        // Back-pressure: the queue is at its high-water mark.
+                        // Back-pressure: ingest's in-flight limit or the queue's high-water mark.
                         retries.fetch_add(1, Ordering::Relaxed);
                         let retry_after = response
                             .headers()
@@ -182,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         "accepted": accepted,
         "connections": args.connections,
         "batch": args.batch,
-        "mean_body_mb": round(body_bytes as f64 / bodies_sent as f64 / 1e6),
+        "mean_body_mb": mean_body_mb,
         "send_seconds": round(send_time.as_secs_f64()),
         "accepted_per_second": (accepted as f64 / send_time.as_secs_f64()).round(),
         "searchable_after_seconds": round(all_searchable.as_secs_f64()),
