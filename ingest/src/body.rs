@@ -1,8 +1,8 @@
-//! Reading a request body within the size limit, and telling its format from `Content-Type`.
+//! Reading a request body into records within the size limit, and telling its format from
+//! `Content-Type`.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
-use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use sluice_common::event::Source;
@@ -10,50 +10,77 @@ use sluice_common::http::ApiError;
 use sluice_common::telemetry::emit;
 use sluice_common::telemetry::events::RequestRefused;
 
+use crate::accept::RecordBatch;
 use crate::admission::{Admission, Admitted};
+use crate::split::Splitter;
 
-/// Reads the whole body within `limit` bytes (413 past it, without buffering more), taking its
-/// share of the in-flight bytes first: all of it up front when `Content-Length` says how much
-/// comes, frame by frame otherwise.
-pub async fn read_admitted(
+/// Why a body was not read into records.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Turned away before or while reading: too large, unreadable, no room in flight.
+    Refused(ApiError),
+    /// The splitter could not go on: the body is not in the format it claims.
+    Format(String),
+}
+
+/// Reads the body within `limit` bytes (413 past it, without buffering more) and feeds each
+/// frame to `splitter` as it arrives, so a body is never held whole beside the records split
+/// from it: what a request holds is its records, about the size of its body. The request takes
+/// its share of the in-flight bytes first: all of it up front when `Content-Length` says how
+/// much comes, frame by frame otherwise.
+pub async fn read_split(
     body: Body,
     limit: usize,
     admission: &Admission,
     source: Source,
-) -> Result<(Bytes, Admitted), ApiError> {
+    splitter: &mut impl Splitter,
+    out: &mut RecordBatch,
+) -> Result<Admitted, BodyError> {
     let deadline = admission.deadline();
     let mut admitted = admission.empty();
     let declared = usize::try_from(body.size_hint().exact().unwrap_or(0)).unwrap_or(usize::MAX);
     if declared > limit {
-        return Err(refuse(source, "too_large", too_large_error(limit)));
+        return Err(BodyError::Refused(refuse(
+            source,
+            "too_large",
+            too_large_error(limit),
+        )));
     }
     admission
         .grow(&mut admitted, declared, deadline, source)
-        .await?;
-    let mut bytes = BytesMut::with_capacity(declared);
+        .await
+        .map_err(BodyError::Refused)?;
+    let mut received = 0usize;
     let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            ApiError::bad_request(
+            BodyError::Refused(ApiError::bad_request(
                 "unreadable_body",
                 format!("could not read the request body: {e}"),
-            )
+            ))
         })?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if bytes.len() + data.len() > limit {
-            return Err(refuse(source, "too_large", too_large_error(limit)));
+        if received + data.len() > limit {
+            return Err(BodyError::Refused(refuse(
+                source,
+                "too_large",
+                too_large_error(limit),
+            )));
         }
-        if bytes.len() + data.len() > declared {
-            let more = bytes.len() + data.len() - declared.max(bytes.len());
+        if received + data.len() > declared {
+            let more = received + data.len() - declared.max(received);
             admission
                 .grow(&mut admitted, more, deadline, source)
-                .await?;
+                .await
+                .map_err(BodyError::Refused)?;
         }
-        bytes.extend_from_slice(&data);
+        received += data.len();
+        splitter.feed_chunk(&data, out).map_err(BodyError::Format)?;
     }
-    Ok((bytes.freeze(), admitted))
+    splitter.finish_input(out).map_err(BodyError::Format)?;
+    Ok(admitted)
 }
 
 pub fn too_large_error(limit: usize) -> ApiError {

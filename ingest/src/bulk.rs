@@ -15,7 +15,7 @@ use sluice_common::validate::RecordError;
 
 use crate::IngestState;
 use crate::accept::{RawRecord, RecordBatch, Report, accept, check_room};
-use crate::body::read_admitted;
+use crate::body::{BodyError, read_split};
 use crate::elasticsearch::product_header;
 use crate::split::NdjsonSplitter;
 
@@ -65,17 +65,34 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
     if let Err(e) = check_room(&state, source) {
         return refused(e);
     }
-    let (bytes, _admitted) =
-        match read_admitted(body, state.config.max_body_bytes, &state.admission, source).await {
-            Ok(read) => read,
-            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return refused(e),
-            Err(e) => return es_error(e.status, "illegal_argument_exception", &e.message, None),
-        };
     let mut lines = RecordBatch::default();
     let mut splitter = NdjsonSplitter::new(state.config.limits.max_record_bytes);
-    splitter.feed(&bytes, &mut lines);
-    splitter.finish(&mut lines);
-    drop(bytes);
+    let read = read_split(
+        body,
+        state.config.max_body_bytes,
+        &state.admission,
+        source,
+        &mut splitter,
+        &mut lines,
+    )
+    .await;
+    let _admitted = match read {
+        Ok(admitted) => admitted,
+        Err(BodyError::Refused(e)) if e.status == StatusCode::SERVICE_UNAVAILABLE => {
+            return refused(e);
+        }
+        Err(BodyError::Refused(e)) => {
+            return es_error(e.status, "illegal_argument_exception", &e.message, None);
+        }
+        Err(BodyError::Format(reason)) => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &reason,
+                None,
+            );
+        }
+    };
     let (items, batch) = match pair_actions(in_order(lines), path_index.as_deref()) {
         Ok(parsed) => parsed,
         Err(reason) => {

@@ -5,6 +5,7 @@
 use sluice_common::validate::{FieldIssue, RecordError, RejectCode};
 
 use crate::accept::{RawRecord, RecordBatch};
+use crate::body::BodyFormat;
 
 /// Feeds NDJSON bytes, chunk by chunk; complete lines come out as records.
 #[derive(Debug)]
@@ -28,9 +29,14 @@ impl NdjsonSplitter {
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut RecordBatch) {
         while !chunk.is_empty() {
             match chunk.iter().position(|&b| b == b'\n') {
+                // A line wholly inside the chunk is copied once, straight into its record.
+                Some(end) if self.line.is_empty() && !self.oversized => {
+                    self.end_line(&chunk[..end], out);
+                    chunk = &chunk[end + 1..];
+                }
                 Some(end) => {
                     self.push_bytes(&chunk[..end]);
-                    self.end_line(out);
+                    self.end_partial_line(out);
                     chunk = &chunk[end + 1..];
                 }
                 None => {
@@ -44,7 +50,7 @@ impl NdjsonSplitter {
     /// Ends the input: a last line without a newline is a record too.
     pub fn finish(&mut self, out: &mut RecordBatch) {
         if !self.line.is_empty() || self.oversized {
-            self.end_line(out);
+            self.end_partial_line(out);
         }
     }
 
@@ -60,9 +66,19 @@ impl NdjsonSplitter {
         }
     }
 
-    fn end_line(&mut self, out: &mut RecordBatch) {
+    /// Ends a line gathered across chunks. The buffer, grown amortised, keeps its capacity for
+    /// the next such line; the record gets a copy of exactly the line's size, so what a request
+    /// holds in flight is its records, not twice them.
+    fn end_partial_line(&mut self, out: &mut RecordBatch) {
+        let line = std::mem::take(&mut self.line);
+        self.end_line(&line, out);
+        self.line = line;
+        self.line.clear();
+    }
+
+    fn end_line(&mut self, line: &[u8], out: &mut RecordBatch) {
         self.line_number += 1;
-        if std::mem::take(&mut self.oversized) {
+        if std::mem::take(&mut self.oversized) || line.len() > self.max_record_bytes {
             out.issues.push(
                 FieldIssue::whole_record(
                     RejectCode::Oversized,
@@ -72,16 +88,13 @@ impl NdjsonSplitter {
             );
             return;
         }
-        let mut line = std::mem::take(&mut self.line);
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
         out.records.push(RawRecord {
             number: self.line_number,
-            bytes: line,
+            bytes: line.to_vec(),
             id: None,
         });
     }
@@ -243,9 +256,11 @@ impl ArraySplitter {
             out.issues
                 .push(oversized(self.count, self.max_record_bytes));
         } else {
+            // A copy of exactly the element's size: the buffer, grown byte by byte, keeps its
+            // spare capacity for the next element instead of handing it to the queue.
             out.records.push(RawRecord {
                 number: self.count,
-                bytes: std::mem::take(&mut self.element),
+                bytes: self.element.clone(),
                 id: None,
             });
         }
@@ -279,6 +294,106 @@ impl Splitter for ArraySplitter {
 
     fn finish_input(&mut self, out: &mut RecordBatch) -> Result<(), String> {
         self.finish(out)
+    }
+}
+
+/// Splits a `POST /api/logs/ingest` body as it arrives. For JSON the first byte that is not
+/// whitespace or part of a byte-order mark tells an array (split element by element) from a
+/// single record (kept whole); NDJSON is split by lines. A body of nothing but whitespace
+/// holds no records, whatever its format.
+#[derive(Debug)]
+pub enum BodySplitter {
+    /// Nothing significant seen yet: the bytes so far, handed on once the shape is known.
+    Undecided {
+        format: BodyFormat,
+        seen: Vec<u8>,
+        max_record_bytes: usize,
+    },
+    Array(ArraySplitter),
+    Single(Vec<u8>),
+    Ndjson(NdjsonSplitter),
+}
+
+const BYTE_ORDER_MARK: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+impl BodySplitter {
+    pub fn new(format: BodyFormat, max_record_bytes: usize) -> BodySplitter {
+        BodySplitter::Undecided {
+            format,
+            seen: Vec::new(),
+            max_record_bytes,
+        }
+    }
+
+    /// Leaves `Undecided` when `chunk` holds a significant byte; the bytes seen so far then
+    /// go first, as if the body had come in one piece.
+    fn decide(&mut self, chunk: &[u8], out: &mut RecordBatch) -> Result<(), String> {
+        let BodySplitter::Undecided {
+            format,
+            seen,
+            max_record_bytes,
+        } = self
+        else {
+            return Ok(());
+        };
+        let Some(first) = chunk
+            .iter()
+            .copied()
+            .find(|b| !b.is_ascii_whitespace() && !BYTE_ORDER_MARK.contains(b))
+        else {
+            return Ok(());
+        };
+        let seen = std::mem::take(seen);
+        *self = match (*format, first) {
+            (BodyFormat::Json, b'[') => BodySplitter::Array(ArraySplitter::new(*max_record_bytes)),
+            (BodyFormat::Json, _) => BodySplitter::Single(Vec::new()),
+            (BodyFormat::Ndjson, _) => BodySplitter::Ndjson(NdjsonSplitter::new(*max_record_bytes)),
+        };
+        self.feed_chunk(&seen, out)
+    }
+}
+
+impl Splitter for BodySplitter {
+    fn feed_chunk(&mut self, chunk: &[u8], out: &mut RecordBatch) -> Result<(), String> {
+        self.decide(chunk, out)?;
+        match self {
+            BodySplitter::Undecided { seen, .. } => {
+                seen.extend_from_slice(chunk);
+                Ok(())
+            }
+            BodySplitter::Array(splitter) => splitter.feed(chunk, out),
+            BodySplitter::Single(bytes) => {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            }
+            BodySplitter::Ndjson(splitter) => {
+                splitter.feed(chunk, out);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish_input(&mut self, out: &mut RecordBatch) -> Result<(), String> {
+        match self {
+            BodySplitter::Undecided { .. } => Ok(()),
+            BodySplitter::Array(splitter) => splitter.finish(out),
+            BodySplitter::Single(bytes) => {
+                let mut bytes = std::mem::take(bytes);
+                if bytes.starts_with(&BYTE_ORDER_MARK) {
+                    bytes.drain(..BYTE_ORDER_MARK.len());
+                }
+                out.records.push(RawRecord {
+                    number: 1,
+                    bytes,
+                    id: None,
+                });
+                Ok(())
+            }
+            BodySplitter::Ndjson(splitter) => {
+                splitter.finish(out);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -332,6 +447,31 @@ mod tests {
         assert_eq!(texts(&out), [(2, "{\"b\":2}".into())]);
         assert_eq!(out.issues[0].record, 1);
         assert_eq!(out.issues[0].code, RejectCode::Oversized);
+    }
+
+    /// Records go to the queue as they are: spare capacity would be held by every request in
+    /// flight, near twice its body at worst.
+    #[test]
+    fn ndjson_records_hold_exactly_their_bytes_however_the_body_is_chunked() {
+        let line = format!("{{\"m\":\"{}\"}}", "x".repeat(300));
+        let body = format!("{line}\n{line}\r\n{line}");
+        for chunk_size in [1, 7, 64, body.len()] {
+            let mut splitter = NdjsonSplitter::new(1000);
+            let mut out = RecordBatch::default();
+            for chunk in body.as_bytes().chunks(chunk_size) {
+                splitter.feed(chunk, &mut out);
+            }
+            splitter.finish(&mut out);
+            assert_eq!(out.records.len(), 3);
+            for record in &out.records {
+                assert_eq!(record.bytes, line.as_bytes());
+                assert_eq!(
+                    record.bytes.capacity(),
+                    line.len(),
+                    "chunks of {chunk_size}"
+                );
+            }
+        }
     }
 
     fn split_array(body: &[u8], chunk_size: usize) -> (RecordBatch, Result<(), String>) {
@@ -391,5 +531,51 @@ mod tests {
         assert_eq!(end, Ok(()));
         assert_eq!(texts(&out), [(2, r#"{"b":1}"#.into())]);
         assert_eq!(out.issues[0].record, 1);
+    }
+
+    /// Records by number and text.
+    type Texts = Vec<(usize, String)>;
+
+    fn split_body(format: BodyFormat, body: &[u8], chunk_size: usize) -> Texts {
+        let mut splitter = BodySplitter::new(format, 1000);
+        let mut out = RecordBatch::default();
+        for chunk in body.chunks(chunk_size) {
+            splitter.feed_chunk(chunk, &mut out).expect("splits");
+        }
+        splitter.finish_input(&mut out).expect("ends");
+        texts(&out)
+    }
+
+    #[test]
+    fn a_body_split_as_it_arrives_gives_the_records_of_the_whole_body() {
+        let cases: [(BodyFormat, &[u8], Texts); 5] = [
+            (
+                BodyFormat::Json,
+                b"\xEF\xBB\xBF {\"a\": [1, 2]}\n",
+                vec![(1, " {\"a\": [1, 2]}\n".into())],
+            ),
+            (
+                BodyFormat::Json,
+                b" \n [{\"a\":1}, {\"b\":\"]\"}]",
+                vec![(1, r#"{"a":1}"#.into()), (2, r#"{"b":"]"}"#.into())],
+            ),
+            (BodyFormat::Json, b" \r\n\t ", vec![]),
+            (BodyFormat::Ndjson, b"\xEF\xBB\xBF\n\n", vec![]),
+            (
+                BodyFormat::Ndjson,
+                b"\n{\"a\":1}\r\n{\"b\":2}",
+                vec![(2, r#"{"a":1}"#.into()), (3, r#"{"b":2}"#.into())],
+            ),
+        ];
+        for (format, body, expected) in cases {
+            for chunk_size in [1, 2, 3, 5, body.len().max(1)] {
+                assert_eq!(
+                    split_body(format, body, chunk_size),
+                    expected,
+                    "{format:?} {:?} in chunks of {chunk_size}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
     }
 }
