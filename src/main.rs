@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 /// The pipeline allocates small buffers per event on several threads; mimalloc does that
 /// markedly faster than the system allocator (see docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
