@@ -6,7 +6,9 @@ use anyhow::Context;
 use sluice_common::auth::Accounts;
 use sluice_common::auth::secret;
 use sluice_common::cache::{Cache, MemoryCache, RedisCache};
-use sluice_common::config::{CacheBackend, Config, MetaBackend, QueueBackend, StoreBackend};
+use sluice_common::config::{
+    CacheBackend, Config, MetaBackend, QueueBackend, StoreBackend, StoreConfig,
+};
 use sluice_common::meta::MetaStore;
 use sluice_common::meta::mongo::MongoMetaStore;
 use sluice_common::meta::sqlite::SqliteMetaStore;
@@ -16,7 +18,17 @@ use sluice_common::queue::{DeadLetterQueue, Queue, QueueConsumer};
 use sluice_common::store::EventStore;
 use sluice_common::store::elasticsearch::ElasticStore;
 use sluice_common::store::null::NullStore;
-use sluice_common::store::tantivy::{TantivyOptions, TantivyStore};
+use sluice_common::store::tantivy::{TantivyOptions, TantivyStore, WriterOptions};
+
+/// The embedded store's writer as configured; `merge_threads = 0` takes the default for the cores.
+fn writer_options(store: &StoreConfig) -> WriterOptions {
+    let mut options = WriterOptions::with_memory(store.writer_memory_mb * 1024 * 1024);
+    if store.merge_threads > 0 {
+        options.merge_threads = store.merge_threads;
+    }
+    options.max_docs_per_merge = store.max_docs_per_merge;
+    options
+}
 
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
     Ok(match config.store_backend()? {
@@ -24,7 +36,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
             TantivyStore::open_with(
                 &index_dir,
                 TantivyOptions {
-                    writer_memory_bytes: config.store.writer_memory_mb * 1024 * 1024,
+                    writer: writer_options(&config.store),
                     kept_aggregations: config.store.kept_aggregations,
                 },
             )

@@ -90,6 +90,10 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// Indexing buffer of the embedded store, in MiB.
     pub writer_memory_mb: usize,
+    /// Segment merges the embedded store runs at once; 0: half the cores, one to four.
+    pub merge_threads: usize,
+    /// Segments of the embedded store with more documents are not merged further.
+    pub max_docs_per_merge: usize,
     /// Aggregation results of large segments the embedded store keeps for repeated questions
     /// (0: none).
     pub kept_aggregations: usize,
@@ -102,6 +106,8 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             writer_memory_mb: 64,
+            merge_threads: 0,
+            max_docs_per_merge: crate::store::tantivy::DEFAULT_MAX_DOCS_PER_MERGE,
             kept_aggregations: crate::store::tantivy::DEFAULT_KEPT_AGGREGATIONS,
             elasticsearch: ElasticsearchConfig::default(),
         }

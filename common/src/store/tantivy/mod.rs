@@ -23,6 +23,8 @@ use tantivy::aggregation::agg_req::Aggregations as TantivyAggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 use tantivy::aggregation::{AggregationLimitsGuard, DistributedAggregationCollector};
 use tantivy::collector::Count;
+use tantivy::indexer::IndexWriterOptions;
+use tantivy::merge_policy::LogMergePolicy;
 use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
@@ -50,7 +52,7 @@ struct Inner {
     path: PathBuf,
     index: Index,
     fields: Fields,
-    writer_memory_bytes: usize,
+    writer_options: WriterOptions,
     writer: Mutex<Writer>,
     /// Why the last write failed, until one succeeds: what `/ready` reports.
     failure: Mutex<Option<String>>,
@@ -65,12 +67,53 @@ struct Writer {
     known_ids: KnownIds,
 }
 
-/// The one indexing thread's writer, with at least the 15 MB tantivy needs.
-fn open_writer(index: &Index, memory_bytes: usize) -> Result<IndexWriter, String> {
-    index
-        .writer_with_num_threads(1, memory_bytes.max(15_000_000))
-        .map_err(|e| format!("cannot take the index writer lock: {e}"))
+/// The one indexing thread's writer, with at least the 15 MB tantivy needs, merging on
+/// `merge_threads` threads segments of up to `max_docs_per_merge` documents.
+fn open_writer(index: &Index, options: WriterOptions) -> Result<IndexWriter, String> {
+    let writer = index
+        .writer_with_options(
+            IndexWriterOptions::builder()
+                .num_worker_threads(1)
+                .memory_budget_per_thread(options.memory_bytes.max(15_000_000))
+                .num_merge_threads(options.merge_threads.max(1))
+                .build(),
+        )
+        .map_err(|e| format!("cannot take the index writer lock: {e}"))?;
+    let mut policy = LogMergePolicy::default();
+    policy.set_max_docs_before_merge(options.max_docs_per_merge.max(1));
+    writer.set_merge_policy(Box::new(policy));
+    Ok(writer)
 }
+
+/// How the embedded store's writer uses memory and threads. Each merge maps the segments it
+/// reads and holds buffers of its own, so the number of merges at once and the size of the
+/// largest bound the memory merging takes beside indexing.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// The indexing buffer (tantivy needs at least 15 MB).
+    pub memory_bytes: usize,
+    /// Merges at once.
+    pub merge_threads: usize,
+    /// Segments with more documents are not merged further.
+    pub max_docs_per_merge: usize,
+}
+
+impl WriterOptions {
+    /// `memory_bytes` of indexing buffer, and merging as Elasticsearch's merge scheduler does
+    /// by default: on half the cores, one to four (`max_thread_count`), with tantivy's
+    /// largest merge.
+    pub fn with_memory(memory_bytes: usize) -> WriterOptions {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        WriterOptions {
+            memory_bytes,
+            merge_threads: (cores / 2).clamp(1, 4),
+            max_docs_per_merge: DEFAULT_MAX_DOCS_PER_MERGE,
+        }
+    }
+}
+
+/// tantivy's own bound on the segments it merges further.
+pub const DEFAULT_MAX_DOCS_PER_MERGE: usize = 10_000_000;
 
 /// Aggregation results the embedded store keeps unless told otherwise, least recently used
 /// dropped first. A result is a few to a few hundred kilobytes (a top list of up to 2,000 values,
@@ -80,8 +123,8 @@ pub const DEFAULT_KEPT_AGGREGATIONS: usize = 256;
 /// How the embedded store uses memory.
 #[derive(Debug, Clone)]
 pub struct TantivyOptions {
-    /// The indexing buffer (tantivy needs at least 15 MB).
-    pub writer_memory_bytes: usize,
+    /// The indexing buffer and merging.
+    pub writer: WriterOptions,
     /// Aggregation results of large segments kept for repeated questions (0: none).
     pub kept_aggregations: usize,
 }
@@ -93,7 +136,7 @@ impl TantivyStore {
         Self::open_with(
             dir,
             TantivyOptions {
-                writer_memory_bytes,
+                writer: WriterOptions::with_memory(writer_memory_bytes),
                 kept_aggregations: DEFAULT_KEPT_AGGREGATIONS,
             },
         )
@@ -102,7 +145,7 @@ impl TantivyStore {
     /// Opens the index in `dir`, creating it when the directory is empty, with the memory use
     /// `options` give.
     pub fn open_with(dir: &Path, options: TantivyOptions) -> Result<TantivyStore, StoreError> {
-        let writer_memory_bytes = options.writer_memory_bytes;
+        let writer_options = options.writer;
         let open_err = |detail: String| StoreError::Open {
             path: dir.display().to_string(),
             detail,
@@ -117,7 +160,7 @@ impl TantivyStore {
                 "{e} (an index written by another Sluice version? move it away to start afresh)"
             ))
         })?;
-        let writer = open_writer(&index, writer_memory_bytes).map_err(open_err)?;
+        let writer = open_writer(&index, writer_options).map_err(open_err)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -134,7 +177,7 @@ impl TantivyStore {
                 path: dir.to_owned(),
                 index,
                 fields,
-                writer_memory_bytes,
+                writer_options,
                 writer: Mutex::new(Writer {
                     index: Some(writer),
                     known_ids,
@@ -196,7 +239,7 @@ impl TantivyStore {
         documents: &[StoreDocument],
     ) -> Result<IndexReport, StoreError> {
         if writer.index.is_none() {
-            let reopened = open_writer(&inner.index, inner.writer_memory_bytes)
+            let reopened = open_writer(&inner.index, inner.writer_options)
                 .map_err(|e| StoreError::Write(format!("reopening the index writer: {e}")))?;
             writer.index = Some(reopened);
         }
@@ -581,7 +624,7 @@ mod tests {
     async fn aggregations_follow_deletions_and_new_segments(kept_aggregations: usize) {
         let dir = tempfile::tempdir().expect("tempdir");
         let options = TantivyOptions {
-            writer_memory_bytes: 400_000_000,
+            writer: WriterOptions::with_memory(400_000_000),
             kept_aggregations,
         };
         let store = TantivyStore::open_with(dir.path(), options).expect("opens");
