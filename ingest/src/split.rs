@@ -361,22 +361,19 @@ impl Splitter for BodySplitter {
                 seen.extend_from_slice(chunk);
                 Ok(())
             }
-            BodySplitter::Array(splitter) => splitter.feed(chunk, out),
+            BodySplitter::Array(splitter) => splitter.feed_chunk(chunk, out),
             BodySplitter::Single(bytes) => {
                 bytes.extend_from_slice(chunk);
                 Ok(())
             }
-            BodySplitter::Ndjson(splitter) => {
-                splitter.feed(chunk, out);
-                Ok(())
-            }
+            BodySplitter::Ndjson(splitter) => splitter.feed_chunk(chunk, out),
         }
     }
 
     fn finish_input(&mut self, out: &mut RecordBatch) -> Result<(), String> {
         match self {
             BodySplitter::Undecided { .. } => Ok(()),
-            BodySplitter::Array(splitter) => splitter.finish(out),
+            BodySplitter::Array(splitter) => splitter.finish_input(out),
             BodySplitter::Single(bytes) => {
                 let mut bytes = std::mem::take(bytes);
                 if bytes.starts_with(&BYTE_ORDER_MARK) {
@@ -389,10 +386,7 @@ impl Splitter for BodySplitter {
                 });
                 Ok(())
             }
-            BodySplitter::Ndjson(splitter) => {
-                splitter.finish(out);
-                Ok(())
-            }
+            BodySplitter::Ndjson(splitter) => splitter.finish_input(out),
         }
     }
 }
