@@ -105,6 +105,68 @@ async fn mixed_ndjson_batch_counts_and_names_every_bad_record() {
         .await;
 }
 
+/// A producer that dies in the middle of its body is acknowledged nothing: the records split
+/// from the part that arrived are never queued, in either format, and the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_off_midway_acknowledges_none_of_its_records() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let records: Vec<Value> = (0..2_000)
+        .map(|n| {
+            json!({"log_type": "error", "event_id": format!("cut-{n}"), "service": "cut-off",
+                   "error_message": "the producer died"})
+        })
+        .collect();
+    let bodies = [
+        ("application/x-ndjson", support::ndjson(&records)),
+        ("application/json", Value::from(records).to_string()),
+    ];
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for (content_type, body) in bodies {
+        let mut socket = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connects");
+        let head = format!(
+            "POST /api/logs/ingest HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {}\r\n\
+             content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            server.admin_token,
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await.expect("head sent");
+        // Half the body, ending inside a record, then the producer's side closes.
+        socket
+            .write_all(&body.as_bytes()[..body.len() / 2])
+            .await
+            .expect("half the body sent");
+        socket.shutdown().await.expect("write side closed");
+        let mut answer = String::new();
+        let _ = socket.read_to_string(&mut answer).await;
+        assert!(
+            !answer.starts_with("HTTP/1.1 2"),
+            "{content_type}: a body cut off midway was acknowledged: {answer}"
+        );
+    }
+    let after = json!({"log_type": "error", "event_id": "after-the-cut", "service": "after-cut",
+                       "error_message": "sent whole"});
+    let (status, answer) = server.post_ndjson("/api/logs/ingest", &[after]).await;
+    assert_eq!(status, 202, "{answer}");
+    // The queue is read in order: once the whole record is searchable, anything queued before
+    // it would be too.
+    server
+        .wait_for_total(
+            json!({"service": "after-cut", "size": 0}),
+            1,
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(
+        server.total(json!({"service": "cut-off", "size": 0})).await,
+        0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_request_errors_have_status_and_json_body() {
     let dir = tempfile::tempdir().expect("tempdir");
