@@ -270,12 +270,11 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         println!("web UI: http://{address}/ui/");
     }
 
-    // The peer address feeds the login throttle.
-    axum::serve(
+    sluice_common::http::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        stop_requested(processor_ended.clone(), shutdown.clone()),
     )
-    .with_graceful_shutdown(stop_requested(processor_ended.clone(), shutdown.clone()))
     .await
     .context("HTTP server")?;
     shutdown.cancel();

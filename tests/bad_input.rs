@@ -167,6 +167,41 @@ async fn a_body_cut_off_midway_acknowledges_none_of_its_records() {
     );
 }
 
+/// Each connection's read buffer is bounded (64 KiB), and a request head must fit in it: a
+/// larger head is refused with RFC 6585's 431, not buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_head_is_refused_with_431() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connects");
+    let head = format!(
+        "GET /health HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\nx-padding: {}\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    // The server may answer and close before it has read the whole head.
+    let _ = socket.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "no answer to a 200 KiB request head within 10 s"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "a 200 KiB request head was not refused with 431: {answer}"
+    );
+    let health = reqwest::get(format!("{}/health", server.base))
+        .await
+        .expect("health answers");
+    assert_eq!(health.status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_request_errors_have_status_and_json_body() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,13 +1,15 @@
 //! HTTP pieces every role shares: the JSON error body (`{"error": {"code", "message"}}`), the
-//! per-route latency middleware and the lingering read of refused bodies.
+//! per-route latency middleware, the lingering read of refused bodies and the accept loop.
 
 mod json;
 mod linger;
 mod query;
+mod server;
 
 pub use json::JsonBody;
 pub use linger::discard_unread_body;
 pub use query::QueryParams;
+pub use server::{READ_BUFFER_BYTES, serve};
 
 use std::time::Instant;
 
