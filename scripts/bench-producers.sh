@@ -3,8 +3,10 @@
 # bound of docs/reliability.md, measured as docs/benchmarks.md reports it ("200 producers sending
 # 20 MB at once").
 #
-# Usage: scripts/bench-producers.sh [--memory-limit-mb N] [--tail-secs S] [SLUICE_BIN [LOAD_BIN]]
-#   defaults: no limit, a 300 s tail, target/release/sluice and target/release/sluice-load
+# Usage: scripts/bench-producers.sh [--memory-limit-mb N] [--tail-secs S] [--events E]
+#                                   [SLUICE_BIN [LOAD_BIN]]
+#   defaults: no limit, a 300 s tail, 11,400,000 events (200 producers sending one body of
+#   57,000 events, 19.8 MB, each), target/release/sluice and target/release/sluice-load
 #
 # The server runs in a fresh data directory (with the GeoIP database from ./data/geoip when there
 # is one) on 127.0.0.1:18091, in a memory cgroup of its own (v1 or v2; needs root): with
@@ -17,11 +19,14 @@ set -euo pipefail
 
 limit_mb=""
 tail_secs=300
+events=11400000
+producers=200
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --memory-limit-mb) limit_mb="$2"; shift 2 ;;
     --tail-secs) tail_secs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --events) events="$2"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
@@ -31,6 +36,8 @@ fail() { echo "bench-producers: $*" >&2; exit 1; }
 [[ -x "$sluice" && -x "$load" ]] || fail "build them first: cargo build --release -p sluice --bin sluice -p sluice-benches --bin sluice-load"
 [[ $EUID -eq 0 ]] || fail "a memory cgroup of its own needs root"
 command -v jq >/dev/null || fail "jq is needed (apt-get install jq)"
+(( events >= producers && events % producers == 0 )) \
+  || fail "--events must be a multiple of the $producers producers, got $events"
 
 run="$(mktemp -d /tmp/sluice-producers.XXXXXX)"
 data="$run/data"
@@ -97,8 +104,8 @@ token="$(curl -sf http://127.0.0.1:18091/api/auth/login -H 'content-type: applic
 ) &
 sampler=$!
 
-LOAD_TOKEN="$token" "$load" --url http://127.0.0.1:18091 --events 11400000 --connections 200 \
-  --batch 57000 --honour-retry-after --timeout-secs 1500 --server-pid "$server" \
+LOAD_TOKEN="$token" "$load" --url http://127.0.0.1:18091 --events "$events" \
+  --connections "$producers" --batch $((events / producers)) --honour-retry-after --timeout-secs 1500 --server-pid "$server" \
   | tee "$run/load.json"
 echo "watching the server for ${tail_secs}s more (merges)…"
 sleep "$tail_secs"
@@ -110,7 +117,7 @@ hwm_kb="$(awk '/^VmHWM:/{print $2}' "/proc/$server/status")"
 read -r rss anon file < <(awk '{if ($2>r) r=$2; if ($3>a) a=$3; if ($4>f) f=$4}
   END {printf "%d %d %d\n", r/1024, a/1024, f/1024}' "$run/memory.samples")
 cat <<EOF
-searchable after the tail: $total of 11400000
+searchable after the tail: $total of $events
 server VmHWM: $((hwm_kb / 1024)) MiB (sampled peaks: RSS $rss MiB, anonymous $anon MiB, file-backed $file MiB)
 cgroup peak (heap and page cache): $(($(peak) / 1048576)) MiB${limit_mb:+ of a $limit_mb MiB limit}, OOM kills: $(oom_kills)
 samples, logs and the data directory: $run
