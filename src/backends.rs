@@ -3,22 +3,22 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use sluice_common::auth::Accounts;
-use sluice_common::auth::secret;
-use sluice_common::cache::{Cache, MemoryCache, RedisCache};
-use sluice_common::config::{
-    CacheBackend, Config, MetaBackend, QueueBackend, StoreBackend, StoreConfig,
-};
-use sluice_common::meta::MetaStore;
-use sluice_common::meta::mongo::MongoMetaStore;
-use sluice_common::meta::sqlite::SqliteMetaStore;
-use sluice_common::queue::kafka::{KafkaConsumer, KafkaDeadLetters, KafkaQueue, KafkaTarget};
-use sluice_common::queue::wal::WalQueue;
-use sluice_common::queue::{DeadLetterQueue, Queue, QueueConsumer};
-use sluice_common::store::EventStore;
-use sluice_common::store::elasticsearch::ElasticStore;
-use sluice_common::store::null::NullStore;
-use sluice_common::store::tantivy::{TantivyOptions, TantivyStore, WriterOptions};
+use sluice_auth::Accounts;
+use sluice_auth::secret;
+use sluice_cache::Cache;
+use sluice_cache_memory::MemoryCache;
+use sluice_cache_redis::RedisCache;
+use sluice_config::{CacheBackend, Config, MetaBackend, QueueBackend, StoreBackend, StoreConfig};
+use sluice_meta::MetaStore;
+use sluice_meta_mongo::MongoMetaStore;
+use sluice_meta_sqlite::SqliteMetaStore;
+use sluice_queue::{DeadLetterQueue, Queue, QueueConsumer};
+use sluice_queue_kafka::{KafkaConsumer, KafkaDeadLetters, KafkaQueue, KafkaTarget};
+use sluice_queue_wal::WalQueue;
+use sluice_store::EventStore;
+use sluice_store::null::NullStore;
+use sluice_store_elasticsearch::ElasticStore;
+use sluice_store_tantivy::{TantivyOptions, TantivyStore, WriterOptions};
 
 /// The embedded store's writer as configured; `merge_threads = 0` takes the default for the cores.
 fn writer_options(store: &StoreConfig) -> WriterOptions {
@@ -149,9 +149,9 @@ pub fn token_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     match &config.auth.jwt_secret {
         Some(configured) => Ok(secret::configured(configured)?),
         None => {
-            sluice_common::storage::create_dir_all_durably(&config.data_dir).with_context(
-                || format!("creating the data directory {}", config.data_dir.display()),
-            )?;
+            sluice_storage::create_dir_all_durably(&config.data_dir).with_context(|| {
+                format!("creating the data directory {}", config.data_dir.display())
+            })?;
             Ok(secret::load_or_create(&config.data_dir.join("jwt-secret"))?)
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_common::sample::{SampleGenerator, csv_header, csv_row};
+use sluice_sample::{SampleGenerator, csv_header, csv_row};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Format {
@@ -35,7 +35,7 @@ pub struct GenArgs {
 
 pub fn run(args: GenArgs) -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(|| {
-        let seed = sluice_common::now_ms() as u64;
+        let seed = sluice_event::now_ms() as u64;
         eprintln!("sluice gen: seed {seed} (pass --seed {seed} to get these events again)");
         seed
     });
@@ -53,7 +53,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<()> {
     );
     let span_ms = i64::from(args.hours.max(1)) * 3_600_000;
     let events =
-        SampleGenerator::new(seed, args.count, sluice_common::now_ms(), span_ms).take(args.count);
+        SampleGenerator::new(seed, args.count, sluice_event::now_ms(), span_ms).take(args.count);
     let mut line = String::new();
     match args.format {
         Format::Csv => out.write_all(csv_header().as_bytes())?,

@@ -1,9 +1,9 @@
 //! Structured logs with `tracing`: text for people, JSON for log shippers; `RUST_LOG` wins over
 //! the configured level.
 
-use sluice_common::config::LogConfig;
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::LogLineLost;
+use sluice_config::LogConfig;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::LogLineLost;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(config: &LogConfig) -> anyhow::Result<()> {

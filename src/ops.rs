@@ -10,13 +10,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use sluice_common::auth::Accounts;
-use sluice_common::health::Health;
-use sluice_common::queue::{DeadLetterQueue, Queue};
-use sluice_common::storage::{DiskGuard, available_bytes};
-use sluice_common::store::EventStore;
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::FreeSpace;
+use sluice_auth::Accounts;
+use sluice_queue::{DeadLetterQueue, Queue};
+use sluice_storage::{DiskGuard, available_bytes};
+use sluice_store::EventStore;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::FreeSpace;
+use sluice_telemetry::health::Health;
 
 /// What `/ready` checks: the backends this process's roles opened.
 #[derive(Clone)]
@@ -103,7 +103,7 @@ async fn ready(State(state): State<OpsState>) -> Response {
         for (check, failure) in failures {
             let message = format!(
                 "failing since {} ({} attempts): {}",
-                sluice_common::event::format_rfc3339_ms(failure.since_ms),
+                sluice_event::format_rfc3339_ms(failure.since_ms),
                 failure.attempts,
                 failure.reason
             );

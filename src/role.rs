@@ -4,8 +4,8 @@
 //! role that checks tokens needs the one secret every process verifies them with.
 
 use anyhow::bail;
-use sluice_common::auth::secret;
-use sluice_common::config::{CacheBackend, Config, MetaBackend, QueueBackend, StoreBackend};
+use sluice_auth::secret;
+use sluice_config::{CacheBackend, Config, MetaBackend, QueueBackend, StoreBackend};
 use tracing::warn;
 
 use crate::roles::{Roles, RunArgs};

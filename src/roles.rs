@@ -12,17 +12,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use sluice_common::auth::authorize;
-use sluice_common::config::Config;
-use sluice_common::fraud::FraudEngine;
-use sluice_common::health::Health;
-use sluice_common::http::{discard_unread_body, track_latency};
-use sluice_common::storage::DiskGuard;
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::GeoIpDatabase;
+use sluice_auth::authorize;
+use sluice_config::Config;
+use sluice_fraud::FraudEngine;
 use sluice_geoip::GeoResolver;
+use sluice_http::{discard_unread_body, track_latency};
 use sluice_ingest::IngestState;
 use sluice_processor::{OnDemandScorer, Pipeline, Processor};
+use sluice_storage::DiskGuard;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::GeoIpDatabase;
+use sluice_telemetry::health::Health;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -127,9 +127,9 @@ pub fn run_blocking(config: Config, roles: Roles) -> anyhow::Result<()> {
 const ON_DEMAND_GEOIP_CACHE: usize = 1_024;
 
 pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
-    let metrics = sluice_common::telemetry::install_prometheus().map_err(anyhow::Error::msg)?;
+    let metrics = sluice_telemetry::install_prometheus().map_err(anyhow::Error::msg)?;
     if roles == Roles::ALL {
-        sluice_common::storage::create_dir_all_durably(&config.data_dir).with_context(|| {
+        sluice_storage::create_dir_all_durably(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
     }
@@ -219,7 +219,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             .context("preparing the meta store for saved searches")?;
         // `serve` scores on demand against the processor's own state; an api process alone
         // rebuilds a user's history from the store.
-        let fraud: Arc<dyn sluice_common::fraud::FraudDetector> = match shared_fraud.take() {
+        let fraud: Arc<dyn sluice_fraud::FraudDetector> = match shared_fraud.take() {
             Some((engine, geo)) => {
                 Arc::new(OnDemandScorer::shared(config.ingest.limits, geo, engine))
             }
@@ -270,7 +270,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         println!("web UI: http://{address}/ui/");
     }
 
-    sluice_common::http::serve(
+    sluice_http::serve(
         listener,
         app,
         stop_requested(processor_ended.clone(), shutdown.clone()),

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sluice_common::config::{Config, QueueBackend, StoreBackend};
-use sluice_common::store::elasticsearch::ElasticStore;
+use sluice_config::{Config, QueueBackend, StoreBackend};
+use sluice_store_elasticsearch::ElasticStore;
 
 use crate::ConfigArgs;
 
@@ -73,7 +73,7 @@ async fn setup(config: &Config) -> anyhow::Result<()> {
         StoreBackend::Null => println!("store: null:// (nothing to prepare)"),
     }
     let meta = crate::backends::open_meta(config).await?;
-    sluice_common::auth::accounts::prepare_meta(meta.as_ref())
+    sluice_auth::accounts::prepare_meta(meta.as_ref())
         .await
         .context("preparing the meta store")?;
     sluice_api::prepare_meta(meta.as_ref())

@@ -5,10 +5,10 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use sluice_common::auth::Role;
-use sluice_common::auth::accounts::{NewUser, UserFilter};
-use sluice_common::config::Config;
-use sluice_common::meta::Page;
+use sluice_auth::Role;
+use sluice_auth::accounts::{NewUser, UserFilter};
+use sluice_config::Config;
+use sluice_meta::Page;
 
 use crate::ConfigArgs;
 

@@ -2,17 +2,17 @@
 //! suite, the register → login → refresh → logout flow, refresh-token reuse, login throttling and
 //! lockout, user administration, password changes and producer API keys.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use sluice_common::auth::Role;
-use sluice_common::auth::policy::ROUTES;
-use sluice_common::auth::tokens::{Claims, TokenKeys};
-use sluice_common::config::AuthConfig;
+use sluice_auth::Role;
+use sluice_auth::policy::ROUTES;
+use sluice_auth::tokens::{Claims, TokenKeys};
+use sluice_config::AuthConfig;
 use support::{ADMIN_PASSWORD, Server, create_user, ndjson, sluice_command};
 
 const PASSWORD: &str = "Sturdy-Test-Pass-1";
@@ -369,7 +369,7 @@ async fn register_login_call_refresh_logout_then_refused() {
 #[tokio::test]
 async fn accounts_work_the_same_on_mongodb_and_redis() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = format!("{}_{}", std::process::id(), sluice_common::now_ms());
+    let run = format!("{}_{}", std::process::id(), sluice_event::now_ms());
     let mongo = format!(
         "{}/sluice_auth_{run}",
         std::env::var("TEST_MONGODB_URL")

@@ -1,7 +1,7 @@
 //! Bad input over HTTP: every refused record is named with its field and reason, and nothing
 //! valid beside it is lost. Oversized, malformed, wrongly typed and hostile bodies.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ fn errors(answer: &Value) -> Vec<(u64, String, String)> {
 }
 
 fn future() -> String {
-    sluice_common::event::format_rfc3339_ms(sluice_common::now_ms() + 3 * 86_400_000)
+    sluice_event::format_rfc3339_ms(sluice_event::now_ms() + 3 * 86_400_000)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

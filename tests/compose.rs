@@ -257,7 +257,7 @@ fn prometheus_scrapes_every_role() {
 fn grafana_dashboard_asks_for_metrics_sluice_exports() {
     let dashboard: Value =
         serde_json::from_str(&read("infra/grafana/dashboards/sluice.json")).expect("JSON");
-    let exported = read("common/src/telemetry/events.rs");
+    let exported = read("common/telemetry/src/events.rs");
     let mut asked = 0;
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().expect("targets") {

@@ -1,7 +1,7 @@
 //! Records that reach the queue another way and fail validation in the processor are
 //! dead-lettered with their original bytes and the reason, and listed over HTTP.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! with the processor killed (`kill -9`) during the cut while it holds batches it could not
 //! write; afterwards every event is searchable exactly once, by type.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ fn service(name: &str) -> String {
 
 /// Settings shared by every role of one deployment, each name unique to this run.
 fn deployment_env(store_url: &str) -> Vec<(String, String)> {
-    let unique = format!("{}-{}", std::process::id(), sluice_common::now_ms());
+    let unique = format!("{}-{}", std::process::id(), sluice_event::now_ms());
     vec![
         (
             "SLUICE_QUEUE__URL",
@@ -184,7 +184,7 @@ async fn ten_thousand_events_through_separate_roles_survive_a_kill_and_an_outage
     );
 
     // Wide enough for the generator's late arrivals, which it dates before its span.
-    let now = sluice_common::now_ms();
+    let now = sluice_event::now_ms();
     let (from, to) = (now - 24 * 3_600_000, now + 60_000);
     for (log_type, count) in count_by_type(&events) {
         let mut query = search_all(&log_type, from, to);

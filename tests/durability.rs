@@ -1,7 +1,7 @@
 //! Nothing acknowledged is lost, nothing is indexed twice: `kill -9` the server while a load is
 //! running, start it again, and find every event that got a 202 exactly once.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ async fn kill_dash_nine_loses_and_duplicates_nothing() {
 async fn kill_dash_nine_with_kafka_loses_and_duplicates_nothing() {
     let brokers = std::env::var("TEST_KAFKA_BROKERS")
         .expect("TEST_KAFKA_BROKERS: run the suite through scripts/test.sh");
-    let unique = format!("{}-{}", std::process::id(), sluice_common::now_ms());
+    let unique = format!("{}-{}", std::process::id(), sluice_event::now_ms());
     let (url, topic, dead, group) = (
         format!("kafka://{brokers}"),
         format!("durability-{unique}"),

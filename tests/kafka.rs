@@ -3,7 +3,7 @@
 //! records other producers write straight to the topic are processed, and malformed ones become
 //! dead letters the API lists.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use support::{Server, count_by_type, generate, search_all};
 async fn events_flow_through_kafka_and_foreign_records_are_validated() {
     let brokers = std::env::var("TEST_KAFKA_BROKERS")
         .expect("TEST_KAFKA_BROKERS: run the suite through scripts/test.sh");
-    let unique = format!("{}-{}", std::process::id(), sluice_common::now_ms());
+    let unique = format!("{}-{}", std::process::id(), sluice_event::now_ms());
     let topic = format!("e2e-logs-{unique}");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("kafka://{brokers}");
@@ -47,7 +47,7 @@ async fn events_flow_through_kafka_and_foreign_records_are_validated() {
         assert_eq!(status, 202, "{answer}");
         assert_eq!(answer["accepted"], 500);
     }
-    let now = sluice_common::now_ms();
+    let now = sluice_event::now_ms();
     let (from, to) = (now - 4 * 3_600_000, now + 60_000);
     for (log_type, count) in count_by_type(&events) {
         let mut query = search_all(&log_type, from, to);

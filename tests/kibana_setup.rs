@@ -3,7 +3,7 @@
 //! `POST /api/saved_objects/_import` (multipart `file`, `kbn-xsrf`, `overwrite=true`, basic
 //! auth) and answers as Kibana does.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

@@ -2,13 +2,13 @@
 //! endpoint, all searchable with the right counts per log type, geo on known IPs, fraud on the
 //! planted patterns.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_common::sample::{csv_header, csv_row};
+use sluice_sample::{csv_header, csv_row};
 use support::{Server, count_by_type, expected_country, generate, sample_geoip, search_all};
 
 const PER_ENDPOINT: usize = 10_000;
@@ -26,7 +26,7 @@ impl Window {
     }
 
     fn bounds(&self) -> (i64, i64) {
-        let now = sluice_common::now_ms();
+        let now = sluice_event::now_ms();
         (
             now - (self.end_hours_ago + 7) * HOUR,
             now - (self.end_hours_ago - 1) * HOUR,

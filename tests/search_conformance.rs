@@ -2,7 +2,7 @@
 //! the same generated events, one indexing into tantivy, the other into the Elasticsearch-API
 //! server `scripts/test.sh` starts; every request below must come back the same from both.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
     let prefix = format!(
         "conformance-{}-{}",
         std::process::id(),
-        sluice_common::now_ms()
+        sluice_event::now_ms()
     );
     let dirs = [
         tempfile::tempdir().expect("tempdir"),
@@ -85,7 +85,7 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
             .await;
     }
 
-    let now = sluice_common::now_ms();
+    let now = sluice_event::now_ms();
     let hour = 3_600_000;
     let requests = [
         json!({}),
@@ -415,9 +415,8 @@ async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Val
     }
 
     let of_type = |t: &'static str| events.iter().filter(move |e| e["log_type"] == t);
-    let failed = |e: &Value| {
-        sluice_common::fraud::is_failure_status(e["status"].as_str().unwrap_or_default())
-    };
+    let failed =
+        |e: &Value| sluice_fraud::is_failure_status(e["status"].as_str().unwrap_or_default());
     let cents = |x: f64| (x * 100.0).round() / 100.0;
 
     let transactions = &answers["/api/analytics/transactions"];

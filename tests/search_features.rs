@@ -1,7 +1,7 @@
 //! What analysts keep and take away from searches, over HTTP against `sluice serve`: saved
 //! searches and recent searches, each per user, and exports streamed with bounded memory.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -344,7 +344,7 @@ async fn analytics_answers_are_reused_for_the_configured_seconds() {
     server
         .wait_for_total(json!({"size": 0}), 100, Duration::from_secs(60))
         .await;
-    let from = sluice_common::now_ms() - 4 * 3_600_000;
+    let from = sluice_event::now_ms() - 4 * 3_600_000;
     let path = format!(
         "/api/dashboard/stats?to={}&from={from}",
         from + 5 * 3_600_000
@@ -516,8 +516,8 @@ async fn fraud_alerts_are_reviewed_and_the_review_shows_with_them() {
 async fn fraud_detect_scores_with_the_processors_state_and_remembers_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), None, &[]);
-    let start = sluice_common::now_ms() - 600_000;
-    let at = |offset: i64| sluice_common::event::format_rfc3339_ms(start + offset);
+    let start = sluice_event::now_ms() - 600_000;
+    let at = |offset: i64| sluice_event::format_rfc3339_ms(start + offset);
     let purchases: Vec<Value> = (0..4)
         .map(|i| {
             json!({"log_type": "transaction", "transaction_id": format!("tx-{i}"),

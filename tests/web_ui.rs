@@ -7,7 +7,7 @@
 //! Needs Node.js, `npm ci` in `api/web` and `/usr/bin/chromium`: `scripts/test.sh` installs them.
 //! Without them this test fails and says what is missing; it never skips.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -11,8 +11,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::AnswerCacheLookup;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::AnswerCacheLookup;
 
 use crate::ApiState;
 
@@ -69,7 +69,7 @@ pub async fn reuse_answers(
     let bytes = match to_bytes(body, MAX_ANSWER_BYTES).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            return sluice_common::http::ApiError::internal(format!("reading the answer: {e}"))
+            return sluice_http::ApiError::internal(format!("reading the answer: {e}"))
                 .into_response();
         }
     };

@@ -6,8 +6,8 @@
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::store::{Aggregation, AggregationResults, Field, Filter, SearchQuery};
+use sluice_http::{ApiError, QueryParams};
+use sluice_store::{Aggregation, AggregationResults, Field, Filter, SearchQuery};
 
 use crate::ApiState;
 use crate::analytics::{

@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sluice_common::event::format_rfc3339_ms;
-use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::queue::DeadLetter;
+use sluice_event::format_rfc3339_ms;
+use sluice_http::{ApiError, QueryParams};
+use sluice_queue::DeadLetter;
 
 use crate::ApiState;
 use crate::search::size;

@@ -8,18 +8,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_common::auth::accounts::AccountError;
-use sluice_common::fraud::DetectError;
-use sluice_common::http::{ApiError, JsonBody, QueryParams};
-use sluice_common::meta::{Collection, MetaError};
-use sluice_common::store::{Aggregation, Field, Filter, SearchQuery, SortKey};
+use sluice_auth::accounts::AccountError;
+use sluice_fraud::DetectError;
+use sluice_http::{ApiError, JsonBody, QueryParams};
+use sluice_meta::{Collection, MetaError};
+use sluice_store::{Aggregation, Field, Filter, SearchQuery, SortKey};
 
 use crate::ApiState;
 use crate::analytics::{AnalyticsParams, aggregate, money, terms_json, timeline_json};
 use crate::auth::CurrentUser;
 use crate::search::{hit_document, offset_within_window, size, store_error};
 use crate::time_param::{TimeParam, window};
-use sluice_common::event::format_rfc3339_ms;
+use sluice_event::format_rfc3339_ms;
 
 /// Reviews of fraud alerts, keyed by the event's id.
 pub const FRAUD_REVIEWS: Collection = Collection {
@@ -245,7 +245,7 @@ pub async fn review(
         "status": request.status,
         "note": note,
         "reviewed_by": { "id": claims.sub, "username": claims.name },
-        "reviewed_at": format_rfc3339_ms(sluice_common::now_ms()),
+        "reviewed_at": format_rfc3339_ms(sluice_event::now_ms()),
     });
     let meta = state.accounts.meta();
     let replaced = meta

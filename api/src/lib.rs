@@ -1,7 +1,7 @@
 //! The api role: what analysts, administrators and tools call. Accounts (`/api/auth`), user
 //! administration (`/api/users`), search, recent logs, analytics, the dashboard, fraud,
 //! performance and dead letters, and the web UI over them (`/ui/`). Every route is declared
-//! on its own; who may call it is in `sluice_common::auth::policy`, enforced by the guard the
+//! on its own; who may call it is in `sluice_auth::policy`, enforced by the guard the
 //! binary layers over all roles.
 
 mod analytics;
@@ -23,9 +23,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer};
-use sluice_common::auth::Accounts;
-use sluice_common::queue::DeadLetterQueue;
-use sluice_common::store::EventStore;
+use sluice_auth::Accounts;
+use sluice_queue::DeadLetterQueue;
+use sluice_store::EventStore;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -36,7 +36,7 @@ pub struct ApiState {
     /// How long analytics answers are reused (`cache.answer_ttl_secs`); zero: not at all.
     pub answer_ttl: Duration,
     /// Scores transactions on demand, as the processor would.
-    pub fraud: Arc<dyn sluice_common::fraud::FraudDetector>,
+    pub fraud: Arc<dyn sluice_fraud::FraudDetector>,
     /// The Kibana dashboard the web UI embeds (`Config::kibana_dashboard_url`).
     pub kibana_dashboard_url: Option<String>,
 }
@@ -142,9 +142,7 @@ async fn openapi() -> impl axum::response::IntoResponse {
 
 /// Creates the api's own meta store collections (saved searches, fraud reviews) where missing;
 /// idempotent.
-pub async fn prepare_meta(
-    meta: &dyn sluice_common::meta::MetaStore,
-) -> Result<(), sluice_common::meta::MetaError> {
+pub async fn prepare_meta(meta: &dyn sluice_meta::MetaStore) -> Result<(), sluice_meta::MetaError> {
     meta.prepare(&[search::saved::SAVED_SEARCHES, fraud::FRAUD_REVIEWS])
         .await
 }
@@ -162,7 +160,7 @@ where
 mod tests {
     use std::collections::BTreeSet;
 
-    use sluice_common::auth::policy::{Access, ROUTES};
+    use sluice_auth::policy::{Access, ROUTES};
 
     /// Every route of the policy is described, with the access the policy gives it, and nothing
     /// else is.

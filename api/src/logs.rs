@@ -4,9 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use sluice_common::event::LogType;
-use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::store::{Field, SearchQuery, ValueCount};
+use sluice_event::LogType;
+use sluice_http::{ApiError, QueryParams};
+use sluice_store::{Field, SearchQuery, ValueCount};
 
 use crate::ApiState;
 use crate::search::{size, store_error};

@@ -4,11 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use sluice_common::http::ApiError;
-use sluice_common::http::QueryParams;
-use sluice_common::store::{
-    Aggregation, AggregationResults, Field, Filter, SearchQuery, Sort, SortField,
-};
+use sluice_http::ApiError;
+use sluice_http::QueryParams;
+use sluice_store::{Aggregation, AggregationResults, Field, Filter, SearchQuery, Sort, SortField};
 use std::ops::Bound;
 
 use crate::ApiState;

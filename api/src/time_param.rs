@@ -1,8 +1,8 @@
 //! Time bounds as clients send them: RFC 3339 text, or epoch milliseconds as a number or text.
 
 use serde::Deserialize;
-use sluice_common::event::{check_epoch_ms_value, parse_timestamp};
-use sluice_common::http::ApiError;
+use sluice_event::{check_epoch_ms_value, parse_timestamp};
+use sluice_http::ApiError;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -65,7 +65,7 @@ pub fn window(
             "give either range or from/to, not both",
         )),
         Some(range) => {
-            let now = sluice_common::now_ms();
+            let now = sluice_event::now_ms();
             Ok((Some(now - quick_range_ms(range)?), Some(now)))
         }
     }

@@ -6,10 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_common::auth::Role;
-use sluice_common::auth::accounts::{AccountError, ProfileChange, UserFilter};
-use sluice_common::http::{ApiError, JsonBody, QueryParams};
-use sluice_common::meta::Page;
+use sluice_auth::Role;
+use sluice_auth::accounts::{AccountError, ProfileChange, UserFilter};
+use sluice_http::{ApiError, JsonBody, QueryParams};
+use sluice_meta::Page;
 
 use crate::ApiState;
 use crate::auth::{CurrentUser, current_user};

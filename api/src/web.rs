@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use sluice_common::auth::Role;
-use sluice_common::auth::policy::{self, Access};
-use sluice_common::http::ApiError;
+use sluice_auth::Role;
+use sluice_auth::policy::{self, Access};
+use sluice_http::ApiError;
 
 use crate::ApiState;
 use crate::auth::CurrentUser;
@@ -164,7 +164,7 @@ fn page_name(page: &Asset) -> &'static str {
 /// frames only from the configured Kibana; nothing may frame Sluice itself.
 fn content_security_policy(kibana_dashboard_url: Option<&str>) -> String {
     let frames = kibana_dashboard_url
-        .and_then(sluice_common::config::web_origin)
+        .and_then(sluice_config::web_origin)
         .unwrap_or("'none'");
     format!(
         "default-src 'self'; script-src 'self' blob:; style-src 'self'; img-src 'self' data:; \

@@ -9,13 +9,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sluice_common::event::{QueuedRecord, Source};
-use sluice_common::fraud::{Activity, FraudConfig, FraudEngine, FraudInput, GeoFacts};
-use sluice_common::sample::SampleGenerator;
-use sluice_common::validate::{Buffers, Limits, parse_record_with, validate};
+use sluice_event::validate::{Buffers, Limits, parse_record_with, validate};
+use sluice_event::{QueuedRecord, Source};
+use sluice_fraud::{Activity, FraudConfig, FraudEngine, FraudInput, GeoFacts};
 use sluice_geoip::testing::write_sample_city;
 use sluice_geoip::{GeoResolver, Lookup};
 use sluice_processor::Pipeline;
+use sluice_sample::SampleGenerator;
 
 /// The allocator the `sluice` binary uses, so these numbers are the binary's.
 #[global_allocator]

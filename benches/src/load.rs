@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use sluice_common::sample::SampleGenerator;
+use sluice_sample::SampleGenerator;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for sluice serve")]
@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         .context("is sluice serve running at --url?")?;
 
     eprintln!("generating {} events…", args.events);
-    let now = sluice_common::now_ms();
+    let now = sluice_event::now_ms();
     let mut bodies: Vec<bytes::Bytes> = Vec::new();
     let mut body = String::new();
     for (i, event) in SampleGenerator::new(

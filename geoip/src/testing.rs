@@ -84,7 +84,7 @@ pub fn write_flat_city(path: &Path, networks: &[KnownNetwork]) -> Result<(), Str
 /// A MaxMind City database that knows the networks `sluice gen` draws its IPs from, so tests and
 /// benchmarks over generated traffic see it located.
 pub fn write_sample_city(path: &Path) -> Result<(), String> {
-    let networks: Vec<KnownNetwork> = sluice_common::sample::COUNTRY_NETWORKS
+    let networks: Vec<KnownNetwork> = sluice_sample::COUNTRY_NETWORKS
         .iter()
         .map(|n| KnownNetwork::new(&n.cidr(), n.iso, n.country, n.city, n.lat, n.lon))
         .collect();

@@ -5,15 +5,15 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde::Serialize;
-use sluice_common::event::{QueuedRecord, Source, document_id};
-use sluice_common::http::ApiError;
-use sluice_common::queue::{Queue, QueueError};
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::{
-    EventRejected, EventsAccepted, EventsReceived, QueueBacklog, RequestRefused,
-};
-use sluice_common::validate::{
+use sluice_event::validate::{
     Buffers, FieldIssue, Limits, RecordError, parse_record_with, validate,
+};
+use sluice_event::{QueuedRecord, Source, document_id};
+use sluice_http::ApiError;
+use sluice_queue::{Queue, QueueError};
+use sluice_telemetry::emit;
+use sluice_telemetry::events::{
+    EventRejected, EventsAccepted, EventsReceived, QueueBacklog, RequestRefused,
 };
 
 use crate::IngestState;
@@ -77,7 +77,7 @@ pub async fn accept(
     source: Source,
     report: Report,
 ) -> Result<Accepted, ApiError> {
-    let received_at_ms = sluice_common::now_ms();
+    let received_at_ms = sluice_event::now_ms();
     let limits = state.config.limits;
     let (queued, outcome) =
         tokio::task::spawn_blocking(move || check(batch, source, received_at_ms, &limits, report))

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use sluice_common::event::Source;
-use sluice_common::http::ApiError;
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::{InFlightBytes, RequestRefused};
+use sluice_event::Source;
+use sluice_http::ApiError;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::{InFlightBytes, RequestRefused};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 

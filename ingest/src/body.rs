@@ -5,10 +5,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use sluice_common::event::Source;
-use sluice_common::http::ApiError;
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::RequestRefused;
+use sluice_event::Source;
+use sluice_http::ApiError;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::RequestRefused;
 
 use crate::accept::RecordBatch;
 use crate::admission::{Admission, Admitted};

@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use sluice_common::event::Source;
-use sluice_common::validate::RecordError;
+use sluice_event::Source;
+use sluice_event::validate::RecordError;
 
 use crate::IngestState;
 use crate::accept::{RawRecord, RecordBatch, Report, accept, check_room};
@@ -160,7 +160,7 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
 /// A request turned away whole, as Elasticsearch turns it away, so shippers back off and send
 /// it again: a busy node answers 429 `es_rejected_execution_exception`; a node whose disk passed
 /// the flood-stage watermark answers 429 `cluster_block_exception` (Sluice's 507 elsewhere).
-fn refused(e: sluice_common::http::ApiError) -> Response {
+fn refused(e: sluice_http::ApiError) -> Response {
     let kind = match e.status {
         StatusCode::INSUFFICIENT_STORAGE => "cluster_block_exception",
         _ => "es_rejected_execution_exception",

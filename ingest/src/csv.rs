@@ -4,8 +4,8 @@
 //! Empty cells are absent fields.
 
 use serde_json::{Map, Number, Value};
-use sluice_common::event::schema::{self, FieldKind};
-use sluice_common::validate::{FieldIssue, RecordError, RejectCode};
+use sluice_event::schema::{self, FieldKind};
+use sluice_event::validate::{FieldIssue, RecordError, RejectCode};
 use tokio::io::AsyncRead;
 
 use crate::accept::RawRecord;

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use sluice_common::event::Source;
-use sluice_common::http::ApiError;
+use sluice_event::Source;
+use sluice_http::ApiError;
 
 use crate::IngestState;
 use crate::accept::{Accepted, RecordBatch, Report, accept, check_room};

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use sluice_common::config::IngestConfig;
-use sluice_common::queue::Queue;
-use sluice_common::storage::DiskGuard;
+use sluice_config::IngestConfig;
+use sluice_queue::Queue;
+use sluice_storage::DiskGuard;
 
 pub use admission::Admission;
 

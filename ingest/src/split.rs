@@ -2,7 +2,7 @@
 //! byte-level scanner that finds where each element starts and ends. Both work on a stream too,
 //! with memory bounded by the largest record, not the body.
 
-use sluice_common::validate::{FieldIssue, RecordError, RejectCode};
+use sluice_event::validate::{FieldIssue, RecordError, RejectCode};
 
 use crate::accept::{RawRecord, RecordBatch};
 use crate::body::BodyFormat;

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sluice_common::event::Source;
-use sluice_common::http::ApiError;
+use sluice_event::Source;
+use sluice_http::ApiError;
 use tokio_util::io::StreamReader;
 
 use crate::IngestState;

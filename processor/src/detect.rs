@@ -13,16 +13,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sluice_common::event::LogType;
-use sluice_common::fraud::{
+use sluice_event::LogType;
+use sluice_event::validate::{
+    Buffers, FieldIssue, Limits, RejectCode, parse_record_with, validate,
+};
+use sluice_fraud::{
     Activity, DetectError, Detection, FraudConfig, FraudDetector, FraudEngine, FraudInput,
     GeoFacts, History, SharedFraudEngine, is_failure_action, is_failure_status,
 };
-use sluice_common::store::{EventStore, Field, Filter, SearchQuery, Sort, SortField};
-use sluice_common::validate::{
-    Buffers, FieldIssue, Limits, RejectCode, parse_record_with, validate,
-};
 use sluice_geoip::{GeoResolver, Lookup};
+use sluice_store::{EventStore, Field, Filter, SearchQuery, Sort, SortField};
 
 use crate::pipeline::geo_facts;
 
@@ -188,7 +188,7 @@ fn validated_transaction(
     let mut scratch = Vec::new();
     let parsed = parse_record_with(&bytes, &mut scratch, limits, &mut Buffers::default())
         .map_err(|issue| DetectError::Invalid(vec![issue]))?;
-    let event = validate(parsed.tape.as_value(), sluice_common::now_ms(), limits)
+    let event = validate(parsed.tape.as_value(), sluice_event::now_ms(), limits)
         .map_err(DetectError::Invalid)?;
     if event.log_type() != LogType::Transaction {
         return Err(DetectError::NotATransaction(format!(

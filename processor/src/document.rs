@@ -6,10 +6,10 @@
 //! (validation refuses records that carry them), and this keeps the producer's exact bytes while
 //! saving the serialisation that would otherwise dominate the hot path.
 
-use sluice_common::event::{LogType, QueuedRecord, write_rfc3339_ms};
-use sluice_common::store::StoreDocument;
-use sluice_common::validate::ValidEvent;
+use sluice_event::validate::ValidEvent;
+use sluice_event::{LogType, QueuedRecord, write_rfc3339_ms};
 use sluice_geoip::GeoRecord;
+use sluice_store::StoreDocument;
 
 /// What the store indexes besides the document, copied out of the validated record.
 pub(crate) struct DocumentMeta {
@@ -165,7 +165,7 @@ fn write_number(out: &mut Vec<u8>, value: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_common::event::Source;
+    use sluice_event::Source;
 
     fn meta(has_at_timestamp: bool) -> DocumentMeta {
         DocumentMeta {

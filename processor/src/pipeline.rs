@@ -2,20 +2,20 @@
 //! on its own: records in, documents and dead letters out.
 
 use simd_json::prelude::*;
-use sluice_common::event::{LogType, QueuedRecord, document_id};
-use sluice_common::fraud::{
-    Activity, Assessment, FraudEngine, FraudInput, GeoFacts, SharedFraudEngine, is_failure_action,
-    is_failure_status,
-};
-use sluice_common::queue::DeadLetter;
-use sluice_common::store::StoreDocument;
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::{FraudScored, RecordsRepaired};
-use sluice_common::validate::{
+use sluice_event::validate::{
     Buffers, FieldIssue, Limits, Record, RejectCode, ValidEvent, parse_record_with,
     repair_lone_surrogates, validate,
 };
+use sluice_event::{LogType, QueuedRecord, document_id};
+use sluice_fraud::{
+    Activity, Assessment, FraudEngine, FraudInput, GeoFacts, SharedFraudEngine, is_failure_action,
+    is_failure_status,
+};
 use sluice_geoip::{GeoRecord, GeoResolver, Lookup};
+use sluice_queue::DeadLetter;
+use sluice_store::StoreDocument;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::{FraudScored, RecordsRepaired};
 
 use crate::document::{DocumentMeta, FraudFields, build_document};
 
@@ -229,7 +229,10 @@ impl Pipeline {
             .assess(&input)?;
         emit(FraudScored {
             detected: assessment.detected,
-            indicators: &assessment.indicators,
+            indicators: assessment
+                .indicators
+                .iter()
+                .map(|indicator| indicator.as_str()),
         });
         Some(Fraud::Scored(assessment))
     }
@@ -297,7 +300,7 @@ fn dead_letter(record: &QueuedRecord, failure: RecordFailure) -> DeadLetter {
         .join("; ");
     DeadLetter {
         id: record.id.clone(),
-        failed_at_ms: sluice_common::now_ms(),
+        failed_at_ms: sluice_event::now_ms(),
         received_at_ms: record.received_at_ms,
         source: record.source,
         stage: stage.as_str().into(),

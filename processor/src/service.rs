@@ -6,17 +6,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_common::config::ProcessorConfig;
-use sluice_common::event::QueuedRecord;
-use sluice_common::health::Health;
-use sluice_common::queue::{BatchLimit, DeadLetter, DeadLetterQueue, QueueConsumer};
-use sluice_common::store::{EventStore, IndexReport, StoreDocument};
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::{
+use sluice_config::ProcessorConfig;
+use sluice_event::QueuedRecord;
+use sluice_event::validate::RejectCode;
+use sluice_queue::{BatchLimit, DeadLetter, DeadLetterQueue, QueueConsumer};
+use sluice_store::{EventStore, IndexReport, StoreDocument};
+use sluice_telemetry::emit;
+use sluice_telemetry::events::{
     BatchProcessed, EventsDeadLettered, GeoIpDatabase, GeoIpLookups, QueueBacklog,
     StoreWriteFailed, StoreWritten,
 };
-use sluice_common::validate::RejectCode;
+use sluice_telemetry::health::Health;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -335,9 +335,9 @@ fn index_dead_letters(
                 .and_then(|&at| batch.get(at));
             DeadLetter {
                 id: Some(rejected.id.clone()),
-                failed_at_ms: sluice_common::now_ms(),
+                failed_at_ms: sluice_event::now_ms(),
                 received_at_ms: record.map_or(0, |r| r.received_at_ms),
-                source: record.map_or(sluice_common::event::Source::Queue, |r| r.source),
+                source: record.map_or(sluice_event::Source::Queue, |r| r.source),
                 stage: Stage::Index.as_str().into(),
                 code: RejectCode::StoreRefused,
                 field: None,

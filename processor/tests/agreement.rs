@@ -15,14 +15,14 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use sluice_common::event::{QueuedRecord, Source};
-use sluice_common::fraud::{FraudConfig, FraudEngine};
-use sluice_common::store::elasticsearch::{ElasticStore, ElasticsearchConfig};
-use sluice_common::store::tantivy::TantivyStore;
-use sluice_common::store::{EventStore, StoreDocument};
-use sluice_common::validate::{Limits, RejectCode, parse_record, validate};
+use sluice_event::validate::{Limits, RejectCode, parse_record, validate};
+use sluice_event::{QueuedRecord, Source};
+use sluice_fraud::{FraudConfig, FraudEngine};
 use sluice_geoip::GeoResolver;
 use sluice_processor::Pipeline;
+use sluice_store::{EventStore, StoreDocument};
+use sluice_store_elasticsearch::{ElasticStore, ElasticsearchConfig};
+use sluice_store_tantivy::TantivyStore;
 
 /// A JSON value as text, built to include what parsers disagree on.
 #[derive(Debug, Clone)]
@@ -231,7 +231,7 @@ fn record_of(one_kind_per_array: bool) -> impl Strategy<Value = Vec<u8>> {
 fn ingest_verdict(bytes: &[u8], limits: &Limits) -> Result<(), RejectCode> {
     let mut scratch = Vec::new();
     let parsed = parse_record(bytes, &mut scratch, limits).map_err(|issue| issue.code)?;
-    validate(parsed.tape.as_value(), sluice_common::now_ms(), limits)
+    validate(parsed.tape.as_value(), sluice_event::now_ms(), limits)
         .map(drop)
         .map_err(|issues| issues[0].code)
 }
@@ -239,7 +239,7 @@ fn ingest_verdict(bytes: &[u8], limits: &Limits) -> Result<(), RejectCode> {
 fn queued(bytes: Vec<u8>) -> QueuedRecord {
     QueuedRecord {
         id: None,
-        received_at_ms: sluice_common::now_ms(),
+        received_at_ms: sluice_event::now_ms(),
         source: Source::Queue,
         partition_key: None,
         payload: bytes,
@@ -359,7 +359,7 @@ fn ingest_the_processor_and_elasticsearch_agree_on_every_record() {
     let run = format!(
         "agreement-{}-{}",
         std::process::id(),
-        sluice_common::now_ms()
+        sluice_event::now_ms()
     );
     let stores = std::cell::Cell::new(0usize);
     let runtime = runtime();

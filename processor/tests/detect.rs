@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use sluice_common::event::{QueuedRecord, Source};
-use sluice_common::fraud::{DetectError, FraudConfig, FraudDetector, FraudEngine, History};
-use sluice_common::store::EventStore;
-use sluice_common::store::tantivy::TantivyStore;
-use sluice_common::validate::Limits;
+use sluice_event::validate::Limits;
+use sluice_event::{QueuedRecord, Source};
+use sluice_fraud::{DetectError, FraudConfig, FraudDetector, FraudEngine, History};
 use sluice_geoip::GeoResolver;
 use sluice_geoip::testing::write_sample_city;
 use sluice_processor::{OnDemandScorer, Pipeline};
+use sluice_store::EventStore;
+use sluice_store_tantivy::TantivyStore;
 
 const T0: i64 = 1_795_514_400_000;
 const LONDON_IP: &str = "81.128.0.10";
@@ -19,7 +19,7 @@ const TOKYO_IP: &str = "126.0.0.10";
 const LAGOS_IP: &str = "105.112.0.10";
 
 fn at(offset_ms: i64) -> String {
-    sluice_common::event::format_rfc3339_ms(T0 + offset_ms)
+    sluice_event::format_rfc3339_ms(T0 + offset_ms)
 }
 
 fn record(n: usize, mut event: serde_json::Value) -> QueuedRecord {

@@ -5,20 +5,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_common::config::ProcessorConfig;
-use sluice_common::event::{QueuedRecord, Source};
-use sluice_common::fraud::{FraudConfig, FraudEngine};
-use sluice_common::health::Health;
-use sluice_common::queue::wal::{WalConfig, WalQueue};
-use sluice_common::queue::{DeadLetterQueue, Queue};
-use sluice_common::store::tantivy::TantivyStore;
-use sluice_common::store::{
+use sluice_config::ProcessorConfig;
+use sluice_event::validate::Limits;
+use sluice_event::{QueuedRecord, Source};
+use sluice_fraud::{FraudConfig, FraudEngine};
+use sluice_geoip::GeoResolver;
+use sluice_processor::{Pipeline, Processor};
+use sluice_queue::{DeadLetterQueue, Queue};
+use sluice_queue_wal::{WalConfig, WalQueue};
+use sluice_store::{
     AggregationResults, Aggregations, EventStore, IndexReport, RejectedDocument, SearchQuery,
     SearchResults, StoreDocument, StoreError,
 };
-use sluice_common::validate::Limits;
-use sluice_geoip::GeoResolver;
-use sluice_processor::{Pipeline, Processor};
+use sluice_store_tantivy::TantivyStore;
+use sluice_telemetry::health::Health;
 use tokio_util::sync::CancellationToken;
 
 /// The real tantivy store, with its writes going through a fault of the test's choosing.
@@ -181,7 +181,7 @@ async fn refuse_some(
 fn record(n: usize) -> QueuedRecord {
     QueuedRecord {
         id: Some(format!("evt-{n}")),
-        received_at_ms: sluice_common::now_ms(),
+        received_at_ms: sluice_event::now_ms(),
         source: Source::Http,
         partition_key: None,
         payload: format!(

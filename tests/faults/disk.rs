@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::load::{self, Shape, Tally};
-use crate::loopdisk::LoopDisk;
+use super::load::{self, Shape, Tally};
+use super::loopdisk::LoopDisk;
+use super::{assert_exactly_once, drained};
 use crate::support::Server;
-use crate::{assert_exactly_once, drained};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -135,7 +135,7 @@ async fn a_filling_disk_is_turned_away_at_the_floor_and_resumes_when_freed() {
     // Nothing acknowledged was only in memory: a clean restart finds the same.
     assert!(server.stop().success());
     let server = Server::start(&data, None, &env);
-    assert_exactly_once(&crate::indexed_ids(&server).await, &tally);
+    assert_exactly_once(&super::indexed_ids(&server).await, &tally);
 }
 
 /// With no floor, the disk fills to its last byte: queue appends and index commits fail with

@@ -5,9 +5,9 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::load::{self, Shape};
+use super::load::{self, Shape};
+use super::{assert_exactly_once, drained};
 use crate::support::Server;
-use crate::{assert_exactly_once, drained};
 
 const KILLS: usize = 20;
 
@@ -15,7 +15,7 @@ pub fn seed() -> u64 {
     std::env::var("FAULTS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| sluice_common::now_ms() as u64)
+        .unwrap_or_else(|| sluice_event::now_ms() as u64)
 }
 
 /// A number in `0..n` from xorshift state `state`.

@@ -50,14 +50,14 @@ impl LoopDisk {
     }
 
     pub fn free_bytes(&self) -> u64 {
-        sluice_common::storage::available_bytes(self.path()).expect("statvfs")
+        sluice_storage::available_bytes(self.path()).expect("statvfs")
     }
 
     /// Takes all but `leave` bytes of the free space with a ballast file; its path.
     pub fn fill_leaving(&self, leave: u64) -> PathBuf {
         let ballast = self
             .path()
-            .join(format!("ballast-{}", sluice_common::now_ms()));
+            .join(format!("ballast-{}", sluice_event::now_ms()));
         let take = self.free_bytes().saturating_sub(leave);
         run(
             "fallocate",

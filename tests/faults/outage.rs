@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::crashfs::CrashDisk;
-use crate::load::{self, Shape, Tally};
+use super::crashfs::CrashDisk;
+use super::load::{self, Shape, Tally};
+use super::{assert_exactly_once, drained};
 use crate::support::Server;
 use crate::support::outage::Relay;
-use crate::{assert_exactly_once, drained};
 
 const OUTAGE: Duration = Duration::from_secs(60);
 
@@ -97,7 +97,7 @@ async fn elasticsearch_cut_off_for_a_minute_loses_nothing() {
     let relay = Relay::start(address).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = format!("http://{}", relay.address);
-    let prefix = format!("outage-{}-{}", std::process::id(), sluice_common::now_ms());
+    let prefix = format!("outage-{}-{}", std::process::id(), sluice_event::now_ms());
     let env = [
         ("SLUICE_STORE__URL", store.as_str()),
         ("SLUICE_STORE__ELASTICSEARCH__INDEX_PREFIX", prefix.as_str()),

@@ -8,11 +8,11 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::crashfs::CrashDisk;
-use crate::kill::{next, seed};
-use crate::load::{self, Shape};
+use super::crashfs::CrashDisk;
+use super::kill::{next, seed};
+use super::load::{self, Shape};
+use super::{assert_exactly_once, drained};
 use crate::support::Server;
-use crate::{assert_exactly_once, drained};
 
 const CUTS: u64 = 12;
 

@@ -7,9 +7,9 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::load::{self, Shape};
+use super::load::{self, Shape};
+use super::{assert_exactly_once, drained};
 use crate::support::Server;
-use crate::{assert_exactly_once, drained};
 
 const MIB: u64 = 1024 * 1024;
 

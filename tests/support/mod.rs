@@ -1,7 +1,5 @@
 //! Starts the real `sluice` binary for end-to-end tests and talks HTTP to it.
 
-#![allow(dead_code)]
-
 pub mod outage;
 
 use std::io::{BufRead, BufReader};
@@ -11,13 +9,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_common::sample::{COUNTRY_NETWORKS, CountryNetwork, SampleGenerator};
 use sluice_geoip::testing::write_sample_city;
+use sluice_sample::{COUNTRY_NETWORKS, CountryNetwork, SampleGenerator};
 
 pub struct Server {
     child: Option<Child>,
     pub base: String,
-    pub data_dir: PathBuf,
     /// Sends the admin's access token with every request.
     pub http: reqwest::Client,
     /// Sends no credentials.
@@ -244,7 +241,6 @@ impl Server {
         Server {
             child: Some(child),
             base,
-            data_dir: data_dir.to_owned(),
             http: anonymous.clone(),
             anonymous,
             admin_token: String::new(),
@@ -409,7 +405,7 @@ pub fn ndjson(events: &[Value]) -> String {
 
 /// `count` generated events spread over `span_hours` ending `end_hours_ago` before now.
 pub fn generate(seed: u64, count: usize, end_hours_ago: i64, span_hours: i64) -> Vec<Value> {
-    let end = sluice_common::now_ms() - end_hours_ago * 3_600_000;
+    let end = sluice_event::now_ms() - end_hours_ago * 3_600_000;
     SampleGenerator::new(seed, count, end, span_hours * 3_600_000)
         .take(count)
         .collect()
@@ -418,9 +414,9 @@ pub fn generate(seed: u64, count: usize, end_hours_ago: i64, span_hours: i64) ->
 /// Appends `payloads` to the WAL queue under `data_dir` as another producer writing straight
 /// into the queue would (no ingest validation). The server must not be running.
 pub async fn append_to_queue(data_dir: &Path, payloads: &[&[u8]]) {
-    use sluice_common::event::{QueuedRecord, Source};
-    use sluice_common::queue::Queue;
-    use sluice_common::queue::wal::{WalConfig, WalQueue};
+    use sluice_event::{QueuedRecord, Source};
+    use sluice_queue::Queue;
+    use sluice_queue_wal::{WalConfig, WalQueue};
     let wal = WalQueue::open(&data_dir.join("queue"), WalConfig::default())
         .await
         .expect("wal");
@@ -428,7 +424,7 @@ pub async fn append_to_queue(data_dir: &Path, payloads: &[&[u8]]) {
         .iter()
         .map(|payload| QueuedRecord {
             id: None,
-            received_at_ms: sluice_common::now_ms(),
+            received_at_ms: sluice_event::now_ms(),
             source: Source::Queue,
             partition_key: None,
             payload: payload.to_vec(),

@@ -9,10 +9,8 @@ mod shape;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::store::{
-    Aggregation, AggregationResults, Aggregations, Field, Filter, SearchQuery,
-};
+use sluice_http::{ApiError, QueryParams};
+use sluice_store::{Aggregation, AggregationResults, Aggregations, Field, Filter, SearchQuery};
 
 use crate::ApiState;
 use crate::search::store_error;
@@ -81,7 +79,7 @@ pub async fn transactions(
     let (all, failed) = transactions_and_failures(&state, &window, named).await?;
     let paid = Paid::of(&all, &failed);
     let total = Paid::all_count(&all);
-    let paid_in = |name: &'static str, bucket: &sluice_common::store::TermBucket| {
+    let paid_in = |name: &'static str, bucket: &sluice_store::TermBucket| {
         Paid::of(&bucket.nested, bucket_of(&failed, name, &bucket.value))
     };
     Ok(Json(json!({

@@ -7,14 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use sluice_common::fraud::FAILURE_STATUSES;
-use sluice_common::store::aggregation::AggregationKind;
-use sluice_common::store::{Aggregation, AggregationResults, Field, Filter, SearchQuery};
+use sluice_fraud::FAILURE_STATUSES;
+use sluice_store::aggregation::AggregationKind;
+use sluice_store::{Aggregation, AggregationResults, Field, Filter, SearchQuery};
 
 use super::params::Window;
 use super::{aggregate, of_type};
 use crate::ApiState;
-use sluice_common::http::ApiError;
+use sluice_http::ApiError;
 
 const AMOUNT: &str = "amount";
 const QUANTITY: &str = "quantity";
@@ -146,8 +146,8 @@ impl Paid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_common::store::Aggregations;
-    use sluice_common::store::aggregation::read;
+    use sluice_store::Aggregations;
+    use sluice_store::aggregation::read;
 
     fn results(answer: serde_json::Value) -> AggregationResults {
         let mut request: Aggregations = paid_aggregations()

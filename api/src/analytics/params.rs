@@ -2,9 +2,9 @@
 //! the window and bucket size they resolve to.
 
 use serde::{Deserialize, Serialize};
-use sluice_common::event::format_rfc3339_ms;
-use sluice_common::http::ApiError;
-use sluice_common::store::SearchQuery;
+use sluice_event::format_rfc3339_ms;
+use sluice_http::ApiError;
+use sluice_store::SearchQuery;
 
 use crate::search::size;
 use crate::time_param::{TimeParam, quick_range_ms, time_range};
@@ -53,7 +53,7 @@ pub struct Window {
 impl AnalyticsParams {
     /// The window: `from`/`to` (either may be left out), a quick `range`, or the last day.
     pub fn window(&self) -> Result<Window, ApiError> {
-        let now = sluice_common::now_ms();
+        let now = sluice_event::now_ms();
         let (from_ms, to_ms) = match &self.range {
             Some(_) if self.from.is_some() || self.to.is_some() => {
                 return Err(ApiError::bad_request(

@@ -3,9 +3,9 @@
 //! fractions.
 
 use serde_json::{Value, json};
-use sluice_common::store::{TermBucket, TimeBucket};
+use sluice_store::{TermBucket, TimeBucket};
 
-use sluice_common::event::format_rfc3339_ms;
+use sluice_event::format_rfc3339_ms;
 
 /// Rounded to cents (and latencies to hundredths of a millisecond): sums of floating-point
 /// amounts differ in their last bits with the order they were added in, which is no one's

@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use sluice_common::auth::tokens::Claims;
-use sluice_common::auth::{AccountError, Principal};
-use sluice_common::http::ApiError;
+use sluice_auth::tokens::Claims;
+use sluice_auth::{AccountError, Principal};
+use sluice_http::ApiError;
 
 /// The user whose access token the guard accepted.
 pub struct CurrentUser(pub Claims);

@@ -1,5 +1,5 @@
 //! `/api/auth`: register, login, refresh, logout, the caller's own profile and password, token
-//! verification, and producer API keys. Who may call each is in `sluice_common::auth::policy`.
+//! verification, and producer API keys. Who may call each is in `sluice_auth::policy`.
 
 mod extract;
 mod throttle;
@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_common::auth::accounts::{NewUser, ProfileChange, User};
-use sluice_common::auth::{AccountError, Role};
-use sluice_common::http::{ApiError, JsonBody};
-use sluice_common::telemetry::emit;
-use sluice_common::telemetry::events::LoginAttempted;
+use sluice_auth::accounts::{NewUser, ProfileChange, User};
+use sluice_auth::{AccountError, Role};
+use sluice_http::{ApiError, JsonBody};
+use sluice_telemetry::emit;
+use sluice_telemetry::events::LoginAttempted;
 
 pub use extract::{ClientIp, CurrentUser};
 pub use throttle::LoginThrottle;
@@ -143,7 +143,7 @@ pub async fn logout_all(
 /// The caller as stored now (not as the token remembers it).
 pub async fn current_user(
     state: &ApiState,
-    claims: &sluice_common::auth::tokens::Claims,
+    claims: &sluice_auth::tokens::Claims,
 ) -> Result<User, ApiError> {
     state
         .accounts

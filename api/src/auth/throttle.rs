@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use sluice_common::auth::AccountError;
-use sluice_common::cache::Cache;
-use sluice_common::config::LoginLimits;
-use sluice_common::http::ApiError;
+use sluice_auth::AccountError;
+use sluice_cache::Cache;
+use sluice_config::LoginLimits;
+use sluice_http::ApiError;
 
 /// Past this many remembered keys, idle ones are dropped, so a spray of usernames or addresses
 /// cannot grow memory without bound.

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::Value;
-use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::store::{EventStore, SearchQuery, SortKey};
+use sluice_http::{ApiError, QueryParams};
+use sluice_store::{EventStore, SearchQuery, SortKey};
 use std::sync::Arc;
 
 use super::{hit_document, parse_body, store_error, to_query};
@@ -122,7 +122,7 @@ pub async fn export(
     };
     let filename = format!(
         "sluice-export-{}.{extension}",
-        sluice_common::now_ms() / 1_000
+        sluice_event::now_ms() / 1_000
     );
     let header_row = (format == Format::Csv).then(|| {
         let names: Vec<Value> = columns.iter().map(|c| Value::String(c.clone())).collect();

@@ -12,8 +12,8 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use sluice_common::http::{ApiError, QueryParams};
-use sluice_common::store::{Hit, SearchQuery, SearchResults, StoreError, TextField};
+use sluice_http::{ApiError, QueryParams};
+use sluice_store::{Hit, SearchQuery, SearchResults, StoreError, TextField};
 
 use crate::ApiState;
 use crate::auth::CurrentUser;

@@ -2,10 +2,10 @@
 //! a 400 that names the field and says what would be accepted.
 
 use serde::Deserialize;
-use sluice_common::event::LogType;
-use sluice_common::http::ApiError;
-use sluice_common::store::text_query;
-use sluice_common::store::{
+use sluice_event::LogType;
+use sluice_http::ApiError;
+use sluice_store::text_query;
+use sluice_store::{
     DEFAULT_SEARCH_SIZE, Field, Filter, MAX_RESULT_WINDOW, MAX_SEARCH_SIZE, SearchQuery, Sort,
     SortField, SortKey,
 };

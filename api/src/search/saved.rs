@@ -13,14 +13,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_common::auth::accounts::{AccountError, new_id};
-use sluice_common::http::{ApiError, JsonBody, QueryParams};
-use sluice_common::meta::{Collection, MetaError, Page};
+use sluice_auth::accounts::{AccountError, new_id};
+use sluice_http::{ApiError, JsonBody, QueryParams};
+use sluice_meta::{Collection, MetaError, Page};
 
 use super::request::{SearchRequest, to_query};
 use crate::ApiState;
 use crate::auth::CurrentUser;
-use sluice_common::event::format_rfc3339_ms;
+use sluice_event::format_rfc3339_ms;
 
 pub const SAVED_SEARCHES: Collection = Collection {
     name: "saved_searches",
@@ -64,7 +64,7 @@ pub async fn save(
     })?;
     to_query(search).map_err(|e| e.field("search"))?;
     let id = new_id("s");
-    let created_at = format_rfc3339_ms(sluice_common::now_ms());
+    let created_at = format_rfc3339_ms(sluice_event::now_ms());
     let document = json!({
         "user_id": claims.sub,
         "owner_name": format!("{}\u{1f}{name}", claims.sub),
@@ -189,7 +189,7 @@ pub async fn remember(state: &ApiState, user_id: &str, search: &Value, total: u6
         recent.retain(|entry| entry["search"] != search);
         recent.insert(
             0,
-            json!({ "search": search, "at": format_rfc3339_ms(sluice_common::now_ms()), "total": total }),
+            json!({ "search": search, "at": format_rfc3339_ms(sluice_event::now_ms()), "total": total }),
         );
         recent.truncate(RECENT_KEPT);
         let bytes = serde_json::to_vec(&recent).unwrap_or_default();

@@ -1,7 +1,7 @@
 use super::*;
 use serde_json::Value;
-use sluice_common::event::Source;
-use sluice_common::fraud::FraudConfig;
+use sluice_event::Source;
+use sluice_fraud::FraudConfig;
 use sluice_geoip::testing::write_sample_city;
 
 fn record(json: &str, id: Option<&str>) -> QueuedRecord {

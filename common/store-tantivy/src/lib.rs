@@ -1,0 +1,832 @@
+//! The embedded event store: a tantivy index on disk.
+//!
+//! Each document is stored whole as JSON bytes and indexed on its text fields and, as typed fast
+//! fields, on every field of [`Field`](sluice_store::Field) (see [`schema`]). Writes go through
+//! one `IndexWriter` on a blocking thread; every batch ends with a commit and a reader reload, so
+//! what [`EventStore::index`] acknowledged is durable and already searchable. Ids are unique: a
+//! write deletes any earlier document with the same id first. Searches, sorting and aggregations
+//! run on blocking threads too.
+
+mod fast_queries;
+mod known_ids;
+mod query;
+mod schema;
+mod segment_aggregations;
+mod sorted;
+mod window;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tantivy::aggregation::agg_req::Aggregations as TantivyAggregations;
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::{AggregationLimitsGuard, DistributedAggregationCollector};
+use tantivy::collector::Count;
+use tantivy::indexer::IndexWriterOptions;
+use tantivy::merge_policy::LogMergePolicy;
+use tantivy::query::EnableScoring;
+use tantivy::schema::Value;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use self::known_ids::KnownIds;
+use self::query::QueryBuilder;
+use self::schema::Fields;
+use self::segment_aggregations::{Edge, Question, SegmentAggregations};
+use self::sorted::{SortedSearch, ValueType};
+use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
+use sluice_store::aggregation::{self, Dialect};
+use sluice_store::fields::FieldKind;
+use sluice_store::{
+    AggregationResults, Aggregations, EventStore, Hit, IndexReport, RejectedDocument, SearchQuery,
+    SearchResults, SortField, StoreDocument, StoreError,
+};
+use sluice_telemetry::InternalEvent;
+use sluice_telemetry::events::SegmentReads;
+
+#[derive(Clone)]
+pub struct TantivyStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    index: Index,
+    fields: Fields,
+    writer_options: WriterOptions,
+    writer: Mutex<Writer>,
+    /// Why the last write failed, until one succeeds: what `/ready` reports.
+    failure: Mutex<Option<String>>,
+    reader: IndexReader,
+    aggregations: SegmentAggregations,
+}
+
+struct Writer {
+    /// `None` once a failed write (a full disk, an I/O error) killed it: tantivy's writer does
+    /// not come back from that, so a new one is opened for the next write.
+    index: Option<IndexWriter>,
+    known_ids: KnownIds,
+}
+
+/// The one indexing thread's writer, with at least the 15 MB tantivy needs, merging on
+/// `merge_threads` threads segments of up to `max_docs_per_merge` documents.
+fn open_writer(index: &Index, options: WriterOptions) -> Result<IndexWriter, String> {
+    let writer = index
+        .writer_with_options(
+            IndexWriterOptions::builder()
+                .num_worker_threads(1)
+                .memory_budget_per_thread(options.memory_bytes.max(15_000_000))
+                .num_merge_threads(options.merge_threads.max(1))
+                .build(),
+        )
+        .map_err(|e| format!("cannot take the index writer lock: {e}"))?;
+    let mut policy = LogMergePolicy::default();
+    policy.set_max_docs_before_merge(options.max_docs_per_merge.max(1));
+    writer.set_merge_policy(Box::new(policy));
+    Ok(writer)
+}
+
+/// How the embedded store's writer uses memory and threads. Each merge maps the segments it
+/// reads and holds buffers of its own, so the number of merges at once and the size of the
+/// largest bound the memory merging takes beside indexing.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// The indexing buffer (tantivy needs at least 15 MB).
+    pub memory_bytes: usize,
+    /// Merges at once.
+    pub merge_threads: usize,
+    /// Segments with more documents are not merged further.
+    pub max_docs_per_merge: usize,
+}
+
+impl WriterOptions {
+    /// `memory_bytes` of indexing buffer, and merging as Elasticsearch's merge scheduler does
+    /// by default: on half the cores, one to four (`max_thread_count`), with tantivy's
+    /// largest merge.
+    pub fn with_memory(memory_bytes: usize) -> WriterOptions {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        WriterOptions {
+            memory_bytes,
+            merge_threads: (cores / 2).clamp(1, 4),
+            max_docs_per_merge: DEFAULT_MAX_DOCS_PER_MERGE,
+        }
+    }
+}
+
+/// How the embedded store uses memory.
+#[derive(Debug, Clone)]
+pub struct TantivyOptions {
+    /// The indexing buffer and merging.
+    pub writer: WriterOptions,
+    /// Aggregation results of large segments kept for repeated questions (0: none).
+    pub kept_aggregations: usize,
+}
+
+impl TantivyStore {
+    /// Opens the index in `dir`, creating it when the directory is empty, with an indexing
+    /// buffer of `writer_memory_bytes` and the default number of kept aggregation results.
+    pub fn open(dir: &Path, writer_memory_bytes: usize) -> Result<TantivyStore, StoreError> {
+        Self::open_with(
+            dir,
+            TantivyOptions {
+                writer: WriterOptions::with_memory(writer_memory_bytes),
+                kept_aggregations: DEFAULT_KEPT_AGGREGATIONS,
+            },
+        )
+    }
+
+    /// Opens the index in `dir`, creating it when the directory is empty, with the memory use
+    /// `options` give.
+    pub fn open_with(dir: &Path, options: TantivyOptions) -> Result<TantivyStore, StoreError> {
+        let writer_options = options.writer;
+        let open_err = |detail: String| StoreError::Open {
+            path: dir.display().to_string(),
+            detail,
+        };
+        sluice_storage::create_dir_all_durably(dir).map_err(|e| open_err(e.to_string()))?;
+        schema::check_format(dir).map_err(open_err)?;
+        let (schema, fields) = schema::schema();
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(|e| open_err(e.to_string()))?;
+        let mut index = Index::open_or_create(directory, schema).map_err(|e| {
+            open_err(format!(
+                "{e} (an index written by another Sluice version? move it away to start afresh)"
+            ))
+        })?;
+        let writer = open_writer(&index, writer_options).map_err(open_err)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e: tantivy::TantivyError| open_err(e.to_string()))?;
+        // Aggregations read a segment per thread.
+        index
+            .set_default_multithread_executor()
+            .map_err(|e| open_err(format!("search threads: {e}")))?;
+        let known_ids =
+            Self::known_ids(&reader, &fields, 0).map_err(|e| open_err(e.to_string()))?;
+        Ok(TantivyStore {
+            inner: Arc::new(Inner {
+                path: dir.to_owned(),
+                index,
+                fields,
+                writer_options,
+                writer: Mutex::new(Writer {
+                    index: Some(writer),
+                    known_ids,
+                }),
+                failure: Mutex::new(None),
+                reader,
+                aggregations: SegmentAggregations::new(options.kept_aggregations),
+            }),
+        })
+    }
+
+    /// A filter of every id in the index, with room for `more` besides.
+    fn known_ids(
+        reader: &IndexReader,
+        fields: &Fields,
+        more: usize,
+    ) -> Result<KnownIds, StoreError> {
+        let failed = |e: tantivy::TantivyError| StoreError::Write(format!("reading ids: {e}"));
+        let searcher = reader.searcher();
+        let held = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+        let mut known = KnownIds::with_capacity(held.saturating_add(more).saturating_mul(2));
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(fields.id).map_err(failed)?;
+            let mut ids = inverted.terms().stream().map_err(|e| failed(e.into()))?;
+            while ids.advance() {
+                known.insert(&String::from_utf8_lossy(ids.key()));
+            }
+        }
+        Ok(known)
+    }
+
+    /// Writes `documents` and commits. A document that cannot become a tantivy document is
+    /// refused on its own; a failure of the writer (which tantivy does not recover from) drops
+    /// it, and the next write opens a new one, so the store comes back by itself once the
+    /// disk has room again.
+    fn write(inner: &Inner, documents: &[StoreDocument]) -> Result<IndexReport, StoreError> {
+        // A panic while writing leaves the writer in an unknown state: it is replaced below.
+        let mut writer = inner.writer.lock().unwrap_or_else(|poisoned| {
+            let mut writer = poisoned.into_inner();
+            writer.index = None;
+            writer
+        });
+        let written = Self::write_with(inner, &mut writer, documents);
+        let mut failure = inner.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        match &written {
+            Ok(_) => *failure = None,
+            Err(e) => {
+                // Dropping it discards what it had not committed; the batch is sent again.
+                writer.index = None;
+                *failure = Some(e.to_string());
+            }
+        }
+        written
+    }
+
+    fn write_with(
+        inner: &Inner,
+        writer: &mut Writer,
+        documents: &[StoreDocument],
+    ) -> Result<IndexReport, StoreError> {
+        if writer.index.is_none() {
+            let reopened = open_writer(&inner.index, inner.writer_options)
+                .map_err(|e| StoreError::Write(format!("reopening the index writer: {e}")))?;
+            writer.index = Some(reopened);
+        }
+        let count = documents.len();
+        if !writer.known_ids.has_room_for(count) {
+            inner
+                .reader
+                .reload()
+                .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
+            writer.known_ids = Self::known_ids(&inner.reader, &inner.fields, count)?;
+        }
+        let Writer { index, known_ids } = writer;
+        let index = index
+            .as_mut()
+            .ok_or_else(|| StoreError::Write("no index writer".into()))?;
+        let mut report = IndexReport::default();
+        for document in documents {
+            let converted = match schema::to_tantivy(&inner.fields, document) {
+                Ok(converted) => converted,
+                Err(reason) => {
+                    report.rejected.push(RejectedDocument {
+                        id: document.id.clone(),
+                        reason,
+                        retryable: false,
+                    });
+                    continue;
+                }
+            };
+            // Only an id that may be present needs its earlier copy deleted.
+            if known_ids.may_contain(&document.id) {
+                index.delete_term(Term::from_field_text(inner.fields.id, &document.id));
+            }
+            known_ids.insert(&document.id);
+            index
+                .add_document(converted)
+                .map_err(|e| StoreError::Write(format!("adding a document: {e}")))?;
+            report.indexed += 1;
+        }
+        index
+            .commit()
+            .map_err(|e| StoreError::Write(format!("commit: {e}")))?;
+        // tantivy renames its new meta.json into place without syncing the directory: until
+        // that rename is durable, a power cut can take the commit back while the queue has
+        // already moved past what it held.
+        sluice_storage::sync_dir(&inner.path)
+            .map_err(|e| StoreError::Write(format!("syncing the index directory: {e}")))?;
+        inner
+            .reader
+            .reload()
+            .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
+        Ok(report)
+    }
+
+    fn query(
+        inner: &Inner,
+        query: &SearchQuery,
+    ) -> Result<Box<dyn tantivy::query::Query>, StoreError> {
+        QueryBuilder {
+            index: &inner.index,
+            fields: &inner.fields,
+        }
+        .build(query)
+    }
+
+    fn run_search(inner: &Inner, query: &SearchQuery) -> Result<SearchResults, StoreError> {
+        let searcher = inner.reader.searcher();
+        let tantivy_query = Self::query(inner, query)?;
+        let (field, value_type) = match query.sort.field {
+            SortField::Timestamp => (schema::TIMESTAMP.to_owned(), ValueType::I64),
+            SortField::Field(field) => (
+                field.tantivy_name(),
+                match field.kind() {
+                    FieldKind::Long => ValueType::I64,
+                    _ => ValueType::F64,
+                },
+            ),
+        };
+        let size = query.size.min(sluice_store::MAX_SEARCH_SIZE);
+        let page = SortedSearch {
+            field,
+            value_type,
+            descending: query.sort.descending,
+            after: query.search_after.clone(),
+            limit: query.offset + size,
+            offset: query.offset,
+        };
+        let (total, ranked) = if size == 0 {
+            let total = searcher
+                .search(&tantivy_query, &Count)
+                .map_err(|e| StoreError::Search(e.to_string()))?;
+            (total as u64, Vec::new())
+        } else {
+            let weight = tantivy_query
+                .weight(EnableScoring::disabled_from_searcher(&searcher))
+                .map_err(|e| StoreError::Search(e.to_string()))?;
+            let page = page
+                .run(&searcher, weight.as_ref())
+                .map_err(|e| StoreError::Search(e.to_string()))?;
+            (page.total, page.hits)
+        };
+        let mut hits = Vec::with_capacity(size);
+        for (sort, address) in ranked {
+            let stored: TantivyDocument = searcher
+                .doc(address)
+                .map_err(|e| StoreError::Search(e.to_string()))?;
+            let source = stored
+                .get_first(inner.fields.source)
+                .and_then(|v| v.as_bytes().map(<[u8]>::to_vec))
+                .unwrap_or_default();
+            hits.push(Hit { source, sort });
+        }
+        Ok(SearchResults { total, hits })
+    }
+
+    fn run_aggregate(
+        inner: &Inner,
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        let failed = |e: tantivy::TantivyError| StoreError::Search(e.to_string());
+        let searcher = inner.reader.searcher();
+        let tantivy_query = Self::query(inner, query)?;
+        let rendered = Dialect::Tantivy.render(request);
+        let tantivy_request: TantivyAggregations = serde_json::from_value(rendered.clone())
+            .map_err(|e| StoreError::Search(format!("aggregation request: {e}")))?;
+        let collector = DistributedAggregationCollector::from_aggs(
+            tantivy_request.clone(),
+            AggregationLimitsGuard::default(),
+        );
+        let weight_of = |query: &dyn tantivy::query::Query| {
+            query
+                .weight(EnableScoring::disabled_from_searcher(&searcher))
+                .map_err(failed)
+        };
+        let weight = weight_of(tantivy_query.as_ref())?;
+        // The same question cut at the first slice boundary after the window's start: the part
+        // after it is kept per segment for as long as the start stays within the slice.
+        let edge = match query.from_ms {
+            Some(from_ms) if inner.aggregations.keeps() => {
+                let boundary = segment_aggregations::next_boundary(from_ms);
+                let part = |from_ms: Option<i64>, to_ms: Option<i64>| {
+                    let mut part = query.clone();
+                    (part.from_ms, part.to_ms) = (from_ms, to_ms);
+                    weight_of(Self::query(inner, &part)?.as_ref())
+                };
+                Some(Edge {
+                    boundary,
+                    before: part(Some(from_ms), Some(boundary - 1))?,
+                    after: part(Some(boundary), query.to_ms)?,
+                })
+            }
+            _ => None,
+        };
+        // What is asked, the window aside (it is decided per segment): the request, and the
+        // query's text and filters as their complete debug form.
+        let question = Question {
+            text: format!("{rendered} {:?} {:?}", query.text, query.filters).into(),
+            collector: &collector,
+            weight: weight.as_ref(),
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+            edge: edge.as_ref(),
+        };
+        let segments = searcher
+            .index()
+            .search_executor()
+            .map(
+                |(ordinal, reader)| {
+                    inner
+                        .aggregations
+                        .segment(&question, ordinal as u32, reader)
+                },
+                searcher.segment_readers().iter().enumerate(),
+            )
+            .map_err(failed)?;
+        let mut reads = SegmentReads::default();
+        // tantivy merges into the buckets already there: the first segment's result is the base.
+        let mut merged: Option<IntermediateAggregationResults> = None;
+        for (result, reused) in segments {
+            match reused {
+                true => reads.reused += 1,
+                false => reads.computed += 1,
+            }
+            match &mut merged {
+                None => merged = Some(result),
+                Some(merged) => merged.merge_fruits(result).map_err(failed)?,
+            }
+        }
+        reads.emit();
+        let results = merged
+            .unwrap_or_default()
+            .into_final_result(tantivy_request, AggregationLimitsGuard::default())
+            .map_err(failed)?;
+        let answer = serde_json::to_value(results)
+            .map_err(|e| StoreError::Search(format!("aggregation answer: {e}")))?;
+        aggregation::read(request, Some(&answer), query.from_ms, query.to_ms)
+    }
+}
+
+#[async_trait]
+impl EventStore for TantivyStore {
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        if documents.is_empty() {
+            return Ok(IndexReport::default());
+        }
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || Self::write(&inner, &documents))
+            .await
+            .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || Self::run_search(&inner, &query))
+            .await
+            .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))?
+    }
+
+    async fn aggregate(
+        &self,
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let query = query.clone();
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || Self::run_aggregate(&inner, &query, &request))
+            .await
+            .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))?
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        if !self.inner.path.is_dir() {
+            return Err(StoreError::Open {
+                path: self.inner.path.display().to_string(),
+                detail: "index directory is gone".into(),
+            });
+        }
+        let failure = self
+            .inner
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match failure {
+            Some(reason) => Err(StoreError::Write(format!(
+                "the last write to {} failed: {reason}",
+                self.inner.path.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_event::LogType;
+    use sluice_store::conformance::document;
+    use sluice_store::fields::Field;
+
+    #[tokio::test]
+    async fn tantivy_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        sluice_store::conformance::run(&store, || async {}).await;
+    }
+
+    /// A commit that fails for want of space kills tantivy's writer. The store says so on
+    /// `ready`, refuses writes meanwhile, and once space is back writes again with a new
+    /// writer, without being reopened; what was committed before stays.
+    #[tokio::test]
+    async fn a_writer_killed_by_a_full_disk_comes_back_when_space_does() {
+        let disk = sluice_storage::small_disk::SmallDisk::mount("24m");
+        let ballast = disk.path().join("ballast");
+        let store = TantivyStore::open(&disk.path().join("index"), 15_000_000).expect("opens");
+        let batch = |n: usize| {
+            let text = format!("{n} {}", "lorem ipsum dolor sit amet ".repeat(40));
+            Arc::new(
+                (0..400)
+                    .map(|i| {
+                        document(
+                            &format!("b{n}-{i}"),
+                            n as i64 * 1_000 + i,
+                            LogType::Error,
+                            "error",
+                            &text,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        store.index(batch(0)).await.expect("room at first");
+        // Fill the disk, leaving the index no room for its next segment.
+        let free = sluice_storage::available_bytes(disk.path()).expect("statvfs");
+        std::fs::write(&ballast, vec![0u8; free as usize]).ok();
+        let mut failed = None;
+        for n in 1..50 {
+            if let Err(e) = store.index(batch(n)).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let failed = failed.expect("a write fails on the full disk");
+        assert!(
+            store.ready().await.is_err(),
+            "ready reports the failed write: {failed}"
+        );
+        assert!(store.index(batch(99)).await.is_err(), "still full");
+
+        std::fs::remove_file(&ballast).expect("free space");
+        let report = store.index(batch(100)).await.expect("writes again");
+        assert_eq!(report.indexed, 400);
+        store.ready().await.expect("ready again");
+        let found = store
+            .search(&SearchQuery {
+                size: 0,
+                ..SearchQuery::default()
+            })
+            .await
+            .expect("search");
+        assert!(
+            found.total >= 800,
+            "batch 0 and batch 100 are there: {}",
+            found.total
+        );
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_committed_documents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+            store
+                .index(Arc::new(vec![document(
+                    "x",
+                    5,
+                    LogType::Error,
+                    "ERROR",
+                    "kept",
+                )]))
+                .await
+                .expect("index");
+        }
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("reopens");
+        let all = SearchQuery {
+            size: 10,
+            ..SearchQuery::default()
+        };
+        assert_eq!(store.search(&all).await.expect("search").total, 1);
+        // The reopened store knows the id is taken: writing it again replaces the document.
+        store
+            .index(Arc::new(vec![document(
+                "x",
+                6,
+                LogType::Error,
+                "ERROR",
+                "replaced",
+            )]))
+            .await
+            .expect("index");
+        let found = store.search(&all).await.expect("search");
+        assert_eq!(found.total, 1);
+        assert_eq!(found.hits[0].sort.value, 6.0);
+    }
+
+    /// A large segment's kept aggregation is reused only while it is the same: a replaced
+    /// document (a deletion) or a new segment shows in the next answer, and a window across the
+    /// segment's edge is computed afresh.
+    #[tokio::test]
+    async fn kept_segment_aggregations_follow_deletions_and_new_segments() {
+        aggregations_follow_deletions_and_new_segments(DEFAULT_KEPT_AGGREGATIONS).await;
+    }
+
+    /// With nothing kept (`store.kept_aggregations = 0`) every segment is read every time.
+    #[tokio::test]
+    async fn nothing_is_kept_when_keeping_is_off() {
+        aggregations_follow_deletions_and_new_segments(0).await;
+    }
+
+    async fn aggregations_follow_deletions_and_new_segments(kept_aggregations: usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = TantivyOptions {
+            writer: WriterOptions::with_memory(400_000_000),
+            kept_aggregations,
+        };
+        let store = TantivyStore::open_with(dir.path(), options).expect("opens");
+        let type_of = |n: i64| match n % 2 {
+            0 => LogType::Error,
+            _ => LogType::Transaction,
+        };
+        let documents: Vec<StoreDocument> = (0..60_000_i64)
+            .map(|n| document(&format!("k{n}"), n * 1_000, type_of(n), "info", "kept"))
+            .collect();
+        store.index(Arc::new(documents)).await.expect("index");
+        let counts = |from_ms, to_ms| {
+            let store = store.clone();
+            async move {
+                let mut counts: Vec<(String, u64)> = store
+                    .count_by(&SearchQuery::range(from_ms, to_ms), Field::LogType, 5)
+                    .await
+                    .expect("aggregate")
+                    .into_iter()
+                    .map(|c| (c.value, c.count))
+                    .collect();
+                counts.sort();
+                counts
+            }
+        };
+        let both = |errors: u64, transactions: u64| {
+            vec![
+                ("error".to_owned(), errors),
+                ("transaction".to_owned(), transactions),
+            ]
+        };
+        // One event a second for 16 h 40 min.
+        let whole = (Some(0), Some(100_000_000));
+        assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
+        assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_000));
+        let kept = |store: &TantivyStore| store.inner.aggregations.len();
+        assert_eq!(
+            kept(&store),
+            kept_aggregations.min(1),
+            "the large segment's result is kept when keeping is on"
+        );
+
+        // k0 was an error; now a transaction (its old copy deleted).
+        let replaced = document("k0", 0, LogType::Transaction, "info", "kept");
+        store.index(Arc::new(vec![replaced])).await.expect("index");
+        assert_eq!(counts(whole.0, whole.1).await, both(29_999, 30_001));
+        let added = document("new", 5_000, LogType::Error, "info", "kept");
+        store.index(Arc::new(vec![added])).await.expect("index");
+        assert_eq!(counts(whole.0, whole.1).await, both(30_000, 30_001));
+        // Across the large segment's edge: 10..=19 s holds five of each.
+        assert_eq!(counts(Some(10_000), Some(19_000)).await, both(5, 5));
+
+        // A window starting at 2 h 30 min, inside the large segment: its part from 3 h on is
+        // kept, and serves while the start moves within the hour; the slice before is read.
+        let before = kept(&store);
+        let hour = 3_600_000;
+        assert_eq!(
+            counts(Some(hour * 5 / 2), whole.1).await,
+            both(25_500, 25_500)
+        );
+        assert_eq!(kept(&store), before + kept_aggregations.min(1));
+        assert_eq!(counts(Some(9_360_000), whole.1).await, both(25_320, 25_320));
+        assert_eq!(kept(&store), before + kept_aggregations.min(1));
+        // A document after the cut replaced: the kept part is computed afresh.
+        let replaced = document("k20000", 20_000_000, LogType::Transaction, "info", "kept");
+        store.index(Arc::new(vec![replaced])).await.expect("index");
+        assert_eq!(counts(Some(9_360_000), whole.1).await, both(25_319, 25_321));
+        // Ending before the segment's last event, the window is read as a whole.
+        assert_eq!(
+            counts(Some(9_360_000), Some(9_360_000 + 9_999)).await,
+            both(5, 5)
+        );
+    }
+
+    /// Segments visited best first, skipped below the bar, read through the column's candidates
+    /// or in blocks, with replaced (deleted) documents and a filter: every page in either
+    /// direction equals a full sort of what should match.
+    #[tokio::test]
+    async fn pruned_pages_equal_a_full_sort() {
+        use sluice_store::{Filter, Sort, SortField};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        let mut live = std::collections::BTreeMap::new();
+        for batch in 0..6_i64 {
+            let documents: Vec<StoreDocument> = (0..400_i64)
+                .map(|n| {
+                    // Later batches replace some earlier ids, with a new time and type.
+                    let id = match n % 9 {
+                        0 if batch > 0 => format!("b{}-{}", batch - 1, n + 1),
+                        _ => format!("b{batch}-{n}"),
+                    };
+                    // Mostly rising with the batch, as events arrive, with ties across segments.
+                    let at = batch * 300 + (n * 37) % 500;
+                    let log_type = if n % 3 == 0 {
+                        LogType::Error
+                    } else {
+                        LogType::Transaction
+                    };
+                    live.insert(id.clone(), (at, log_type));
+                    document(&id, at, log_type, "info", "pruned")
+                })
+                .collect();
+            store.index(Arc::new(documents)).await.expect("index");
+        }
+        for descending in [true, false] {
+            let mut expected: Vec<(i64, String)> = live
+                .iter()
+                .filter(|(_, (_, log_type))| *log_type == LogType::Transaction)
+                .map(|(id, (at, _))| (*at, id.clone()))
+                .collect();
+            expected.sort();
+            if descending {
+                expected.reverse();
+            }
+            let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+            let query = |offset, size, search_after| SearchQuery {
+                filters: vec![Filter::Equals(Field::LogType, "transaction".into())],
+                sort: Sort {
+                    field: SortField::Timestamp,
+                    descending,
+                },
+                offset,
+                size,
+                search_after,
+                ..SearchQuery::default()
+            };
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .search(&query(0, 13, after.clone()))
+                    .await
+                    .expect("search");
+                assert_eq!(page.total as usize, expected.len());
+                paged.extend(page.hits.iter().map(|h| h.id().to_owned()));
+                match page.hits.last() {
+                    Some(last) if page.hits.len() == 13 => after = Some(last.sort.clone()),
+                    _ => break,
+                }
+            }
+            assert_eq!(paged, expected, "search_after, descending {descending}");
+            for offset in [0, 5, 390, 1200] {
+                let page = store
+                    .search(&query(offset, 20, None))
+                    .await
+                    .expect("search");
+                let ids: Vec<String> = page.hits.into_iter().map(|h| h.sort.id).collect();
+                let end = (offset + 20).min(expected.len());
+                assert_eq!(
+                    ids,
+                    expected[offset..end],
+                    "offset {offset}, descending {descending}"
+                );
+            }
+        }
+    }
+
+    /// Ties across many segments: every page after the previous one's last key, and every
+    /// offset page, follow (time desc, id desc) exactly.
+    #[tokio::test]
+    async fn paging_is_exact_across_segments_and_ties() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        let mut expected = Vec::new();
+        for batch in 0..5 {
+            let documents: Vec<StoreDocument> = (0..20)
+                .map(|n| {
+                    let id = format!("d{:02}-{batch}", (n * 7 + batch * 3) % 20);
+                    let at = 1_000 + (n % 2) as i64;
+                    expected.push((at, id.clone()));
+                    document(&id, at, LogType::Error, "error", "tie")
+                })
+                .collect();
+            // One commit per batch: one segment each.
+            store.index(Arc::new(documents)).await.expect("index");
+        }
+        expected.sort_by(|a, b| b.cmp(a));
+        let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .search(&SearchQuery {
+                    search_after: after.clone(),
+                    size: 7,
+                    ..SearchQuery::default()
+                })
+                .await
+                .expect("search");
+            paged.extend(page.hits.iter().map(|h| h.id().to_owned()));
+            match page.hits.last() {
+                Some(last) if page.hits.len() == 7 => after = Some(last.sort.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(paged, expected);
+        for offset in [0, 13, 50, 95] {
+            let page = store
+                .search(&SearchQuery {
+                    offset,
+                    size: 10,
+                    ..SearchQuery::default()
+                })
+                .await
+                .expect("search");
+            let ids: Vec<String> = page.hits.into_iter().map(|h| h.sort.id).collect();
+            let end = (offset + 10).min(expected.len());
+            assert_eq!(ids, expected[offset..end], "offset {offset}");
+        }
+    }
+}

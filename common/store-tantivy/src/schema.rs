@@ -1,0 +1,172 @@
+//! The tantivy index's schema, its format version, and how a [`StoreDocument`] becomes a tantivy
+//! document.
+//!
+//! Besides the whole document (stored) and the two text fields, every field of
+//! [`Field`](sluice_store::Field) gets a typed fast field, copied out of the document when it is
+//! indexed, so filters, sorting and aggregations read columns instead of parsing documents.
+
+use std::path::Path;
+
+use tantivy::TantivyDocument;
+use tantivy::schema::{
+    FAST, Field as TantivyField, INDEXED, STORED, STRING, Schema, SchemaBuilder, TEXT,
+};
+
+use sluice_store::fields::{Field, FieldKind, FieldValue, values_in};
+use sluice_store::{StoreDocument, normalize_level};
+
+/// Bumped whenever the schema changes; an index of another format is refused with a way out.
+/// Format 1 (no version file) indexed only time, type, level, service and the text fields.
+pub const FORMAT: u32 = 2;
+const FORMAT_FILE: &str = "sluice-index-format";
+/// The event time in milliseconds, a fast column.
+pub(super) const TIMESTAMP: &str = "timestamp_ms";
+
+#[derive(Clone)]
+pub(super) struct Fields {
+    pub id: TantivyField,
+    pub timestamp: TantivyField,
+    pub message: TantivyField,
+    pub error_message: TantivyField,
+    pub source: TantivyField,
+    /// In the order of [`Field::ALL`].
+    pub analytic: Vec<TantivyField>,
+}
+
+impl Fields {
+    pub fn of(&self, field: Field) -> TantivyField {
+        let index = Field::ALL
+            .iter()
+            .position(|f| *f == field)
+            .unwrap_or_default();
+        self.analytic[index]
+    }
+}
+
+pub(super) fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let id = builder.add_text_field("id", STRING | STORED | FAST);
+    // Time and numbers are only ranged, sorted and aggregated, all on the fast column; an
+    // inverted index of them would be a term per distinct millisecond, written for nothing.
+    let timestamp = builder.add_i64_field(TIMESTAMP, FAST);
+    let message = builder.add_text_field("message", TEXT);
+    let error_message = builder.add_text_field("error_message", TEXT);
+    let source = builder.add_bytes_field("source", STORED);
+    let analytic = Field::ALL
+        .iter()
+        .map(|field| add_analytic(&mut builder, *field))
+        .collect();
+    let fields = Fields {
+        id,
+        timestamp,
+        message,
+        error_message,
+        source,
+        analytic,
+    };
+    (builder.build(), fields)
+}
+
+fn add_analytic(builder: &mut SchemaBuilder, field: Field) -> TantivyField {
+    let name = field.tantivy_name();
+    match field.kind() {
+        FieldKind::Keyword => builder.add_text_field(&name, STRING | FAST),
+        FieldKind::Double => builder.add_f64_field(&name, FAST),
+        FieldKind::Long => builder.add_i64_field(&name, FAST),
+        FieldKind::Boolean => builder.add_bool_field(&name, INDEXED | FAST),
+    }
+}
+
+/// Refuses an index written in another format; marks a new (empty) directory with this one.
+pub(super) fn check_format(dir: &Path) -> Result<(), String> {
+    let marker = dir.join(FORMAT_FILE);
+    let found = match std::fs::read_to_string(&marker) {
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{} is not a format number: {text:?}", marker.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_index = dir.join("meta.json").exists();
+            if !has_index {
+                sluice_storage::write_durably(&marker, FORMAT.to_string().as_bytes(), None)
+                    .map_err(|e| format!("writing {}: {e}", marker.display()))?;
+                return Ok(());
+            }
+            1
+        }
+        Err(e) => return Err(format!("reading {}: {e}", marker.display())),
+    };
+    if found == FORMAT {
+        return Ok(());
+    }
+    Err(format!(
+        "the index is in format {found}, and this Sluice reads format {FORMAT} (it indexes more \
+         fields, for filters and analytics). Move the directory away to start a new index (and \
+         send its events through ingest again if you need them), or run the Sluice version \
+         that wrote it"
+    ))
+}
+
+/// The tantivy document for `document`; its `source` is parsed once for the analytic fields.
+/// The error says why this one document cannot be indexed.
+pub(super) fn to_tantivy(
+    fields: &Fields,
+    document: &StoreDocument,
+) -> Result<TantivyDocument, String> {
+    let parsed: serde_json::Value = serde_json::from_slice(&document.source)
+        .map_err(|e| format!("the document is not JSON the index can read: {e}"))?;
+    let mut out = TantivyDocument::new();
+    out.add_text(fields.id, &document.id);
+    out.add_i64(fields.timestamp, document.timestamp_ms);
+    out.add_bytes(fields.source, &document.source);
+    if let Some(message) = &document.message {
+        out.add_text(fields.message, message);
+    }
+    if let Some(error_message) = &document.error_message {
+        out.add_text(fields.error_message, error_message);
+    }
+    for (field, target) in Field::ALL.iter().zip(&fields.analytic) {
+        // The processor's own reading of type, level and service is authoritative.
+        let values = match field {
+            Field::LogType => vec![FieldValue::Keyword(document.log_type.as_str().into())],
+            Field::Level => document
+                .level
+                .iter()
+                .map(|level| FieldValue::Keyword(normalize_level(level)))
+                .collect(),
+            Field::Service => document
+                .service
+                .iter()
+                .map(|service| FieldValue::Keyword(service.clone()))
+                .collect(),
+            _ => values_in(&parsed, *field),
+        };
+        for value in values {
+            match value {
+                FieldValue::Keyword(text) => out.add_text(*target, &text),
+                FieldValue::Double(number) => out.add_f64(*target, number),
+                FieldValue::Long(number) => out.add_i64(*target, number),
+                FieldValue::Boolean(flag) => out.add_bool(*target, flag),
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_directory_gets_this_format_and_an_old_index_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        check_format(dir.path()).expect("new");
+        check_format(dir.path()).expect("same format");
+
+        let old = tempfile::tempdir().expect("tempdir");
+        std::fs::write(old.path().join("meta.json"), "{}").expect("write");
+        let refused = check_format(old.path()).expect_err("format 1");
+        assert!(refused.contains("format 1"), "{refused}");
+        assert!(refused.contains("Move the directory away"), "{refused}");
+    }
+}

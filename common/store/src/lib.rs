@@ -1,0 +1,255 @@
+//! The event store: where processed events are written and searched.
+//!
+//! Callers hand over [`StoreDocument`]s (the full JSON document plus the handful of typed fields
+//! a store indexes) and ask with a [`SearchQuery`]; each adapter maps those onto its engine, so
+//! the processor and the api do not know which engine they talk to.
+
+pub mod aggregation;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod fields;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+pub mod null;
+pub mod text_query;
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use sluice_event::LogType;
+
+pub use aggregation::{
+    Aggregation, AggregationResult, AggregationResults, Aggregations, Stats, TermBucket, TimeBucket,
+};
+pub use fields::{Field, FieldKind};
+pub use text_query::{QuerySyntaxError, TextField, TextQuery};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("event store at {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error("event store write failed: {0}")]
+    Write(String),
+    #[error("event store search failed: {0}")]
+    Search(String),
+}
+
+/// One event ready to be written. `source` is the whole enriched document as JSON; the other
+/// fields are what the store indexes for filters, full text and ordering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreDocument {
+    pub id: String,
+    pub timestamp_ms: i64,
+    pub log_type: LogType,
+    pub level: Option<String>,
+    pub service: Option<String>,
+    pub message: Option<String>,
+    pub error_message: Option<String>,
+    pub source: Vec<u8>,
+}
+
+/// A document the store would not take, and whether trying again later may help.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedDocument {
+    pub id: String,
+    pub reason: String,
+    pub retryable: bool,
+}
+
+/// What became of a write: every document not listed in `rejected` is durable and searchable.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexReport {
+    pub indexed: usize,
+    pub rejected: Vec<RejectedDocument>,
+}
+
+/// Levels are matched case-insensitively: producers write `ERROR`, `error` and `Error`.
+pub fn normalize_level(level: &str) -> String {
+    level.trim().to_ascii_lowercase()
+}
+
+/// Largest page a search may ask for.
+pub const MAX_SEARCH_SIZE: usize = 10_000;
+pub const DEFAULT_SEARCH_SIZE: usize = 20;
+/// How deep `offset` paging may go (Elasticsearch's `index.max_result_window`); deeper pages
+/// use `search_after`, which costs the same on every page.
+pub const MAX_RESULT_WINDOW: usize = 10_000;
+
+/// A condition on one [`Field`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// The field has exactly this value (`true`/`false` for flags; levels in any case).
+    Equals(Field, String),
+    /// A number within bounds.
+    Range {
+        field: Field,
+        lower: Bound<f64>,
+        upper: Bound<f64>,
+    },
+    /// The field has a value.
+    Exists(Field),
+    /// At least one of these holds.
+    AnyOf(Vec<Filter>),
+}
+
+impl Filter {
+    /// Both bounds included, either optional.
+    pub fn between(field: Field, min: Option<f64>, max: Option<f64>) -> Filter {
+        Filter::Range {
+            field,
+            lower: min.map_or(Bound::Unbounded, Bound::Included),
+            upper: max.map_or(Bound::Unbounded, Bound::Included),
+        }
+    }
+}
+
+/// What a search is ordered by: event time, or a numeric [`Field`] (only events that have it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortField {
+    #[default]
+    Timestamp,
+    Field(Field),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    /// Newest first.
+    fn default() -> Self {
+        Sort {
+            field: SortField::Timestamp,
+            descending: true,
+        }
+    }
+}
+
+/// Where a hit stands in its search's order: its sort value (epoch milliseconds for time), then
+/// its id, which breaks ties so that every document has one place and `search_after` neither
+/// skips nor repeats any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub value: f64,
+    pub id: String,
+}
+
+/// A search: full text, filters and a time range, in an order, one page of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchQuery {
+    /// The search box, over `message` and `error_message` and the fields it names.
+    pub text: Option<TextQuery>,
+    /// Conditions every hit meets.
+    pub filters: Vec<Filter>,
+    /// Inclusive bounds on event time, epoch milliseconds.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub sort: Sort,
+    /// Hits after this key in the sort order (deep paging), instead of `offset`.
+    pub search_after: Option<SortKey>,
+    /// Hits to skip; `offset + size` stays within [`MAX_RESULT_WINDOW`].
+    pub offset: usize,
+    /// Page size, at most [`MAX_SEARCH_SIZE`].
+    pub size: usize,
+}
+
+impl SearchQuery {
+    /// Everything in a time range, no page.
+    pub fn range(from_ms: Option<i64>, to_ms: Option<i64>) -> SearchQuery {
+        SearchQuery {
+            from_ms,
+            to_ms,
+            ..SearchQuery::default()
+        }
+    }
+
+    /// The same search narrowed by one more filter.
+    pub fn and(&self, filter: Filter) -> SearchQuery {
+        let mut narrowed = self.clone();
+        narrowed.filters.push(filter);
+        narrowed
+    }
+
+    /// The filters a store applies: the query's own, plus the sort field's presence.
+    pub fn effective_filters(&self) -> Vec<Filter> {
+        let mut filters = self.filters.clone();
+        if let SortField::Field(field) = self.sort.field {
+            filters.push(Filter::Exists(field));
+        }
+        filters
+    }
+}
+
+/// One hit: the stored document and its place in the order, which includes its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub source: Vec<u8>,
+    pub sort: SortKey,
+}
+
+impl Hit {
+    pub fn id(&self) -> &str {
+        &self.sort.id
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchResults {
+    /// Every match, not only the page returned.
+    pub total: u64,
+    pub hits: Vec<Hit>,
+}
+
+/// How many matching events have one value of a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueCount {
+    pub value: String,
+    pub count: u64,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Writes documents (a document with an id already present replaces it) and returns once
+    /// they are durable; they are searchable at once in tantivy, after the next refresh (1 s by
+    /// default) in Elasticsearch. Shared, so a failed write can be retried as is.
+    async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError>;
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
+
+    /// Runs `aggregations` over the events `query` matches (its text, filters and time range;
+    /// not its order or page).
+    async fn aggregate(
+        &self,
+        query: &SearchQuery,
+        aggregations: &Aggregations,
+    ) -> Result<AggregationResults, StoreError>;
+
+    /// The `size` most frequent values of `field` among the events `query` matches, most
+    /// frequent first.
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: Field,
+        size: usize,
+    ) -> Result<Vec<ValueCount>, StoreError> {
+        let mut request = Aggregations::new();
+        request.insert("by".into(), Aggregation::terms(field, size));
+        let results = self.aggregate(query, &request).await?;
+        Ok(results
+            .terms("by")
+            .iter()
+            .map(|bucket| ValueCount {
+                value: bucket.value.clone(),
+                count: bucket.count,
+            })
+            .collect())
+    }
+
+    /// Whether the store answers; `/ready` reports it.
+    async fn ready(&self) -> Result<(), StoreError>;
+}
