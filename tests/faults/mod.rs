@@ -30,10 +30,17 @@ use serde_json::{Value, json};
 use self::load::Tally;
 
 /// Every indexed event's id, once per document, read through the export as a one-column CSV.
+/// The export streams for as long as the index is large (over a minute for 128,000 documents of
+/// 5.7 KB in a debug build on two busy cores), so the client gives up when the stream stalls for
+/// a minute, not after a minute in all.
 pub async fn indexed_ids(server: &Server) -> Vec<String> {
-    let response = server
-        .http
+    let client = reqwest::Client::builder()
+        .read_timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client");
+    let response = client
         .post(server.url("/api/logs/search/export?format=csv&fields=_id"))
+        .bearer_auth(&server.admin_token)
         .json(&json!({}))
         .send()
         .await
