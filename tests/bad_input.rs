@@ -522,24 +522,27 @@ async fn health_ready_and_metrics_tell_what_happened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_refuses_with_retry_after_and_loses_nothing_silently() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // A high-water mark of one byte, and a store nobody answers at, so nothing drains: the
-    // first request takes the queue past the mark (a request may overshoot it, alone), and
-    // every one after it is refused.
+    // A high-water mark of 2 KiB, and a store nobody answers at, so nothing drains: the first
+    // request, a 4 KB record, fits under the mark whatever the empty queue's own bookkeeping
+    // (a request may overshoot the mark, alone) and takes the queue past it, so every request
+    // after it is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let nobody = format!("http://{}", closed.local_addr().expect("address"));
     drop(closed);
     let server = start(
         dir.path(),
         &[
-            ("SLUICE_QUEUE__WAL__MAX_BACKLOG_BYTES", "1"),
+            ("SLUICE_QUEUE__WAL__MAX_BACKLOG_BYTES", "2048"),
             ("SLUICE_STORE__URL", &nobody),
         ],
     );
+    let mut first = valid(1);
+    first["error_message"] = json!("stock reservation failed ".repeat(160));
     let (status, answer) = server
         .post(
             "/api/logs/ingest",
             "application/x-ndjson",
-            format!("{}\n", valid(1)),
+            format!("{first}\n"),
         )
         .await;
     assert_eq!(status, 202, "{answer}");

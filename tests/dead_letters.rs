@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Server;
@@ -31,7 +31,8 @@ async fn foreign_queue_records_are_validated_and_dead_lettered() {
     server
         .wait_for_total(json!({"size": 0}), 1, Duration::from_secs(20))
         .await;
-    let letters: Value = server.get_json("/api/dead-letters?limit=10").await;
+    // The processor indexes a batch before it writes the batch's dead letters: wait for them.
+    let letters = dead_letters_once_there_are(&server, 2, Duration::from_secs(20)).await;
     assert_eq!(letters["total"], 2, "{letters}");
     let newest = &letters["dead_letters"][0];
     assert_eq!(newest["code"], "invalid_encoding", "{newest}");
@@ -57,4 +58,16 @@ async fn foreign_queue_records_are_validated_and_dead_lettered() {
         ),
         "{metrics}"
     );
+}
+
+/// The first page of dead letters once there are `count`, or after `limit` whatever is there.
+async fn dead_letters_once_there_are(server: &Server, count: u64, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let letters: Value = server.get_json("/api/dead-letters?limit=10").await;
+        if letters["total"] == count || started.elapsed() >= limit {
+            return letters;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -156,8 +156,21 @@ async fn ten_thousand_events_through_separate_roles_survive_a_kill_and_an_outage
     relay.cut();
     let cut_at = Instant::now();
     ingest(&ingest_role, middle).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // Killed with those batches read and not committed; its successor must index them once.
+    // Killed once it holds a batch it read and could not write (a failed store write counted),
+    // so not committed; its successor must index those once.
+    let holding = Instant::now();
+    while !processor
+        .get_text("/metrics")
+        .await
+        .lines()
+        .any(|line| line.starts_with("sluice_store_errors_total ") && !line.ends_with(" 0"))
+    {
+        assert!(
+            holding.elapsed() < Duration::from_secs(60),
+            "the processor never failed a write to the cut-off store"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     processor.kill9();
     let processor = Server::start_role("process", dir.path(), &processor_env_ref, None);
     ingest(&ingest_role, last).await;

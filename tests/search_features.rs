@@ -337,7 +337,13 @@ async fn export_streams_every_hit_in_constant_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analytics_answers_are_reused_for_the_configured_seconds() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), None, &[("SLUICE_CACHE__ANSWER_TTL_SECS", "3")]);
+    // Long enough to outlast any wait below: that the entry goes when its TTL is up is the
+    // cache's to show, with time stopped (`cache-memory`'s `entries_last_exactly_their_ttl`).
+    let server = Server::start(
+        dir.path(),
+        None,
+        &[("SLUICE_CACHE__ANSWER_TTL_SECS", "600")],
+    );
     let events = generate(3, 200, 1, 2);
     let (status, _) = server.post_ndjson("/api/logs/ingest", &events[..100]).await;
     assert_eq!(status, 202);
@@ -384,12 +390,21 @@ async fn analytics_answers_are_reused_for_the_configured_seconds() {
         .await
         .expect("sent");
     assert_eq!(response.headers()["x-sluice-cache"], "hit");
-    tokio::time::sleep(Duration::from_millis(3_200)).await;
-    assert_eq!(
-        get().await,
-        ("miss".to_owned(), 200),
-        "and recomputed once it expires"
+    // Another question is answered afresh, from what is indexed now.
+    let wider = format!(
+        "/api/dashboard/stats?from={}&to={}",
+        from - 3_600_000,
+        from + 5 * 3_600_000
     );
+    let response = server
+        .http
+        .get(server.url(&wider))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.headers()["x-sluice-cache"], "miss");
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["stats"]["events"], 200, "{answer}");
     let metrics = server.get_text("/metrics").await;
     assert!(
         metrics.contains("sluice_api_answer_cache_total{outcome=\"hit\"} 2"),

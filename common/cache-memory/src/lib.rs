@@ -2,10 +2,12 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lru::LruCache;
+// tokio's clock, so tests can stop and advance time (`tokio::time::pause`).
+use tokio::time::Instant;
 
 use sluice_cache::{Cache, CacheError};
 
@@ -106,5 +108,21 @@ mod tests {
         }
         assert_eq!(cache.get("a").await.expect("get"), None);
         assert!(cache.get("c").await.expect("get").is_some());
+    }
+
+    /// What the api's answer reuse relies on (`cache.answer_ttl_secs`): an entry is there until
+    /// its TTL is up, to the millisecond, and gone after; a counter keeps its first deadline.
+    #[tokio::test(start_paused = true)]
+    async fn entries_last_exactly_their_ttl() {
+        let cache = MemoryCache::new(10);
+        let ttl = Duration::from_secs(3);
+        cache.set("answer", vec![7], ttl).await.expect("set");
+        assert_eq!(cache.increment("count", ttl).await.expect("incr"), 1);
+        tokio::time::advance(Duration::from_millis(2_999)).await;
+        assert_eq!(cache.get("answer").await.expect("get"), Some(vec![7]));
+        assert_eq!(cache.increment("count", ttl).await.expect("incr"), 2);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(cache.get("answer").await.expect("get"), None);
+        assert_eq!(cache.increment("count", ttl).await.expect("incr"), 1);
     }
 }
