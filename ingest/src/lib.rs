@@ -12,6 +12,7 @@ mod body;
 mod bulk;
 mod csv;
 mod elasticsearch;
+mod encoding;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod http;
@@ -55,15 +56,16 @@ impl IngestState {
     }
 }
 
-/// The ingest routes. Each is its own `route` so a role guard can be layered per route.
+/// The ingest routes. Each is its own `route` so a role guard can be layered per route. Bodies
+/// may come compressed (`encoding`).
 pub fn router(state: IngestState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/logs/ingest", post(http::ingest))
         .route("/api/logs/upload", post(upload::upload))
         .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route("/{index}/_bulk", post(bulk::bulk_into).put(bulk::bulk_into))
         .route("/", get(elasticsearch::root).head(elasticsearch::root_head))
         // Bodies are read and bounded by the handlers themselves, with JSON errors.
-        .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .layer(DefaultBodyLimit::disable());
+    encoding::decompressing(routes).with_state(state)
 }

@@ -9,20 +9,9 @@ use std::time::Duration;
 
 use super::load::{self, Shape};
 use super::{assert_exactly_once, drained};
-use crate::support::Server;
+use crate::support::{Server, memory};
 
 const MIB: u64 = 1024 * 1024;
-
-/// A figure of a process's memory from the kernel (`VmHWM`, `RssAnon`), in bytes.
-fn memory(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    kb * 1024
-}
 
 /// The most anonymous memory (heap, not the index files the kernel maps and can drop) the
 /// process held while `sampling` was on, read every 20 ms.

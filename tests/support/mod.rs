@@ -462,3 +462,19 @@ pub fn count_by_type(events: &[Value]) -> std::collections::BTreeMap<String, u64
 pub fn search_all(log_type: &str, from_ms: i64, to_ms: i64) -> Value {
     json!({"log_type": log_type, "from": from_ms, "to": to_ms, "size": 10000})
 }
+
+/// Where a service `scripts/test.sh` started is (`TEST_ELASTICSEARCH_URL`, `TEST_PYTHON`…).
+pub fn service(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name}: run the suite through scripts/test.sh"))
+}
+
+/// A figure of a process's memory from the kernel (`VmHWM`, `RssAnon`), in bytes.
+pub fn memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    kb * 1024
+}
