@@ -466,6 +466,21 @@ async fn bulk_reports_each_item_and_refuses_malformed_actions() {
     assert_eq!(answer["error"]["type"], "illegal_argument_exception");
     assert_eq!(answer["status"], 400);
 
+    // No body, and a body without actions, as Elasticsearch 8 answers them.
+    for (body, kind, reason) in [
+        ("", "parse_exception", "request body is required"),
+        (
+            "\n\n",
+            "action_request_validation_exception",
+            "Validation Failed: 1: no requests added;",
+        ),
+    ] {
+        let (status, answer) = server.post("/_bulk", "application/x-ndjson", body).await;
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        assert_eq!(answer["error"]["type"], kind, "{body:?}: {answer}");
+        assert_eq!(answer["error"]["root_cause"][0]["reason"], reason);
+    }
+
     let root: Value = server.get_json("/").await;
     assert!(
         root["version"]["number"]

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
 use serde_json::{Map, Value, json};
 use sluice_event::Source;
 use sluice_event::validate::RecordError;
@@ -65,6 +66,8 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
     if let Err(e) = check_room(&state, source) {
         return refused(e);
     }
+    // Elasticsearch tells a request without a body from one without actions.
+    let bodiless = body.size_hint().exact() == Some(0);
     let mut lines = RecordBatch::default();
     let mut splitter = NdjsonSplitter::new(state.config.limits.max_record_bytes);
     let read = read_split(
@@ -104,6 +107,17 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
             );
         }
     };
+    if items.is_empty() {
+        let (kind, reason) = if bodiless {
+            ("parse_exception", "request body is required")
+        } else {
+            (
+                "action_request_validation_exception",
+                "Validation Failed: 1: no requests added;",
+            )
+        };
+        return es_error(StatusCode::BAD_REQUEST, kind, reason, None);
+    }
     let mut items = items;
     if !batch.records.is_empty() {
         let outcome = match accept(&state, batch, source, Report::PerRecord).await {
