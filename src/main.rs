@@ -4,6 +4,7 @@
 mod backends;
 mod generate;
 mod logging;
+mod openapi;
 mod ops;
 mod role;
 mod roles;
@@ -51,6 +52,9 @@ enum Command {
     /// Manage users in the meta store directly (the first admin, a lost admin password).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Print the OpenAPI 3.1 document of the API (what `/api/openapi.json` serves), for client
+    /// generators and reviews.
+    Openapi,
 }
 
 /// Flags shared by the commands that read the configuration.
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => setup::run(args),
         Command::Gen(args) => generate::run(args),
         Command::User(command) => user::run(command),
+        Command::Openapi => openapi::json().map(|document| println!("{document}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::json;
+use serde::Serialize;
+use serde_json::Value;
 use sluice_auth::Accounts;
 use sluice_queue::{DeadLetterQueue, Queue};
 use sluice_storage::{DiskGuard, available_bytes};
@@ -17,6 +19,9 @@ use sluice_store::EventStore;
 use sluice_telemetry::emit;
 use sluice_telemetry::events::FreeSpace;
 use sluice_telemetry::health::Health;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What `/ready` checks: the backends this process's roles opened.
 #[derive(Clone)]
@@ -33,27 +38,84 @@ pub struct OpsState {
     pub disk: DiskGuard,
 }
 
+/// The operational routes and their OpenAPI description, from one list.
+fn routes() -> OpenApiRouter<OpsState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+}
+
 pub fn router(state: OpsState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+    let (router, _) = routes().split_for_parts();
+    router.with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// What the operational routes answer, for the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+struct Liveness {
+    /// `ok`.
+    status: &'static str,
+    version: &'static str,
+}
+
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    summary = "Whether the process answers (for liveness probes)",
+    responses((status = 200, body = Liveness))
+)]
+async fn health() -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    /// Each backend this process's roles opened: `ok`, or what is wrong.
+    checks: BTreeMap<String, String>,
+    /// The queue's backlog, for a process with the ingest role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<Backlog>,
+    /// What the processor finds failing as it works, by check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    processor: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Backlog {
+    records: u64,
+    bytes: u64,
+    /// The high-water mark: ingest answers 503 above it.
+    limit_bytes: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    summary = "Whether every backend of this process answers (for readiness probes)",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: `checks` says which backend and why", body = Readiness),
+    )
+)]
 async fn ready(State(state): State<OpsState>) -> Response {
-    let mut checks = serde_json::Map::new();
+    let mut checks = BTreeMap::new();
     let mut all_ok = true;
     let mut record = |name: &str, outcome: Result<(), String>| {
         all_ok &= outcome.is_ok();
-        checks.insert(
-            name.into(),
-            json!(outcome.err().unwrap_or_else(|| "ok".into())),
-        );
+        checks.insert(name.into(), outcome.err().unwrap_or_else(|| "ok".into()));
     };
     if let Some(store) = &state.store {
         record("store", store.ready().await.map_err(|e| e.to_string()));
@@ -75,7 +137,7 @@ async fn ready(State(state): State<OpsState>) -> Response {
             dead_letters.ready().await.map_err(|e| e.to_string()),
         );
     }
-    let mut body = json!({});
+    let mut queue_backlog = None;
     if let Some(queue) = &state.queue {
         let backlog = queue.backlog();
         record(
@@ -89,17 +151,18 @@ async fn ready(State(state): State<OpsState>) -> Response {
                 Ok(())
             },
         );
-        body["queue"] = json!({
-            "records": backlog.records,
-            "bytes": backlog.bytes,
-            "limit_bytes": backlog.limit_bytes,
+        queue_backlog = Some(Backlog {
+            records: backlog.records,
+            bytes: backlog.bytes as u64,
+            limit_bytes: backlog.limit_bytes as u64,
         });
     }
     // A backend the processor cannot work with is not ready, whatever a ping says.
     let failures = state.health.failures();
+    let mut processor = None;
     if !failures.is_empty() {
         all_ok = false;
-        let mut processor = serde_json::Map::new();
+        let mut failing = BTreeMap::new();
         for (check, failure) in failures {
             let message = format!(
                 "failing since {} ({} attempts): {}",
@@ -107,13 +170,20 @@ async fn ready(State(state): State<OpsState>) -> Response {
                 failure.attempts,
                 failure.reason
             );
-            checks.insert(format!("processor.{check}"), json!(message));
-            processor.insert(check.into(), json!(failure));
+            checks.insert(format!("processor.{check}"), message);
+            failing.insert(
+                check.to_owned(),
+                serde_json::to_value(failure).unwrap_or_default(),
+            );
         }
-        body["processor"] = serde_json::Value::Object(processor);
+        processor = Some(failing);
     }
-    body["status"] = json!(if all_ok { "ready" } else { "not_ready" });
-    body["checks"] = serde_json::Value::Object(checks);
+    let body = Readiness {
+        status: if all_ok { "ready" } else { "not_ready" },
+        checks,
+        queue: queue_backlog,
+        processor,
+    };
     let status = if all_ok {
         StatusCode::OK
     } else {
@@ -122,6 +192,13 @@ async fn ready(State(state): State<OpsState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics, in the text exposition format",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"))
+)]
 async fn metrics(State(state): State<OpsState>) -> Response {
     for path in state.disk.paths() {
         if let Ok(bytes) = available_bytes(path) {

@@ -241,6 +241,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             answer_ttl: std::time::Duration::from_secs(config.cache.answer_ttl_secs),
             fraud,
             kibana_dashboard_url: config.kibana_dashboard_url()?,
+            openapi: crate::openapi::json()?.into(),
         }));
     }
     app = app.merge(crate::ops::router(OpsState {
@@ -252,6 +253,8 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         health,
         disk,
     }));
+    // A path no route has is answered as every error is, in JSON.
+    app = app.fallback(not_found);
     if let Some(accounts) = accounts {
         app = app.layer(axum::middleware::from_fn_with_state(accounts, authorize));
     }
@@ -287,6 +290,14 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     }
     info!("stopped cleanly");
     Ok(())
+}
+
+async fn not_found(uri: axum::http::Uri) -> sluice_http::ApiError {
+    sluice_http::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route is {}; /api/docs lists them", uri.path()),
+    )
 }
 
 /// ` --data-dir D` when the data directory is not the default, so the printed command

@@ -87,6 +87,7 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
     ("GET", "/metrics", Expect::Public),
     ("GET", "/", Expect::Public),
     ("GET", "/api/openapi.json", Expect::Public),
+    ("GET", "/api/docs", Expect::Public),
     ("POST", "/api/logs/ingest", Expect::Ingest),
     ("POST", "/api/logs/upload", Expect::Ingest),
     ("POST", "/_bulk", Expect::Ingest),

@@ -305,7 +305,7 @@ async fn whole_request_errors_have_status_and_json_body() {
             "/api/analytics/errors?from=0&to=2592000000&interval=1m",
             "buckets",
         ),
-        ("/api/analytics/trends?limit=5", "does not apply"),
+        ("/api/analytics/trends?limit=5", "unknown field `limit`"),
         (
             "/api/performance/api-response-times?threshold_ms=-5",
             "threshold_ms",

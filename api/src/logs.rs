@@ -3,52 +3,50 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sluice_event::LogType;
+use sluice_http::responses::{BadRequest, Unavailable};
 use sluice_http::{ApiError, QueryParams};
 use sluice_store::{Field, SearchQuery, ValueCount};
+use utoipa::ToSchema;
 
 use crate::ApiState;
+use crate::analytics::{AnalyticsParams, Span, SpanTop};
 use crate::search::{size, store_error};
-use crate::time_param::{TimeParam, window};
+use crate::time_param::window;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RangeParams {
-    from: Option<TimeParam>,
-    to: Option<TimeParam>,
-    /// A quick range back from now: 15m, 1h, 24h, 7d, 30d.
-    range: Option<String>,
-    limit: Option<i64>,
-}
-
-fn range_query(params: &RangeParams) -> Result<SearchQuery, ApiError> {
-    let (from_ms, to_ms) = window(
-        params.from.clone(),
-        params.to.clone(),
-        params.range.as_deref(),
-    )?;
+/// Everything in `from`/`to` or `range`; without them, everything.
+fn range_query(params: AnalyticsParams) -> Result<SearchQuery, ApiError> {
+    let (from_ms, to_ms) = window(params.from, params.to, params.range.as_deref())?;
     Ok(SearchQuery::range(from_ms, to_ms))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TypesAnswer {
     total: u64,
     types: Vec<TypeCount>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TypeCount {
     log_type: &'static str,
     count: u64,
 }
 
 /// Every log type, those without events included (with 0), most frequent first.
+#[utoipa::path(
+    get,
+    path = "/api/logs/types",
+    tag = "logs",
+    summary = "Every log type with its events in the range (all time without one), most first",
+    params(Span),
+    responses((status = 200, body = TypesAnswer), BadRequest, Unavailable)
+)]
 pub async fn types(
     State(state): State<ApiState>,
-    QueryParams(params): QueryParams<RangeParams>,
+    QueryParams(params): QueryParams<Span>,
 ) -> Result<Json<TypesAnswer>, ApiError> {
-    let query = range_query(&params)?;
+    let query = range_query(params.into())?;
     let counted = state
         .store
         .count_by(&query, Field::LogType, LogType::ALL.len())
@@ -71,12 +69,12 @@ pub async fn types(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ServicesAnswer {
     services: Vec<ServiceCount>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ServiceCount {
     service: String,
     count: u64,
@@ -86,12 +84,21 @@ const SERVICES_DEFAULT: usize = 100;
 const SERVICES_MAX: usize = 1_000;
 
 /// The services that logged in the range, most events first.
+#[utoipa::path(
+    get,
+    path = "/api/logs/search/services",
+    tag = "logs",
+    summary = "The services that logged in the range (all time without one), most events first",
+    params(SpanTop),
+    responses((status = 200, body = ServicesAnswer), BadRequest, Unavailable)
+)]
 pub async fn services(
     State(state): State<ApiState>,
-    QueryParams(params): QueryParams<RangeParams>,
+    QueryParams(params): QueryParams<SpanTop>,
 ) -> Result<Json<ServicesAnswer>, ApiError> {
-    let query = range_query(&params)?;
+    let params = AnalyticsParams::from(params);
     let limit = size(params.limit, SERVICES_DEFAULT, SERVICES_MAX)?;
+    let query = range_query(params)?;
     let counted = state
         .store
         .count_by(&query, Field::Service, limit)
@@ -108,8 +115,8 @@ pub async fn services(
     }))
 }
 
-#[derive(Debug, Serialize)]
-pub struct StatsAnswer {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogStatsAnswer {
     total: u64,
     by_type: Vec<Counted>,
     by_level: Vec<Counted>,
@@ -117,7 +124,7 @@ pub struct StatsAnswer {
     top_services: Vec<Counted>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Counted {
     value: String,
     count: u64,
@@ -128,17 +135,19 @@ const TOP_SERVICES: usize = 10;
 const MAX_LEVELS: usize = 20;
 
 /// Events in the range by type, by level and by service, in one answer (three counts at once).
+#[utoipa::path(
+    get,
+    path = "/api/logs/stats",
+    tag = "logs",
+    summary = "Events in the range (all time without one) by type, level and service",
+    params(Span),
+    responses((status = 200, body = LogStatsAnswer), BadRequest, Unavailable)
+)]
 pub async fn stats(
     State(state): State<ApiState>,
-    QueryParams(params): QueryParams<RangeParams>,
-) -> Result<Json<StatsAnswer>, ApiError> {
-    if params.limit.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "limit does not apply to /api/logs/stats",
-        ));
-    }
-    let query = range_query(&params)?;
+    QueryParams(params): QueryParams<Span>,
+) -> Result<Json<LogStatsAnswer>, ApiError> {
+    let query = range_query(params.into())?;
     let store = &state.store;
     let (by_type, by_level, top_services) = tokio::try_join!(
         store.count_by(&query, Field::LogType, LogType::ALL.len()),
@@ -155,7 +164,7 @@ pub async fn stats(
             })
             .collect()
     };
-    Ok(Json(StatsAnswer {
+    Ok(Json(LogStatsAnswer {
         total: by_type.iter().map(|c| c.count).sum(),
         by_type: counted(by_type),
         by_level: counted(by_level),

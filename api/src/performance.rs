@@ -3,14 +3,19 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
-use sluice_http::ApiError;
-use sluice_http::QueryParams;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sluice_http::responses::{BadRequest, Unavailable};
+use sluice_http::{ApiError, QueryParams};
 use sluice_store::{Aggregation, AggregationResults, Field, Filter, SearchQuery, Sort, SortField};
 use std::ops::Bound;
+use utoipa::ToSchema;
 
 use crate::ApiState;
-use crate::analytics::{AnalyticsParams, aggregate, money, of_type, terms_json, timeline_json};
+use crate::analytics::{
+    AnalyticsParams, Count, Interval, SlowRequests, SpanTimeline, SpanTopTimeline, Term,
+    WindowJson, aggregate, counts, money, of_type, timeline,
+};
 use crate::search::store_error;
 
 const PERCENTS: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
@@ -19,19 +24,33 @@ const SLOWEST_SHOWN: usize = 10;
 /// Every endpoint: the slowest are picked after averaging, so all must be counted.
 const ALL_ENDPOINTS: usize = 5_000;
 
-/// Percentiles and stats of one field, as answers show them.
-fn latency_json(results: &AggregationResults, stats: &str, percentiles: &str) -> Value {
+/// Stats and percentiles of one field, in milliseconds; null where there were no values.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Latency {
+    count: u64,
+    avg: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+}
+
+fn latency(results: &AggregationResults, stats: &str, percentiles: &str) -> Latency {
     let stats = results.stats(stats);
-    let mut out = json!({
-        "count": stats.count,
-        "avg": stats.avg.map(money),
-        "min": stats.min,
-        "max": stats.max,
-    });
-    for percent in PERCENTS {
-        out[format!("p{percent}")] = json!(results.percentile(percentiles, percent).map(money));
+    let [p50, p90, p95, p99] =
+        PERCENTS.map(|percent| results.percentile(percentiles, percent).map(money));
+    Latency {
+        count: stats.count,
+        avg: stats.avg.map(money),
+        min: stats.min,
+        max: stats.max,
+        p50,
+        p90,
+        p95,
+        p99,
     }
-    out
 }
 
 fn latency_aggregations(field: Field) -> [Aggregation; 2] {
@@ -41,14 +60,41 @@ fn latency_aggregations(field: Field) -> [Aggregation; 2] {
     ]
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PerformanceMetricsAnswer {
+    window: WindowJson,
+    /// Performance events in the window.
+    requests: u64,
+    /// The share of them with a 5xx `status_code`.
+    server_error_rate: f64,
+    response_time_ms: Latency,
+    db_query_time_ms: Latency,
+    by_status_code: Vec<Term<Count>>,
+    timeline: Vec<Interval<ResponseTimes>>,
+}
+
+/// Response time of a bucket; null without requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResponseTimes {
+    avg_ms: Option<f64>,
+    p95_ms: Option<f64>,
+}
+
 /// `GET /api/performance/metrics`: P50/P90/P95/P99 of response_time and db_query_time, the
 /// share of 5xx answers, and response time over the window.
+#[utoipa::path(
+    get,
+    path = "/api/performance/metrics",
+    tag = "performance",
+    summary = "Percentiles of response and database time, the 5xx share, response time over time",
+    params(SpanTimeline),
+    responses((status = 200, body = PerformanceMetricsAnswer), BadRequest, Unavailable)
+)]
 pub async fn metrics(
     State(state): State<ApiState>,
-    QueryParams(params): QueryParams<AnalyticsParams>,
-) -> Result<Json<Value>, ApiError> {
-    params.refuse(&["limit", "threshold_ms"])?;
-    let window = params.window()?;
+    QueryParams(params): QueryParams<SpanTimeline>,
+) -> Result<Json<PerformanceMetricsAnswer>, ApiError> {
+    let window = AnalyticsParams::from(params).window()?;
     let [rt_stats, rt_percentiles] = latency_aggregations(Field::ResponseTime);
     let [db_stats, db_percentiles] = latency_aggregations(Field::DbQueryTime);
     let results = aggregate(
@@ -79,28 +125,59 @@ pub async fn metrics(
         .filter(|b| b.value.parse::<i64>().is_ok_and(|c| c >= 500))
         .map(|b| b.count)
         .sum();
-    Ok(Json(json!({
-        "window": window.describe(),
-        "requests": requests,
-        "server_error_rate": crate::analytics::ratio(server_errors, requests),
-        "response_time_ms": latency_json(&results, "response", "response_p"),
-        "db_query_time_ms": latency_json(&results, "db", "db_p"),
-        "by_status_code": terms_json(codes, |_| json!({})),
-        "timeline": timeline_json(results.timeline("timeline"), |bucket| json!({
-            "avg_ms": bucket.nested.stats("response").avg.map(money),
-            "p95_ms": bucket.nested.percentile("response_p", 95.0).map(money),
-        })),
-    })))
+    Ok(Json(PerformanceMetricsAnswer {
+        window: window.describe(),
+        requests,
+        server_error_rate: crate::analytics::ratio(server_errors, requests),
+        response_time_ms: latency(&results, "response", "response_p"),
+        db_query_time_ms: latency(&results, "db", "db_p"),
+        by_status_code: counts(codes),
+        timeline: timeline(results.timeline("timeline"), |bucket| ResponseTimes {
+            avg_ms: bucket.nested.stats("response").avg.map(money),
+            p95_ms: bucket.nested.percentile("response_p", 95.0).map(money),
+        }),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResponseTimesAnswer {
+    window: WindowJson,
+    threshold_ms: f64,
+    /// Requests slower than the threshold.
+    slow_requests: u64,
+    /// Slowest average first.
+    endpoints: Vec<EndpointTimes>,
+    /// The slowest requests, slowest first: `@timestamp`, `endpoint`, `service`,
+    /// `response_time`, `db_query_time` and `status_code` of each.
+    #[schema(value_type = Vec<Object>)]
+    slowest: Vec<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointTimes {
+    endpoint: String,
+    requests: u64,
+    /// Requests slower than the threshold.
+    slow_requests: u64,
+    response_time_ms: Latency,
 }
 
 /// `GET /api/performance/api-response-times`: endpoints, slowest average first, with their
 /// percentiles and how many requests took longer than `threshold_ms` (default 1000); and the
 /// slowest requests themselves.
+#[utoipa::path(
+    get,
+    path = "/api/performance/api-response-times",
+    tag = "performance",
+    summary = "Endpoints, slowest first, with percentiles and requests over a threshold",
+    params(SlowRequests),
+    responses((status = 200, body = ResponseTimesAnswer), BadRequest, Unavailable)
+)]
 pub async fn api_response_times(
     State(state): State<ApiState>,
-    QueryParams(params): QueryParams<AnalyticsParams>,
-) -> Result<Json<Value>, ApiError> {
-    params.refuse(&["interval"])?;
+    QueryParams(params): QueryParams<SlowRequests>,
+) -> Result<Json<ResponseTimesAnswer>, ApiError> {
+    let params = AnalyticsParams::from(params);
     let window = params.window()?;
     let limit = params.limit(20, 1_000)?;
     let threshold = params.threshold_ms.unwrap_or(DEFAULT_THRESHOLD_MS);
@@ -147,62 +224,91 @@ pub async fn api_response_times(
         async { state.store.search(&slowest).await.map_err(store_error) },
     )?;
     let slow_counts = slow_by_endpoint.terms("endpoints");
-    let mut endpoints: Vec<(f64, Value)> = by_endpoint
+    let mut endpoints: Vec<(f64, EndpointTimes)> = by_endpoint
         .terms("endpoints")
         .iter()
         .map(|bucket| {
             let avg = bucket.nested.stats("stats").avg.unwrap_or(0.0);
-            let mut entry = json!({
-                "endpoint": bucket.value,
-                "requests": bucket.count,
-                "slow_requests": slow_counts
+            let entry = EndpointTimes {
+                endpoint: bucket.value.clone(),
+                requests: bucket.count,
+                slow_requests: slow_counts
                     .iter()
                     .find(|s| s.value == bucket.value)
                     .map_or(0, |s| s.count),
-            });
-            entry["response_time_ms"] = latency_json(&bucket.nested, "stats", "percentiles");
+                response_time_ms: latency(&bucket.nested, "stats", "percentiles"),
+            };
             (avg, entry)
         })
         .collect();
     endpoints.sort_by(|a, b| b.0.total_cmp(&a.0));
     endpoints.truncate(limit);
-    let slowest: Vec<Value> = slowest
+    let slowest = slowest
         .hits
         .iter()
-        .filter_map(|hit| serde_json::from_slice::<Value>(&hit.source).ok())
+        .filter_map(|hit| serde_json::from_slice::<Map<String, Value>>(&hit.source).ok())
         .map(|mut document| {
-            if let Value::Object(map) = &mut document {
-                map.retain(|k, _| {
-                    matches!(
-                        k.as_str(),
-                        "@timestamp"
-                            | "endpoint"
-                            | "service"
-                            | "response_time"
-                            | "db_query_time"
-                            | "status_code"
-                    )
-                });
-            }
+            document.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "@timestamp"
+                        | "endpoint"
+                        | "service"
+                        | "response_time"
+                        | "db_query_time"
+                        | "status_code"
+                )
+            });
             document
         })
         .collect();
-    Ok(Json(json!({
-        "window": window.describe(),
-        "threshold_ms": threshold,
-        "slow_requests": slow_counts.iter().map(|b| b.count).sum::<u64>(),
-        "endpoints": endpoints.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
-        "slowest": slowest,
-    })))
+    Ok(Json(ResponseTimesAnswer {
+        window: window.describe(),
+        threshold_ms: threshold,
+        slow_requests: slow_counts.iter().map(|b| b.count).sum::<u64>(),
+        endpoints: endpoints.into_iter().map(|(_, e)| e).collect(),
+        slowest,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseLatencyAnswer {
+    window: WindowJson,
+    db_query_time_ms: Latency,
+    /// Slowest average first.
+    by_service: Vec<ServiceLatency>,
+    timeline: Vec<Interval<DatabaseTimes>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceLatency {
+    service: String,
+    requests: u64,
+    db_query_time_ms: Latency,
+}
+
+/// Database time of a bucket; null without requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseTimes {
+    avg_ms: Option<f64>,
+    max_ms: Option<f64>,
 }
 
 /// `GET /api/performance/database-latency`: db_query_time percentiles overall, per service
 /// (slowest average first) and over time.
+#[utoipa::path(
+    get,
+    path = "/api/performance/database-latency",
+    tag = "performance",
+    summary = "Database time percentiles overall, per service (slowest first) and over time",
+    params(SpanTopTimeline),
+    responses((status = 200, body = DatabaseLatencyAnswer), BadRequest, Unavailable)
+)]
 pub async fn database_latency(
     State(state): State<ApiState>,
-    QueryParams(params): QueryParams<AnalyticsParams>,
-) -> Result<Json<Value>, ApiError> {
-    params.refuse(&["threshold_ms"])?;
+    QueryParams(params): QueryParams<SpanTopTimeline>,
+) -> Result<Json<DatabaseLatencyAnswer>, ApiError> {
+    let params = AnalyticsParams::from(params);
     let window = params.window()?;
     let limit = params.limit(20, 1_000)?;
     let [stats, percentiles] = latency_aggregations(Field::DbQueryTime);
@@ -225,29 +331,32 @@ pub async fn database_latency(
         ],
     )
     .await?;
-    let mut services: Vec<(f64, Value)> = results
+    let mut services: Vec<(f64, ServiceLatency)> = results
         .terms("services")
         .iter()
         .map(|bucket| {
             (
                 bucket.nested.stats("db").avg.unwrap_or(0.0),
-                json!({
-                    "service": bucket.value,
-                    "requests": bucket.count,
-                    "db_query_time_ms": latency_json(&bucket.nested, "db", "db_p"),
-                }),
+                ServiceLatency {
+                    service: bucket.value.clone(),
+                    requests: bucket.count,
+                    db_query_time_ms: latency(&bucket.nested, "db", "db_p"),
+                },
             )
         })
         .collect();
     services.sort_by(|a, b| b.0.total_cmp(&a.0));
     services.truncate(limit);
-    Ok(Json(json!({
-        "window": window.describe(),
-        "db_query_time_ms": latency_json(&results, "db", "db_p"),
-        "by_service": services.into_iter().map(|(_, s)| s).collect::<Vec<_>>(),
-        "timeline": timeline_json(results.timeline("timeline"), |bucket| {
+    Ok(Json(DatabaseLatencyAnswer {
+        window: window.describe(),
+        db_query_time_ms: latency(&results, "db", "db_p"),
+        by_service: services.into_iter().map(|(_, s)| s).collect(),
+        timeline: timeline(results.timeline("timeline"), |bucket| {
             let stats = bucket.nested.stats("db");
-            json!({ "avg_ms": stats.avg.map(money), "max_ms": stats.max })
+            DatabaseTimes {
+                avg_ms: stats.avg.map(money),
+                max_ms: stats.max,
+            }
         }),
-    })))
+    }))
 }

@@ -1,10 +1,39 @@
 //! Time bounds as clients send them: RFC 3339 text, or epoch milliseconds as a number or text.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sluice_event::{check_epoch_ms_value, parse_timestamp};
 use sluice_http::ApiError;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// How the OpenAPI document describes a [`TimeParam`]: RFC 3339 text or epoch milliseconds,
+/// within the years validation accepts (1970 to 9999).
+pub struct TimeBound;
+
+impl PartialSchema for TimeBound {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(sluice_event::MAX_EPOCH_MS)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for TimeBound {}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum TimeParam {
     Millis(i64),

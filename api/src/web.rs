@@ -10,15 +10,19 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::LazyLock;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde::Serialize;
 use sluice_auth::Role;
+use sluice_auth::accounts::PublicUser;
 use sluice_auth::policy::{self, Access};
 use sluice_http::ApiError;
+use sluice_http::responses::Unavailable;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::ApiState;
 use crate::auth::CurrentUser;
@@ -59,6 +63,9 @@ const ASSETS: &[Asset] = &[
     asset!("static", "vendor/chart.umd.min.js"),
     asset!("static", "vendor/flatpickr.min.js"),
     asset!("static", "vendor/flatpickr.min.css"),
+    asset!("static", "api-docs.js"),
+    asset!("static", "vendor/swagger-ui-bundle.js"),
+    asset!("static", "vendor/swagger-ui.css"),
 ];
 
 /// The pages, in the order the menu shows them. Who may open each is the policy's rule for
@@ -77,17 +84,21 @@ const PAGES: &[Asset] = &[
 
 const SHELL: Asset = asset!("static", "index.html");
 
-/// Every file, in one order: the assets, the pages, the shell. A file's place in it indexes
-/// [`TAGS`] and [`GZIPPED`].
+/// The interactive API reference (Swagger UI over `/api/openapi.json`).
+const API_DOCS: Asset = asset!("static", "api-docs.html");
+
+/// Every file, in one order: the assets, the pages, the shell, the API reference. A file's place
+/// in it indexes [`TAGS`] and [`GZIPPED`].
 fn bodies() -> impl Iterator<Item = &'static [u8]> {
     ASSETS
         .iter()
         .chain(PAGES)
         .map(|asset| asset.body)
-        .chain([SHELL.body])
+        .chain([SHELL.body, API_DOCS.body])
 }
 
 const SHELL_INDEX: usize = ASSETS.len() + PAGES.len();
+const API_DOCS_INDEX: usize = SHELL_INDEX + 1;
 
 /// Content hashes, for conditional requests: an unchanged file costs a 304.
 static TAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
@@ -130,17 +141,20 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-pub fn router(kibana_dashboard_url: Option<&str>) -> Router<ApiState> {
+/// The UI's files (pages for browsers, not API, so left out of the OpenAPI document) and
+/// `/api/ui`, which is API.
+pub fn router(kibana_dashboard_url: Option<&str>) -> OpenApiRouter<ApiState> {
     let security = HeaderValue::try_from(content_security_policy(kibana_dashboard_url))
         .unwrap_or(HeaderValue::from_static("default-src 'self'"));
-    let mut router = Router::new()
+    let mut router = OpenApiRouter::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route(
             "/ui/",
             get(move |headers: HeaderMap| async move { shell(&headers, security) }),
         )
         .route("/ui/assets/{*file}", get(asset))
-        .route("/api/ui", get(pages_for_caller));
+        .routes(routes!(pages_for_caller))
+        .routes(routes!(api_docs));
     for (index, page) in PAGES.iter().enumerate() {
         router = router.route(
             &page_route(page),
@@ -239,25 +253,71 @@ fn file(headers: &HeaderMap, asset: &Asset, index: usize, cache: &'static str) -
     }
 }
 
+/// The interactive API reference. Swagger UI sets styles inline, so this page (and only this
+/// one, which shows no data of its own) allows them.
+#[utoipa::path(
+    get,
+    path = "/api/docs",
+    tag = "meta",
+    summary = "The interactive API reference (Swagger UI over /api/openapi.json)",
+    responses((status = 200, description = "An HTML page", content_type = "text/html"))
+)]
+async fn api_docs(headers: HeaderMap) -> Response {
+    let mut response = file(&headers, &API_DOCS, API_DOCS_INDEX, "no-cache");
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+             form-action 'self'; object-src 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UiPages {
+    user: PublicUser,
+    /// The pages the caller may open, in menu order.
+    pages: Vec<&'static str>,
+    /// Present when the caller may open the Kibana page.
+    kibana: Option<KibanaLink>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KibanaLink {
+    /// Null when `kibana.dashboard_url` is not configured.
+    dashboard_url: Option<String>,
+}
+
 /// The pages the caller may open, in menu order, and what they need to know of the deployment.
+#[utoipa::path(
+    get,
+    path = "/api/ui",
+    tag = "meta",
+    summary = "The web UI pages the caller may open, and what they need of the deployment",
+    responses((status = 200, body = UiPages), Unavailable)
+)]
 async fn pages_for_caller(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UiPages>, ApiError> {
     let user = crate::auth::current_user(&state, &claims).await?;
     let pages: Vec<&str> = PAGES
         .iter()
         .filter(|page| may_open(user.role, page))
         .map(page_name)
         .collect();
-    let kibana = pages
-        .contains(&"kibana")
-        .then(|| json!({ "dashboard_url": state.kibana_dashboard_url }));
-    Ok(Json(json!({
-        "user": user.public(),
-        "pages": pages,
-        "kibana": kibana,
-    })))
+    let kibana = pages.contains(&"kibana").then(|| KibanaLink {
+        dashboard_url: state.kibana_dashboard_url.clone(),
+    });
+    Ok(Json(UiPages {
+        user: user.public(),
+        pages,
+        kibana,
+    }))
 }
 
 fn may_open(role: Role, page: &Asset) -> bool {

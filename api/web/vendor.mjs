@@ -13,6 +13,10 @@ const FILES = [
   ['flatpickr/dist/flatpickr.min.js', 'flatpickr.min.js'],
   ['flatpickr/dist/flatpickr.min.css', 'flatpickr.min.css'],
   ['flatpickr/LICENSE.md', 'flatpickr.LICENSE.md'],
+  ['swagger-ui-dist/swagger-ui-bundle.js', 'swagger-ui-bundle.js'],
+  ['swagger-ui-dist/swagger-ui.css', 'swagger-ui.css'],
+  ['swagger-ui-dist/LICENSE', 'swagger-ui.LICENSE'],
+  ['swagger-ui-dist/NOTICE', 'swagger-ui.NOTICE'],
 ];
 
 const check = process.argv.includes('--check');

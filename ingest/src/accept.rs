@@ -9,12 +9,13 @@ use sluice_event::validate::{
     Buffers, FieldIssue, Limits, RecordError, parse_record_with, validate,
 };
 use sluice_event::{QueuedRecord, Source, document_id};
-use sluice_http::ApiError;
+use sluice_http::{ApiError, ErrorBody};
 use sluice_queue::{Queue, QueueError};
 use sluice_telemetry::emit;
 use sluice_telemetry::events::{
     EventRejected, EventsAccepted, EventsReceived, QueueBacklog, RequestRefused,
 };
+use utoipa::ToSchema;
 
 use crate::IngestState;
 
@@ -39,14 +40,47 @@ pub struct RawRecord {
 }
 
 /// The outcome of a batch, in the shape answered to producers.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Accepted {
+    /// Records durable in the queue.
     pub accepted: usize,
+    /// Records refused; each is in `errors` (up to the first 100).
     pub rejected: usize,
     pub errors: Vec<RecordError>,
     /// Document ids of accepted records, by record number (used by `_bulk` answers).
     #[serde(skip)]
     pub ids: Vec<(usize, String)>,
+}
+
+/// An error answer that also says how far the request got: nothing was valid, or an upload
+/// failed after some of its records were accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedWithOutcome {
+    #[serde(flatten)]
+    error: ErrorBody,
+    /// Present when records were read: what the request got to before it failed.
+    #[schema(required = false)]
+    accepted: usize,
+    #[schema(required = false)]
+    rejected: usize,
+    #[schema(required = false)]
+    errors: Vec<RecordError>,
+}
+
+impl FailedWithOutcome {
+    pub fn new(error: &ApiError, outcome: &Accepted) -> FailedWithOutcome {
+        FailedWithOutcome {
+            error: error.body(),
+            accepted: outcome.accepted,
+            rejected: outcome.rejected,
+            errors: outcome.errors.clone(),
+        }
+    }
+
+    pub fn into_response(self, status: StatusCode) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (status, axum::Json(self)).into_response()
+    }
 }
 
 impl Accepted {

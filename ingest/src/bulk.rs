@@ -2,6 +2,7 @@
 //! Elasticsearch send to Sluice unchanged. `index` and `create` actions are accepted; the answer
 //! follows Elasticsearch's format item by item, with the validation error as the item's reason.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::Json;
@@ -10,9 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use http_body::Body as _;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use sluice_event::Source;
 use sluice_event::validate::RecordError;
+use utoipa::ToSchema;
 
 use crate::IngestState;
 use crate::accept::{RawRecord, RecordBatch, Report, accept, check_room};
@@ -20,16 +23,120 @@ use crate::body::{BodyError, read_split};
 use crate::elasticsearch::product_header;
 use crate::split::NdjsonSplitter;
 
+#[utoipa::path(
+    method(post, put),
+    path = "/_bulk",
+    tag = "elasticsearch",
+    summary = "The Elasticsearch bulk API, for shippers configured for Elasticsearch",
+    description = BULK_DESCRIPTION,
+    request_body(content = String, content_type = "application/x-ndjson", description = BULK_BODY),
+    responses(
+        (status = 200, description = BULK_OK, body = BulkAnswer),
+        (status = 400, description = "The request as a whole cannot be read (a malformed action line, no body, no actions)", body = EsErrorBody),
+        (status = 413, description = "The body (after decompression) is over `ingest.max_body_bytes`", body = EsErrorBody),
+        (status = 429, description = BULK_REFUSED, body = EsErrorBody),
+    )
+)]
 pub async fn bulk(State(state): State<IngestState>, body: Body) -> Response {
     run(state, None, body).await
 }
 
+#[utoipa::path(
+    method(post, put),
+    path = "/{index}/_bulk",
+    tag = "elasticsearch",
+    summary = "The Elasticsearch bulk API with a default index",
+    description = BULK_DESCRIPTION,
+    params(("index" = String, Path, description = "The index of actions that name none (kept as the event's `_index`)")),
+    request_body(content = String, content_type = "application/x-ndjson", description = BULK_BODY),
+    responses(
+        (status = 200, description = BULK_OK, body = BulkAnswer),
+        (status = 400, description = "The request as a whole cannot be read (a malformed action line, no body, no actions)", body = EsErrorBody),
+        (status = 413, description = "The body (after decompression) is over `ingest.max_body_bytes`", body = EsErrorBody),
+        (status = 429, description = BULK_REFUSED, body = EsErrorBody),
+    )
+)]
 pub async fn bulk_into(
     State(state): State<IngestState>,
     Path(index): Path<String>,
     body: Body,
 ) -> Response {
     run(state, Some(index), body).await
+}
+
+const BULK_DESCRIPTION: &str = "`index` and `create` actions are taken (each source line is a \
+    record, validated as `/api/logs/ingest` validates it); other actions are refused item by item. \
+    The answer follows Elasticsearch's, item by item in request order. Bodies may be compressed \
+    (gzip, deflate, zstd).";
+const BULK_BODY: &str = "NDJSON: an action line (`{\"index\":{}}`, optionally with `_index` and \
+    `_id`), then the record, for each item.";
+const BULK_OK: &str = "Items taken are durable in the queue (`status` 201); refused ones carry \
+    Elasticsearch's error, with the validation reason (`document_parsing_exception`)";
+const BULK_REFUSED: &str = "Nothing was taken; send again after Retry-After, as to a busy \
+    Elasticsearch node (`es_rejected_execution_exception`: the queue is full or unavailable) \
+    or one past its flood-stage watermark (`cluster_block_exception`: the disk is below its floor)";
+
+/// The answer to a bulk request, as Elasticsearch gives it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkAnswer {
+    took: u64,
+    /// Whether any item was refused.
+    errors: bool,
+    items: Vec<BulkItem>,
+}
+
+/// One item, under its action's name (`index`, `create`, …) as the only key.
+#[derive(Debug, Serialize, ToSchema)]
+struct BulkItem(BTreeMap<String, BulkItemResult>);
+
+#[derive(Debug, Serialize, ToSchema)]
+struct BulkItemResult {
+    #[serde(rename = "_index")]
+    index: String,
+    #[serde(rename = "_id")]
+    id: Option<String>,
+    #[serde(rename = "_version", skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'static str>,
+    #[serde(rename = "_shards", skip_serializing_if = "Option::is_none")]
+    shards: Option<Shards>,
+    #[serde(rename = "_seq_no", skip_serializing_if = "Option::is_none")]
+    seq_no: Option<usize>,
+    #[serde(rename = "_primary_term", skip_serializing_if = "Option::is_none")]
+    primary_term: Option<u64>,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<EsCause>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Shards {
+    total: u32,
+    successful: u32,
+    failed: u32,
+}
+
+/// Elasticsearch's error of a whole request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EsErrorBody {
+    error: EsError,
+    status: u16,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct EsError {
+    root_cause: Vec<EsCause>,
+    #[serde(rename = "type")]
+    kind: String,
+    reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct EsCause {
+    #[serde(rename = "type")]
+    kind: String,
+    reason: String,
 }
 
 /// One action of the request, in order, with what became of it.
@@ -310,49 +417,66 @@ pub(crate) fn pair_actions(
 
 fn answer(items: Vec<Item>, started: Instant) -> Response {
     let errors = items.iter().any(|i| i.outcome.is_some());
-    let items: Vec<Value> = items
+    let items = items
         .into_iter()
         .enumerate()
         .map(|(seq, item)| {
-            let body = match item.outcome {
-                None => json!({
-                    "_index": item.index,
-                    "_id": item.id,
-                    "_version": 1,
-                    "result": "created",
-                    "_shards": {"total": 1, "successful": 1, "failed": 0},
-                    "_seq_no": seq,
-                    "_primary_term": 1,
-                    "status": 201,
-                }),
-                Some(error) => json!({
-                    "_index": item.index,
-                    "_id": item.id,
-                    "status": error.status,
-                    "error": {"type": error.kind, "reason": error.reason},
-                }),
+            let result = match item.outcome {
+                None => BulkItemResult {
+                    index: item.index,
+                    id: item.id,
+                    version: Some(1),
+                    result: Some("created"),
+                    shards: Some(Shards {
+                        total: 1,
+                        successful: 1,
+                        failed: 0,
+                    }),
+                    seq_no: Some(seq),
+                    primary_term: Some(1),
+                    status: 201,
+                    error: None,
+                },
+                Some(error) => BulkItemResult {
+                    index: item.index,
+                    id: item.id,
+                    version: None,
+                    result: None,
+                    shards: None,
+                    seq_no: None,
+                    primary_term: None,
+                    status: error.status,
+                    error: Some(EsCause {
+                        kind: error.kind.to_owned(),
+                        reason: error.reason,
+                    }),
+                },
             };
-            json!({ item.action: body })
+            BulkItem(BTreeMap::from([(item.action, result)]))
         })
         .collect();
-    let body = json!({
-        "took": started.elapsed().as_millis() as u64,
-        "errors": errors,
-        "items": items,
-    });
+    let body = BulkAnswer {
+        took: started.elapsed().as_millis() as u64,
+        errors,
+        items,
+    };
     ([product_header()], Json(body)).into_response()
 }
 
 /// A whole-request error in Elasticsearch's shape.
 fn es_error(status: StatusCode, kind: &str, reason: &str, retry_after: Option<u64>) -> Response {
-    let body = json!({
-        "error": {
-            "root_cause": [{"type": kind, "reason": reason}],
-            "type": kind,
-            "reason": reason,
+    let cause = || EsCause {
+        kind: kind.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let body = EsErrorBody {
+        error: EsError {
+            root_cause: vec![cause()],
+            kind: kind.to_owned(),
+            reason: reason.to_owned(),
         },
-        "status": status.as_u16(),
-    });
+        status: status.as_u16(),
+    };
     let mut response = (status, [product_header()], Json(body)).into_response();
     if let Some(seconds) = retry_after {
         response

@@ -23,10 +23,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use sluice_config::IngestConfig;
 use sluice_queue::Queue;
 use sluice_storage::DiskGuard;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use admission::Admission;
 
@@ -56,16 +57,26 @@ impl IngestState {
     }
 }
 
-/// The ingest routes. Each is its own `route` so a role guard can be layered per route. Bodies
-/// may come compressed (`encoding`).
+/// The ingest routes and their OpenAPI description, from one list: a route cannot be served
+/// and left out of the document. Bodies may come compressed (`encoding`).
+fn routes() -> OpenApiRouter<IngestState> {
+    OpenApiRouter::new()
+        .routes(routes!(http::ingest))
+        .routes(routes!(upload::upload))
+        .routes(routes!(bulk::bulk))
+        .routes(routes!(bulk::bulk_into))
+        .routes(routes!(elasticsearch::root))
+}
+
+/// The ingest routes. Each is its own `route` so a role guard can be layered per route.
 pub fn router(state: IngestState) -> Router {
-    let routes = Router::new()
-        .route("/api/logs/ingest", post(http::ingest))
-        .route("/api/logs/upload", post(upload::upload))
-        .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
-        .route("/{index}/_bulk", post(bulk::bulk_into).put(bulk::bulk_into))
-        .route("/", get(elasticsearch::root).head(elasticsearch::root_head))
-        // Bodies are read and bounded by the handlers themselves, with JSON errors.
-        .layer(DefaultBodyLimit::disable());
+    let (routes, _) = routes().split_for_parts();
+    // Bodies are read and bounded by the handlers themselves, with JSON errors.
+    let routes = routes.layer(DefaultBodyLimit::disable());
     encoding::decompressing(routes).with_state(state)
+}
+
+/// What the ingest routes answer, for the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }

@@ -9,19 +9,22 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sluice_event::Source;
-use sluice_http::ApiError;
+use sluice_http::responses::{InsufficientStorage, Unavailable, UnsupportedMediaType};
+use sluice_http::{ApiError, ErrorObject, QueryParams};
 use tokio_util::io::StreamReader;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::IngestState;
-use crate::accept::{Accepted, RecordBatch, Report, accept, check_room, wait_for_room};
+use crate::accept::{
+    Accepted, FailedWithOutcome, RecordBatch, Report, accept, check_room, wait_for_room,
+};
 use crate::body::{refuse, too_large_error};
 use crate::csv::{CsvError, CsvRecords};
 use crate::split::{ArraySplitter, NdjsonSplitter, Splitter};
@@ -36,7 +39,7 @@ const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// Room for the multipart framing around the file when checking `Content-Length` up front.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileFormat {
     Json,
@@ -44,23 +47,60 @@ pub enum FileFormat {
     Csv,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadParams {
     /// Overrides detection from the file name, the part's type and the first byte.
+    #[param(inline)]
     format: Option<FileFormat>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct UploadAnswer {
     #[serde(flatten)]
     outcome: Accepted,
+    /// Lines of the file (quoted CSV newlines included).
     lines: usize,
     format: FileFormat,
+    /// On a 400 only: no record of the file is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorObject>,
 }
 
+/// The form `POST /api/logs/upload` reads. The handler streams the part and never holds it, so
+/// this type only describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The file: a JSON array, NDJSON or CSV with a header row.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/logs/upload",
+    tag = "ingest",
+    summary = "Upload a file of events: a JSON array, NDJSON or CSV",
+    description = "The file is streamed and appended to the queue in chunks, so it may be as \
+                   large as `ingest.max_upload_bytes` (100 MB by default); the answer comes once \
+                   every chunk is durable. The format is taken from `format`, else the file name, \
+                   the part's type and its first byte.",
+    params(UploadParams),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "The valid records are durable in the queue", body = UploadAnswer),
+        (status = 400, description = "No `file` field, an empty or malformed file, or no valid record; what was accepted before a failure is said", body = FailedWithOutcome),
+        (status = 413, description = "The file is over `ingest.max_upload_bytes`; the records read before the limit were accepted", body = FailedWithOutcome),
+        UnsupportedMediaType,
+        Unavailable,
+        InsufficientStorage,
+    )
+)]
 pub async fn upload(
     State(state): State<IngestState>,
-    Query(params): Query<UploadParams>,
+    QueryParams(params): QueryParams<UploadParams>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let source = Source::Upload;
@@ -314,12 +354,20 @@ where
         outcome: chunks.outcome,
         lines: lines.lines(),
         format,
+        error: None,
     };
-    if status == StatusCode::BAD_REQUEST {
-        let mut body = serde_json::to_value(&answer).unwrap_or_default();
-        body["error"] = json!({"code": "no_valid_records", "message": "none of the records in the file is valid; see errors"});
-        return Ok((status, Json(body)).into_response());
-    }
+    let answer = if status == StatusCode::BAD_REQUEST {
+        let error = ApiError::bad_request(
+            "no_valid_records",
+            "none of the records in the file is valid; see errors",
+        );
+        UploadAnswer {
+            error: Some(error.body().error),
+            ..answer
+        }
+    } else {
+        answer
+    };
     Ok((status, Json(answer)).into_response())
 }
 
@@ -359,11 +407,7 @@ fn stream_error(e: io::Error, accepted: usize, limit: usize) -> ApiError {
 
 /// An error answered with how far the file got.
 fn partial_failure(error: ApiError, outcome: &Accepted) -> Response {
-    let mut body = error.body();
-    body["accepted"] = json!(outcome.accepted);
-    body["rejected"] = json!(outcome.rejected);
-    body["errors"] = json!(outcome.errors);
-    (error.status, Json(body)).into_response()
+    FailedWithOutcome::new(&error, outcome).into_response(error.status)
 }
 
 /// Streams NDJSON or a JSON array through its splitter, appending as chunks fill.

@@ -172,13 +172,11 @@ fn validated_transaction(
                 format!("not a JSON object: {e}"),
             )])
         })?;
-    // What validation requires of a stored transaction but scoring has no use for.
-    object
-        .entry("log_type")
-        .or_insert_with(|| Value::String("transaction".into()));
-    object
-        .entry("transaction_id")
-        .or_insert_with(|| Value::String("on-demand".into()));
+    for (field, default) in sluice_fraud::SCORING_DEFAULTS {
+        object
+            .entry(field)
+            .or_insert_with(|| Value::String(default.into()));
+    }
     let bytes = serde_json::to_vec(&object).map_err(|e| {
         DetectError::Invalid(vec![FieldIssue::whole_record(
             RejectCode::MalformedJson,

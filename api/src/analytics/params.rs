@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use sluice_event::format_rfc3339_ms;
 use sluice_http::ApiError;
 use sluice_store::SearchQuery;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::search::size;
-use crate::time_param::{TimeParam, quick_range_ms, time_range};
+use crate::time_param::{TimeBound, TimeParam, quick_range_ms, time_range};
 
 /// Without a range, analytics look at the last day, as Kibana's default does.
 const DEFAULT_WINDOW_MS: i64 = 86_400_000;
@@ -27,20 +28,100 @@ const INTERVALS_MS: &[i64] = &[
 const TARGET_BUCKETS: i64 = 100;
 const MAX_BUCKETS: i64 = 2_000;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What an analytics endpoint was asked, whichever of the parameter sets below it takes.
+#[derive(Debug, Default)]
 pub struct AnalyticsParams {
     pub from: Option<TimeParam>,
     pub to: Option<TimeParam>,
-    /// A quick range back from now: 15m, 1h, 24h, 7d, 30d.
     pub range: Option<String>,
-    /// Bucket size for timelines (`5m`, `1h`, `1d`); chosen from the window when absent.
     pub interval: Option<String>,
-    /// How many entries top lists have.
     pub limit: Option<i64>,
-    /// Performance: the response time, in ms, above which a request counts as slow.
     pub threshold_ms: Option<f64>,
 }
+
+/// A parameter set: the window every endpoint takes (`from`/`to` or `range`) and the extras
+/// named. Each endpoint takes exactly the set it uses, so a parameter it has no use for is
+/// refused (400, naming it) rather than ignored, and the OpenAPI document lists what each takes.
+macro_rules! window_params {
+    ($(#[$meta:meta])* $name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, Deserialize, IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            /// Start of the window, inclusive: RFC 3339 or epoch milliseconds. Not after `to`;
+            /// not with `range`. Without a window, analytics look at the last day and
+            /// `/api/logs/*` at everything.
+            #[param(value_type = Option<TimeBound>, inline)]
+            pub from: Option<TimeParam>,
+            /// End of the window, inclusive: RFC 3339 or epoch milliseconds.
+            #[param(value_type = Option<TimeBound>, inline)]
+            pub to: Option<TimeParam>,
+            /// A window back from now instead of `from`/`to`: a number and a unit of m, h or d
+            /// (`15m`, `24h`, `30d`), at most 366 days.
+            #[param(pattern = "^[1-9][0-9]{0,5}[mhd]$")]
+            pub range: Option<String>,
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl From<$name> for AnalyticsParams {
+            fn from(params: $name) -> AnalyticsParams {
+                AnalyticsParams {
+                    from: params.from,
+                    to: params.to,
+                    range: params.range,
+                    $($field: params.$field,)*
+                    ..AnalyticsParams::default()
+                }
+            }
+        }
+    };
+}
+
+window_params!(
+    /// A window.
+    Span {}
+);
+window_params!(
+    /// A window cut into buckets.
+    SpanTimeline {
+        /// Bucket size of timelines, as `range` is written (`5m`, `1h`, `1d`); chosen from the
+        /// window when absent. At most 2,000 buckets in the window.
+        #[param(pattern = "^[1-9][0-9]{0,5}[mhd]$")]
+        interval: Option<String>,
+    }
+);
+window_params!(
+    /// A window and the length of its top lists.
+    SpanTop {
+        /// Entries of each top list, up to 1,000 (default 10; 100 services).
+        #[param(minimum = 0, maximum = 1000)]
+        limit: Option<i64>,
+    }
+);
+window_params!(
+    /// A window cut into buckets, and the length of its top lists.
+    SpanTopTimeline {
+        /// Bucket size of timelines, as `range` is written (`5m`, `1h`, `1d`); chosen from the
+        /// window when absent. At most 2,000 buckets in the window.
+        #[param(pattern = "^[1-9][0-9]{0,5}[mhd]$")]
+        interval: Option<String>,
+        /// Entries of each top list, up to 1,000 (default 10; 20 services by database time).
+        #[param(minimum = 0, maximum = 1000)]
+        limit: Option<i64>,
+    }
+);
+window_params!(
+    /// A window, a threshold for slow requests and how many of them to list.
+    SlowRequests {
+        /// Endpoints listed, up to 1,000 (default 20).
+        #[param(minimum = 0, maximum = 1000)]
+        limit: Option<i64>,
+        /// The response time, in ms, above which a request counts as slow (default 1000).
+        #[param(minimum = 0)]
+        threshold_ms: Option<f64>,
+    }
+);
 
 /// A closed time window and the bucket size for its timelines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,24 +181,6 @@ impl AnalyticsParams {
     pub fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
         size(self.limit, default, max).map(|n| n.max(1))
     }
-
-    /// Refuses parameters an endpoint has no use for, rather than ignoring them silently.
-    pub fn refuse(&self, names: &[&str]) -> Result<(), ApiError> {
-        let given = [
-            ("interval", self.interval.is_some()),
-            ("limit", self.limit.is_some()),
-            ("threshold_ms", self.threshold_ms.is_some()),
-        ];
-        for (name, present) in given {
-            if present && names.contains(&name) {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    format!("{name} does not apply to this endpoint"),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Window {
@@ -146,7 +209,7 @@ impl Window {
 }
 
 /// The window as answers show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WindowJson {
     pub from: String,
     pub to: String,
@@ -158,7 +221,9 @@ mod tests {
     use super::*;
 
     fn params(json: serde_json::Value) -> AnalyticsParams {
-        serde_json::from_value(json).expect("params")
+        serde_json::from_value::<SpanTopTimeline>(json)
+            .expect("params")
+            .into()
     }
 
     #[test]
@@ -201,8 +266,7 @@ mod tests {
                 .contains("buckets")
         );
         assert!(refused(serde_json::json!({"interval": "soon"})).contains("quick range"));
-        let extra = params(serde_json::json!({"limit": 5}));
-        assert!(extra.refuse(&["limit"]).is_err());
-        assert!(extra.refuse(&["interval"]).is_ok());
+        let unused = serde_json::from_value::<SpanTimeline>(serde_json::json!({"limit": 5}));
+        assert!(unused.expect_err("refused").to_string().contains("limit"));
     }
 }

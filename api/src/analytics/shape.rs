@@ -2,8 +2,9 @@
 //! `{time, count, …}`, top lists as `{value, count, …}`, money in cents precision, rates as
 //! fractions.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use sluice_store::{TermBucket, TimeBucket};
+use utoipa::ToSchema;
 
 use sluice_event::format_rfc3339_ms;
 
@@ -22,36 +23,65 @@ pub fn ratio(part: u64, whole: u64) -> f64 {
     (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0
 }
 
-/// Merges `extra`'s fields (an object) into `base`.
-fn merged(mut base: Value, extra: Value) -> Value {
-    if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
-        base.extend(extra);
-    }
-    base
+/// A bucket of a top list: a value, its events, and what the endpoint adds (`E`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Term<E> {
+    pub value: String,
+    pub count: u64,
+    #[serde(flatten)]
+    pub extra: E,
 }
 
-pub fn timeline_json(buckets: &[TimeBucket], extra: impl Fn(&TimeBucket) -> Value) -> Vec<Value> {
+/// A bucket of a timeline: its start, its events, and what the endpoint adds (`E`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Interval<E> {
+    /// The bucket's start, RFC 3339.
+    pub time: String,
+    pub count: u64,
+    #[serde(flatten)]
+    pub extra: E,
+}
+
+/// Nothing beside the count.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Count {}
+
+/// The revenue of the bucket's successful payments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revenue {
+    pub revenue: f64,
+}
+
+pub fn timeline<E>(buckets: &[TimeBucket], extra: impl Fn(&TimeBucket) -> E) -> Vec<Interval<E>> {
     buckets
         .iter()
-        .map(|bucket| {
-            merged(
-                json!({ "time": format_rfc3339_ms(bucket.start_ms), "count": bucket.count }),
-                extra(bucket),
-            )
+        .map(|bucket| Interval {
+            time: format_rfc3339_ms(bucket.start_ms),
+            count: bucket.count,
+            extra: extra(bucket),
         })
         .collect()
 }
 
-pub fn terms_json(buckets: &[TermBucket], extra: impl Fn(&TermBucket) -> Value) -> Vec<Value> {
+pub fn terms<E>(buckets: &[TermBucket], extra: impl Fn(&TermBucket) -> E) -> Vec<Term<E>> {
     buckets
         .iter()
-        .map(|bucket| {
-            merged(
-                json!({ "value": bucket.value, "count": bucket.count }),
-                extra(bucket),
-            )
+        .map(|bucket| Term {
+            value: bucket.value.clone(),
+            count: bucket.count,
+            extra: extra(bucket),
         })
         .collect()
+}
+
+/// A top list with nothing beside the counts.
+pub fn counts(buckets: &[TermBucket]) -> Vec<Term<Count>> {
+    terms(buckets, |_| Count {})
+}
+
+/// A timeline with nothing beside the counts.
+pub fn counts_over_time(buckets: &[TimeBucket]) -> Vec<Interval<Count>> {
+    timeline(buckets, |_| Count {})
 }
 
 #[cfg(test)]

@@ -8,28 +8,77 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use sluice_auth::accounts::{NewUser, ProfileChange, User};
+use serde::{Deserialize, Serialize};
+use sluice_auth::accounts::{
+    ApiKey, NewApiKey, NewUser, ProfileChange, PublicUser, TokenPair, User,
+};
 use sluice_auth::{AccountError, Role};
+use sluice_http::responses::{
+    BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, UnsupportedMediaType,
+};
 use sluice_http::{ApiError, JsonBody};
 use sluice_telemetry::emit;
 use sluice_telemetry::events::LoginAttempted;
+use utoipa::ToSchema;
 
 pub use extract::{ClientIp, CurrentUser};
 pub use throttle::LoginThrottle;
 
 use crate::ApiState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    /// 3 to 32 letters, digits, `.`, `_` or `-`, starting with a letter or digit; unique, and
+    /// kept lower-cased.
+    #[schema(pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9._-]{2,31}\\s*$")]
     username: String,
+    /// 10 characters to 72 bytes, with three of lower case, upper case, digits and symbols (or
+    /// 16 characters or more), neither a common password nor holding the username.
+    #[schema(min_length = 10, max_length = 72)]
     password: String,
+    /// Unique when given; empty is none.
+    #[schema(
+        max_length = 254,
+        pattern = "^\\s*(?:[^@\\s\\x00-\\x1F\\x7F-\\x9F]+@[^@\\s\\x00-\\x1F\\x7F-\\x9F]*\\.[^@\\s\\x00-\\x1F\\x7F-\\x9F]*)?\\s*$"
+    )]
     email: Option<String>,
+    /// At most 100 characters, no control characters.
+    #[schema(max_length = 100, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     display_name: Option<String>,
 }
 
+/// One user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserAnswer {
+    user: PublicUser,
+}
+
+impl From<User> for UserAnswer {
+    fn from(user: User) -> UserAnswer {
+        UserAnswer {
+            user: user.public(),
+        }
+    }
+}
+
+/// Creates an account with the viewer role, when `auth.allow_registration` allows it.
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    tag = "auth",
+    summary = "Create an account (viewer role), where registration is open",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "The account, with the viewer role", body = UserAnswer),
+        (status = 400, description = "A username, password or email that does not fit; the error names the field", body = sluice_http::ErrorBody),
+        (status = 403, description = "Registration is closed here (`registration_closed`)", body = sluice_http::ErrorBody),
+        (status = 409, description = "The username or email is taken; the error names the field", body = sluice_http::ErrorBody),
+        UnsupportedMediaType,
+        TooManyRequests,
+        Unavailable,
+    )
+)]
 pub async fn register(
     State(state): State<ApiState>,
     ClientIp(ip): ClientIp,
@@ -54,16 +103,31 @@ pub async fn register(
             role: Role::Viewer,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "user": user.public() }))).into_response())
+    Ok((StatusCode::CREATED, Json(UserAnswer::from(user))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     username: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    summary = "Log in: an access token (15 minutes by default) and a refresh token",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A new session's tokens", body = TokenPair),
+        BadRequest,
+        (status = 401, description = "Wrong username or password (`invalid_credentials`)", body = sluice_http::ErrorBody),
+        UnsupportedMediaType,
+        (status = 429, description = "Too many attempts from this address or for this username (`login_rate_limited`, `login_locked`); Retry-After says when to try again", body = sluice_http::ErrorBody),
+        Unavailable,
+    )
+)]
 pub async fn login(
     State(state): State<ApiState>,
     ClientIp(ip): ClientIp,
@@ -108,12 +172,27 @@ pub async fn login(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
+/// Rotates the session's refresh token: the one presented is spent.
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "auth",
+    summary = "Trade a refresh token for a new pair; presenting a spent one revokes the session",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "The session's new tokens", body = TokenPair),
+        BadRequest,
+        (status = 401, description = "The refresh token is invalid, expired, or was already used (the session is then revoked)", body = sluice_http::ErrorBody),
+        UnsupportedMediaType,
+        Unavailable,
+    )
+)]
 pub async fn refresh(
     State(state): State<ApiState>,
     JsonBody(request): JsonBody<RefreshRequest>,
@@ -123,6 +202,13 @@ pub async fn refresh(
 }
 
 /// Ends the session of the token presented.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    summary = "End this session",
+    responses((status = 204, description = "The session is over"), Unavailable)
+)]
 pub async fn logout(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
@@ -131,13 +217,27 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    sessions_ended: usize,
+}
+
 /// Ends every session of the caller, this one included.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout-all",
+    tag = "auth",
+    summary = "End every session of the caller, this one included",
+    responses((status = 200, body = SessionsEnded), Unavailable)
+)]
 pub async fn logout_all(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionsEnded>, ApiError> {
     let ended = state.accounts.end_sessions_of(&claims.sub, None).await?;
-    Ok(Json(json!({ "sessions_ended": ended })))
+    Ok(Json(SessionsEnded {
+        sessions_ended: ended,
+    }))
 }
 
 /// The caller as stored now (not as the token remembers it).
@@ -152,28 +252,54 @@ pub async fn current_user(
         .ok_or_else(|| AccountError::SessionEnded.into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    summary = "The caller, as stored now",
+    responses((status = 200, body = UserAnswer), Unavailable)
+)]
 pub async fn me(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserAnswer>, ApiError> {
     let user = current_user(&state, &claims).await?;
-    Ok(Json(json!({ "user": user.public() })))
+    Ok(Json(user.into()))
 }
 
-#[derive(Debug, Deserialize)]
+/// Fields left out stay as they are; `null` clears one.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    /// Unique; empty or null clears it.
     #[serde(default, deserialize_with = "crate::present")]
+    #[schema(value_type = Option<String>, max_length = 254, pattern = "^\\s*(?:[^@\\s\\x00-\\x1F\\x7F-\\x9F]+@[^@\\s\\x00-\\x1F\\x7F-\\x9F]*\\.[^@\\s\\x00-\\x1F\\x7F-\\x9F]*)?\\s*$")]
     email: Option<Option<String>>,
+    /// At most 100 characters, no control characters; empty or null clears it.
     #[serde(default, deserialize_with = "crate::present")]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     display_name: Option<Option<String>>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/auth/me",
+    tag = "auth",
+    summary = "Change the caller's email or display name",
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "The caller as changed", body = UserAnswer),
+        BadRequest,
+        Conflict,
+        UnsupportedMediaType,
+        Unavailable,
+    )
+)]
 pub async fn update_me(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
     JsonBody(update): JsonBody<ProfileUpdate>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserAnswer>, ApiError> {
     let me = current_user(&state, &claims).await?;
     let user = state
         .accounts
@@ -187,21 +313,45 @@ pub async fn update_me(
             },
         )
         .await?;
-    Ok(Json(json!({ "user": user.public() })))
+    Ok(Json(user.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     current_password: String,
+    /// 10 characters to 72 bytes, with three of lower case, upper case, digits and symbols (or
+    /// 16 characters or more), neither a common password nor holding the username.
+    #[schema(min_length = 10, max_length = 72)]
     new_password: String,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    password_changed: bool,
+    /// The caller's other sessions, ended with the change.
+    other_sessions_ended: usize,
+}
+
+/// Changes the caller's password; every other session of theirs ends.
+#[utoipa::path(
+    post,
+    path = "/api/auth/change-password",
+    tag = "auth",
+    summary = "Change the caller's password; their other sessions end",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, body = PasswordChanged),
+        (status = 400, description = "The current password is wrong, or the new one does not fit the rules; the error names the field", body = sluice_http::ErrorBody),
+        UnsupportedMediaType,
+        Unavailable,
+    )
+)]
 pub async fn change_password(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
     JsonBody(change): JsonBody<PasswordChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PasswordChanged>, ApiError> {
     let ended = state
         .accounts
         .change_password(
@@ -211,27 +361,74 @@ pub async fn change_password(
             &claims.sid,
         )
         .await?;
-    Ok(Json(
-        json!({ "password_changed": true, "other_sessions_ended": ended }),
-    ))
-}
-
-/// Whether the token presented is good, and whose it is: for proxies and the UI.
-pub async fn verify(CurrentUser(claims): CurrentUser) -> Json<Value> {
-    Json(json!({
-        "valid": true,
-        "user": {"id": claims.sub, "username": claims.name, "role": claims.role},
-        "expires_at": claims.exp,
+    Ok(Json(PasswordChanged {
+        password_changed: true,
+        other_sessions_ended: ended,
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    valid: bool,
+    user: TokenUser,
+    /// When the access token expires, epoch seconds.
+    expires_at: i64,
+}
+
+/// The user as the token names them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenUser {
+    id: String,
+    username: String,
+    role: Role,
+}
+
+/// Whether the token presented is good, and whose it is: for proxies and the UI.
+#[utoipa::path(
+    get,
+    path = "/api/auth/verify",
+    tag = "auth",
+    summary = "Whether the token presented is good, and whose it is",
+    responses((status = 200, body = Verification))
+)]
+pub async fn verify(CurrentUser(claims): CurrentUser) -> Json<Verification> {
+    Json(Verification {
+        valid: true,
+        user: TokenUser {
+            id: claims.sub,
+            username: claims.name,
+            role: claims.role,
+        },
+        expires_at: claims.exp,
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRequest {
+    /// What the key is for (a shipper, a host): 1 to 100 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     name: String,
 }
 
 /// A new producer API key; its secret is in this answer and nowhere else.
+#[utoipa::path(
+    post,
+    path = "/api/auth/api-keys",
+    tag = "auth",
+    summary = "Create a producer API key; its secret is in this answer only",
+    request_body = ApiKeyRequest,
+    responses(
+        (status = 201, description = "The key, with its secret (`api_key`) and the form Elasticsearch clients send (`encoded`)", body = NewApiKey),
+        BadRequest,
+        UnsupportedMediaType,
+        Unavailable,
+    )
+)]
 pub async fn create_api_key(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
@@ -242,14 +439,40 @@ pub async fn create_api_key(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeys {
+    /// The caller's keys, without their secrets.
+    api_keys: Vec<ApiKey>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/auth/api-keys",
+    tag = "auth",
+    summary = "The caller's API keys, without their secrets",
+    responses((status = 200, body = ApiKeys), Unavailable)
+)]
 pub async fn list_api_keys(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApiKeys>, ApiError> {
     let keys = state.accounts.api_keys_of(&claims.sub).await?;
-    Ok(Json(json!({ "api_keys": keys })))
+    Ok(Json(ApiKeys { api_keys: keys }))
 }
 
+/// Revokes one of the caller's keys (an admin may revoke anyone's).
+#[utoipa::path(
+    delete,
+    path = "/api/auth/api-keys/{id}",
+    tag = "auth",
+    summary = "Revoke an API key",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "The key no longer works"),
+        NotFound,
+        Unavailable,
+    )
+)]
 pub async fn delete_api_key(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,

@@ -13,11 +13,15 @@ use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::Value;
+use sluice_http::responses::Unavailable;
 use sluice_http::{ApiError, QueryParams};
 use sluice_store::{EventStore, SearchQuery, SortKey};
 use std::sync::Arc;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::{hit_document, parse_body, store_error, to_query};
+use super::{SearchRequest, hit_document, parse_body, store_error, to_query};
 use crate::ApiState;
 
 pub const MAX_EXPORT_ROWS: u64 = 1_000_000;
@@ -58,23 +62,70 @@ const DEFAULT_COLUMNS: &[&str] = &[
     "fraud.indicators",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Format {
     Csv,
     Ndjson,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
+    /// The file's format (default ndjson).
+    #[param(inline)]
     format: Option<Format>,
     /// At most this many rows (default and maximum: 1,000,000).
+    #[param(minimum = 1, maximum = 1000000)]
     limit: Option<u64>,
-    /// CSV columns, comma-separated document paths (`geo.city_name`); default: the common ones.
+    /// CSV columns, 1 to 200 comma-separated document paths (`geo.city_name`); default: the
+    /// common ones. Only with `format=csv`.
+    #[param(pattern = "[^,\\s]")]
     fields: Option<String>,
 }
 
+/// The body of an export: a search without its paging, since an export has every hit.
+/// Derived from [`SearchRequest`]'s schema, so the two cannot drift apart.
+pub struct ExportRequest;
+
+/// Fields of a search that an export refuses (`highlight` it ignores: files have none).
+const PAGING: [&str; 3] = ["size", "offset", "search_after"];
+
+impl PartialSchema for ExportRequest {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = SearchRequest::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            for field in PAGING {
+                object.properties.shift_remove(field);
+            }
+        }
+        schema
+    }
+}
+
+impl ToSchema for ExportRequest {}
+
+#[utoipa::path(
+    post,
+    path = "/api/logs/search/export",
+    tag = "search",
+    summary = "Every hit of a search as a file (NDJSON or CSV), streamed",
+    description = "Hits are read a page at a time and written as they come, so any number of \
+                   rows costs one page of memory. If the store fails part way the response is \
+                   cut off mid-stream, never ended cleanly, so a partial file cannot pass for a \
+                   whole one.",
+    params(ExportParams),
+    request_body(content = Option<ExportRequest>, description = "An empty body exports everything."),
+    responses(
+        (status = 200, description = "The file, as an attachment", content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Paging fields in the body, parameters that do not fit, or a search that would be refused", body = sluice_http::ErrorBody),
+        Unavailable,
+    )
+)]
 pub async fn export(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<ExportParams>,

@@ -1,7 +1,7 @@
 //! `POST /api/logs/search` and `GET /api/logs/recent`: pages of events, newest first or in the
 //! order asked, with what matched highlighted.
 
-mod export;
+pub mod export;
 mod highlight;
 mod request;
 pub mod saved;
@@ -12,23 +12,42 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use sluice_http::responses::{BadRequest, Unavailable};
 use sluice_http::{ApiError, QueryParams};
 use sluice_store::{Hit, SearchQuery, SearchResults, StoreError, TextField};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
 use crate::auth::CurrentUser;
-pub use export::export;
-pub use request::{SearchRequest, offset_within_window, size, to_query};
+pub use request::{SearchRequest, SortCursor, offset_within_window, size, to_query};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchAnswer {
+    /// Events matching, on every page.
     pub total: u64,
+    /// The stored documents, each with its id as `_id` and, where the search's words occur in
+    /// `message` or `error_message`, the marked fragments as `_highlight`.
+    #[schema(value_type = Vec<Object>)]
     hits: Vec<Box<RawValue>>,
     /// Pass as `search_after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SortCursor>)]
     next_search_after: Option<(f64, String)>,
 }
 
+/// A page of events; the first page of a search is kept among the caller's recent searches.
+#[utoipa::path(
+    post,
+    path = "/api/logs/search",
+    tag = "search",
+    summary = "Search events: text, filters, a window, sorting and paging",
+    request_body(content = Option<SearchRequest>, description = "An empty body is the empty search: the newest events."),
+    responses(
+        (status = 200, body = SearchAnswer),
+        (status = 400, description = "A body that is not JSON or does not fit, or a query that cannot be read; the error names the field", body = sluice_http::ErrorBody),
+        Unavailable,
+    )
+)]
 pub async fn search(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
@@ -52,6 +71,12 @@ pub fn parse_body(body: &[u8]) -> Result<(Value, SearchRequest), ApiError> {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request("malformed_json", format!("search body: {e}")))?
     };
+    if !raw.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "search body: a JSON object, as the search box and filters fill it",
+        ));
+    }
     // With the path of what is wrong (`search_after[0]`), which serde alone leaves out.
     let request = serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
         let path = e.path().to_string();
@@ -65,14 +90,26 @@ pub fn parse_body(body: &[u8]) -> Result<(Value, SearchRequest), ApiError> {
     Ok((raw, request))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecentParams {
+    /// Events, newest first, up to 1,000 (default 50).
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<i64>,
 }
 
 const RECENT_DEFAULT: usize = 50;
 const RECENT_MAX: usize = 1_000;
 
+#[utoipa::path(
+    get,
+    path = "/api/logs/recent",
+    tag = "logs",
+    summary = "The newest events",
+    params(RecentParams),
+    responses((status = 200, body = SearchAnswer), BadRequest, Unavailable)
+)]
 pub async fn recent(
     State(state): State<ApiState>,
     QueryParams(params): QueryParams<RecentParams>,

@@ -9,14 +9,19 @@ use sluice_store::{
     DEFAULT_SEARCH_SIZE, Field, Filter, MAX_RESULT_WINDOW, MAX_SEARCH_SIZE, SearchQuery, Sort,
     SortField, SortKey,
 };
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
-use crate::time_param::{TimeParam, window};
+use crate::time_param::{TimeBound, TimeParam, window};
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchRequest {
-    /// The search box, in the query syntax of [`text_query`].
+    /// The search box: words, `"phrases"`, `field:value`, `AND`, `OR`, `NOT`, `-word` and
+    /// parentheses, as in Kibana's query bar.
     pub query: Option<String>,
+    #[schema(value_type = Option<LogType>)]
     pub log_type: Option<String>,
     pub level: Option<String>,
     pub service: Option<String>,
@@ -29,21 +34,79 @@ pub struct SearchRequest {
     pub max_amount: Option<f64>,
     pub min_fraud_score: Option<f64>,
     pub max_fraud_score: Option<f64>,
+    /// Start of the window, inclusive: RFC 3339 or epoch milliseconds; not after `to`, not
+    /// with `range`.
+    #[schema(value_type = Option<TimeBound>)]
     pub from: Option<TimeParam>,
+    /// End of the window, inclusive: RFC 3339 or epoch milliseconds.
+    #[schema(value_type = Option<TimeBound>)]
     pub to: Option<TimeParam>,
-    /// A quick range back from now: 15m, 1h, 24h, 7d, 30d.
+    /// A quick range back from now: 15m, 1h, 24h, 7d, 30d (at most 366 days).
+    #[schema(pattern = "^[1-9][0-9]{0,5}[mhd]$")]
     pub range: Option<String>,
     /// `@timestamp` (the default) or a numeric field.
+    #[schema(value_type = Option<SortName>)]
     pub sort: Option<String>,
     /// `desc` (the default) or `asc`.
+    #[schema(value_type = Option<SortOrder>)]
     pub order: Option<String>,
+    /// Hits per page (default 20, at most 10,000).
+    #[schema(minimum = 0, maximum = 10000)]
     pub size: Option<i64>,
+    /// Hits to skip; `offset + size` stays within 10,000 (page deeper with `search_after`).
+    #[schema(minimum = 0, maximum = 10000)]
     pub offset: Option<i64>,
-    /// The `next_search_after` of the previous page.
+    /// The `next_search_after` of the previous page; not with `offset`.
+    #[schema(value_type = Option<SortCursor>)]
     pub search_after: Option<(f64, String)>,
     /// Whether hits carry `_highlight` (default true).
     pub highlight: Option<bool>,
 }
+
+/// What results are sorted by: `@timestamp` or a numeric field, as [`Field`] lists them.
+pub struct SortName;
+
+impl PartialSchema for SortName {
+    fn schema() -> RefOr<Schema> {
+        let numeric = Field::ALL
+            .iter()
+            .filter(|f| f.is_numeric())
+            .map(|f| f.path());
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["@timestamp", "timestamp"].into_iter().chain(numeric)))
+            .into()
+    }
+}
+
+impl ToSchema for SortName {}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum SortOrder {
+    Desc,
+    Asc,
+}
+
+/// A page's last sort key, `[value, id]`: pass a page's `next_search_after` back as it came.
+pub struct SortCursor;
+
+impl PartialSchema for SortCursor {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .prefix_items([
+                ObjectBuilder::new().schema_type(Type::Number).build(),
+                ObjectBuilder::new().schema_type(Type::String).build(),
+            ])
+            .items(utoipa::openapi::schema::ArrayItems::False)
+            .min_items(Some(2))
+            .max_items(Some(2))
+            .into()
+    }
+}
+
+impl ToSchema for SortCursor {}
 
 fn invalid(message: String) -> ApiError {
     ApiError::bad_request("invalid_request", message)

@@ -11,15 +11,18 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_auth::accounts::{AccountError, new_id};
+use sluice_http::responses::{BadRequest, NotFound, Unavailable, UnsupportedMediaType};
 use sluice_http::{ApiError, JsonBody, QueryParams};
 use sluice_meta::{Collection, MetaError, Page};
+use utoipa::{IntoParams, ToSchema};
 
 use super::request::{SearchRequest, to_query};
 use crate::ApiState;
 use crate::auth::CurrentUser;
+use crate::users::check_offset;
 use sluice_event::format_rfc3339_ms;
 
 pub const SAVED_SEARCHES: Collection = Collection {
@@ -38,19 +41,47 @@ fn meta_error(e: MetaError) -> ApiError {
     AccountError::Meta(e).into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaveRequest {
+    /// 1 to 100 characters, one of a kind among the caller's saved searches.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
-    /// The search, as `POST /api/logs/search` takes it.
+    /// The search, as `POST /api/logs/search` takes it; checked as a search is.
+    #[schema(value_type = SearchRequest)]
     search: Value,
 }
 
+/// A saved search as answers show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SavedSearch {
+    id: String,
+    name: String,
+    #[schema(value_type = SearchRequest)]
+    search: Value,
+    /// RFC 3339.
+    created_at: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/logs/search/save",
+    tag = "search",
+    summary = "Save a search under a name, for the caller",
+    request_body = SaveRequest,
+    responses(
+        (status = 201, description = "Saved", body = SavedSearch),
+        (status = 400, description = "A name that does not fit, or a search that would be refused (the error says why)", body = sluice_http::ErrorBody),
+        (status = 409, description = "The caller already has a saved search of that name (`name_taken`)", body = sluice_http::ErrorBody),
+        UnsupportedMediaType,
+        Unavailable,
+    )
+)]
 pub async fn save(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
     JsonBody(request): JsonBody<SaveRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SavedSearch>), ApiError> {
     let name = request.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::bad_request(
@@ -58,6 +89,13 @@ pub async fn save(
             format!("name: 1 to {MAX_NAME_CHARS} characters"),
         )
         .field("name"));
+    }
+    if !request.search.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "search: a JSON object, as POST /api/logs/search takes it",
+        )
+        .field("search"));
     }
     let search: SearchRequest = serde_json::from_value(request.search.clone()).map_err(|e| {
         ApiError::bad_request("invalid_field", format!("search: {e}")).field("search")
@@ -90,29 +128,53 @@ pub async fn save(
 }
 
 /// A saved search as answers show it.
-fn public(id: &str, document: &Value) -> Value {
-    json!({
-        "id": id,
-        "name": document["name"],
-        "search": document["search"],
-        "created_at": document["created_at"],
-    })
+fn public(id: &str, document: &Value) -> SavedSearch {
+    let text = |name: &str| document[name].as_str().unwrap_or_default().to_owned();
+    SavedSearch {
+        id: id.to_owned(),
+        name: text("name"),
+        search: document["search"].clone(),
+        created_at: text("created_at"),
+    }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Saved searches to skip.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1000000000)]
     offset: u64,
+    /// Saved searches per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SavedSearches {
+    saved_searches: Vec<SavedSearch>,
+    /// The caller's saved searches, on every page.
+    total: u64,
+    offset: u64,
+    limit: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/logs/search/saved",
+    tag = "search",
+    summary = "The caller's saved searches, a page at a time",
+    params(ListParams),
+    responses((status = 200, body = SavedSearches), BadRequest, Unavailable)
+)]
 pub async fn list(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
     QueryParams(params): QueryParams<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SavedSearches>, ApiError> {
     let limit = params.limit.unwrap_or(50);
+    check_offset(params.offset)?;
     if !(1..=MAX_SAVED_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(
             "invalid_field",
@@ -131,14 +193,23 @@ pub async fn list(
         meta.count(&SAVED_SEARCHES, &mine),
     )
     .map_err(meta_error)?;
-    Ok(Json(json!({
-        "saved_searches": found.iter().map(|(id, doc)| public(id, doc)).collect::<Vec<_>>(),
-        "total": total,
-        "offset": params.offset,
-        "limit": limit,
-    })))
+    Ok(Json(SavedSearches {
+        saved_searches: found.iter().map(|(id, doc)| public(id, doc)).collect(),
+        total,
+        offset: params.offset,
+        limit,
+    }))
 }
 
+/// Another user's saved search answers as a missing one.
+#[utoipa::path(
+    delete,
+    path = "/api/logs/search/saved/{id}",
+    tag = "search",
+    summary = "Delete one of the caller's saved searches",
+    params(("id" = String, Path, description = "The saved search's id")),
+    responses((status = 204, description = "Deleted"), NotFound, Unavailable)
+)]
 pub async fn delete(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
@@ -171,6 +242,18 @@ fn recent_key(user_id: &str) -> String {
     format!("recent_searches:{user_id}")
 }
 
+/// A search the user made, as the cache keeps it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecentSearch {
+    /// As it was sent, without its paging.
+    #[schema(value_type = SearchRequest)]
+    search: Value,
+    /// RFC 3339.
+    at: String,
+    /// Events it matched then.
+    total: u64,
+}
+
 /// Puts `search` first in the user's recent searches (moving it up if it is already there).
 /// Paging (`offset`, `search_after`) is left out: turning pages is not a new search.
 pub async fn remember(state: &ApiState, user_id: &str, search: &Value, total: u64) {
@@ -182,14 +265,18 @@ pub async fn remember(state: &ApiState, user_id: &str, search: &Value, total: u6
     let cache = state.accounts.cache();
     let key = recent_key(user_id);
     let result = async {
-        let mut recent: Vec<Value> = match cache.get(&key).await? {
+        let mut recent: Vec<RecentSearch> = match cache.get(&key).await? {
             Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
             None => Vec::new(),
         };
-        recent.retain(|entry| entry["search"] != search);
+        recent.retain(|entry| entry.search != search);
         recent.insert(
             0,
-            json!({ "search": search, "at": format_rfc3339_ms(sluice_event::now_ms()), "total": total }),
+            RecentSearch {
+                search,
+                at: format_rfc3339_ms(sluice_event::now_ms()),
+                total,
+            },
         );
         recent.truncate(RECENT_KEPT);
         let bytes = serde_json::to_vec(&recent).unwrap_or_default();
@@ -201,18 +288,31 @@ pub async fn remember(state: &ApiState, user_id: &str, search: &Value, total: u6
     }
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentSearches {
+    /// Newest first, at most 20.
+    searches: Vec<RecentSearch>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/logs/search/recent",
+    tag = "search",
+    summary = "The caller's last 20 searches, newest first",
+    responses((status = 200, body = RecentSearches), Unavailable)
+)]
 pub async fn recent(
     State(state): State<ApiState>,
     CurrentUser(claims): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecentSearches>, ApiError> {
     let stored = state
         .accounts
         .cache()
         .get(&recent_key(&claims.sub))
         .await
         .map_err(|e| ApiError::from(AccountError::Cache(e)))?;
-    let searches: Vec<Value> = stored
+    let searches = stored
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    Ok(Json(json!({ "searches": searches })))
+    Ok(Json(RecentSearches { searches }))
 }

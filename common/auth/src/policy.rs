@@ -21,6 +21,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/metrics", Access::Public),
     ("GET", "/", Access::Public),
     ("GET", "/api/openapi.json", Access::Public),
+    ("GET", "/api/docs", Access::Public),
     // Ingest.
     ("POST", "/api/logs/ingest", Access::Ingest),
     ("POST", "/api/logs/upload", Access::Ingest),

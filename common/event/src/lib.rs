@@ -9,14 +9,16 @@
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod id;
+mod openapi;
 pub mod schema;
 mod timestamp;
 pub mod validate;
 
 pub use id::{MAX_EVENT_ID_BYTES, document_id};
+pub use openapi::{LogRecord, record_schema};
 pub use timestamp::{
-    TimestampError, check_epoch_ms as check_epoch_ms_value, format_rfc3339_ms, parse_timestamp,
-    write_rfc3339_ms,
+    MAX_EPOCH_MS, TimestampError, check_epoch_ms as check_epoch_ms_value, format_rfc3339_ms,
+    parse_timestamp, write_rfc3339_ms,
 };
 
 use serde::{Deserialize, Serialize};
@@ -24,7 +26,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The kinds of log Sluice understands. Anything else is rejected at validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogType {
     Transaction,

@@ -14,7 +14,9 @@ pub enum TimestampError {
 
 /// Years outside 1970..=9999 are refused: they are almost always a unit mistake (seconds, micros).
 const MIN_MS: i64 = 0;
-const MAX_MS: i64 = 253_402_300_799_999;
+const MAX_MS: i64 = MAX_EPOCH_MS;
+/// The last millisecond of 9999.
+pub const MAX_EPOCH_MS: i64 = 253_402_300_799_999;
 
 /// Parses RFC 3339 text, or a string of digits as epoch milliseconds.
 pub fn parse_timestamp(text: &str) -> Result<i64, TimestampError> {

@@ -26,7 +26,7 @@ pub use escapes::repair_lone_surrogates;
 
 /// Why a record was refused: a small closed set, used as the `reason` label of the rejection
 /// metrics (so its cardinality stays bounded) and as `code` in error bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectCode {
     MalformedJson,
@@ -114,8 +114,9 @@ impl FieldIssue {
 }
 
 /// A field issue tied to its record, as answered to producers: `{record, field, code, reason}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordError {
+    /// 1-based: the array position, NDJSON line, CSV data row or bulk item.
     pub record: usize,
     pub field: String,
     pub code: RejectCode,

@@ -19,7 +19,12 @@ pub trait FraudDetector: Send + Sync {
     async fn detect(&self, record: &[u8]) -> Result<Detection, DetectError>;
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What a record scored on demand may leave out, and what it then is taken to be: validation
+/// requires these of a stored transaction, scoring has no use for them.
+pub const SCORING_DEFAULTS: [(&str, &str); 2] =
+    [("log_type", "transaction"), ("transaction_id", "on-demand")];
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Detection {
     #[serde(flatten)]
     pub assessment: Assessment,
@@ -29,7 +34,7 @@ pub struct Detection {
 }
 
 /// Where the user's and the IP's recent history came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum History {
     /// The processor's own state, in the same process (`sluice serve`).

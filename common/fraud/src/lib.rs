@@ -16,7 +16,7 @@ pub use config::{
     AmountAnomaly, FailedAttempts, FraudConfig, HighAmount, IpMismatch, RapidTransactions,
     StateLimits, SuspiciousLocation,
 };
-pub use detect::{DetectError, Detection, FraudDetector, History};
+pub use detect::{DetectError, Detection, FraudDetector, History, SCORING_DEFAULTS};
 
 use std::net::IpAddr;
 
@@ -24,7 +24,7 @@ use serde::Serialize;
 use state::{IpState, StateMap, UserState};
 
 /// The six indicators, named as they appear in `fraud.indicators`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Indicator {
     HighAmount,
@@ -88,7 +88,7 @@ pub struct FraudInput<'a> {
     pub geo: GeoFacts<'a>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Assessment {
     /// 0–100: the sum of the weights of the indicators that fired, capped at 100.
     pub score: f64,

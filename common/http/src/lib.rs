@@ -4,11 +4,13 @@
 mod json;
 mod linger;
 mod query;
+pub mod responses;
 mod server;
 
 pub use json::JsonBody;
 pub use linger::discard_unread_body;
 pub use query::QueryParams;
+pub use responses::{ErrorBody, ErrorObject};
 pub use server::{READ_BUFFER_BYTES, serve};
 
 use std::time::Instant;
@@ -17,7 +19,6 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use sluice_telemetry::emit;
 use sluice_telemetry::events::HttpRequestServed;
@@ -82,15 +83,19 @@ impl ApiError {
         self
     }
 
-    pub fn body(&self) -> serde_json::Value {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                field: self.field.map(str::to_owned),
+                details: self
+                    .details
+                    .iter()
+                    .map(|(key, value)| ((*key).to_owned(), value.clone()))
+                    .collect(),
+            },
         }
-        for (key, value) in &self.details {
-            error[*key] = value.clone();
-        }
-        json!({ "error": error })
     }
 }
 

@@ -22,7 +22,7 @@ const KNOWN_FOR: Duration = Duration::from_secs(60);
 /// A user's keys are listed in full; this bounds the listing.
 const MAX_KEYS_PER_USER: u64 = 1_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKey {
     #[serde(skip_deserializing, default)]
     pub id: String,
@@ -30,6 +30,7 @@ pub struct ApiKey {
     pub user_id: String,
     /// SHA-256 of the secret, hex.
     #[serde(skip_serializing)]
+    #[schema(ignore)]
     hash: String,
     /// The first characters of the secret, to tell keys apart.
     pub prefix: String,
@@ -37,7 +38,7 @@ pub struct ApiKey {
 }
 
 /// A key just created, with the one copy of its secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewApiKey {
     #[serde(flatten)]
     pub key: ApiKey,

@@ -14,7 +14,7 @@ use thiserror::Error;
 
 pub use api_keys::{ApiKey, ApiKeyPrincipal, NewApiKey};
 pub use sessions::TokenPair;
-pub use users::{NewUser, ProfileChange, User, UserFilter};
+pub use users::{NewUser, ProfileChange, PublicUser, User, UserFilter};
 
 use super::tokens::{TokenError, TokenKeys};
 use sluice_cache::{Cache, CacheError};

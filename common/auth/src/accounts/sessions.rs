@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{AccountError, Accounts, SESSIONS, User, new_id};
+use super::{AccountError, Accounts, PublicUser, SESSIONS, User, new_id};
 use crate::tokens::{Claims, Subject, TokenKind};
 use sluice_meta::{MetaError, Page};
 
@@ -33,14 +33,15 @@ struct Session {
 }
 
 /// What a login or a refresh answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
+    /// `Bearer`.
     pub token_type: &'static str,
     /// Seconds the access token is valid for.
     pub expires_in: u64,
-    pub user: Value,
+    pub user: PublicUser,
 }
 
 fn cache_key(session_id: &str) -> String {

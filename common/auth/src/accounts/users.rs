@@ -25,18 +25,33 @@ pub struct User {
     pub updated_at: i64,
 }
 
+/// What API answers show of a user: everything but the password hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
+pub struct PublicUser {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub role: Role,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Epoch milliseconds.
+    pub updated_at: i64,
+}
+
 impl User {
     /// What API answers show of a user.
-    pub fn public(&self) -> Value {
-        json!({
-            "id": self.id,
-            "username": self.username,
-            "email": self.email,
-            "display_name": self.display_name,
-            "role": self.role,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
+    pub fn public(&self) -> PublicUser {
+        PublicUser {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
     }
 
     fn from_stored(id: String, document: Value) -> Result<User, AccountError> {
