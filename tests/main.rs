@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod compose;
 mod compression;
+mod contract;
 mod dead_letters;
 mod distributed;
 mod durability;

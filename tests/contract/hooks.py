@@ -3,8 +3,8 @@
 Authentication is dynamic because the run itself ends sessions: generated calls of
 POST /api/auth/logout, /logout-all and /change-password end the session of the token they
 carry. A 401 makes schemathesis log in again (``retry_on``), so the rest of the run is not
-answered 401 throughout. The credentials come from the test, in SLUICE_CONTRACT_* variables
-of the schemathesis process (never of the server's).
+answered 401 throughout. The credentials come from the test, in CONTRACT_* variables of the
+schemathesis process.
 """
 
 import json
@@ -13,9 +13,9 @@ import os
 import requests
 import schemathesis
 
-BASE = os.environ["SLUICE_CONTRACT_BASE_URL"]
-USERNAME = os.environ["SLUICE_CONTRACT_USERNAME"]
-PASSWORD = os.environ["SLUICE_CONTRACT_PASSWORD"]
+BASE = os.environ["CONTRACT_BASE_URL"].rstrip("/")
+USERNAME = os.environ["CONTRACT_USERNAME"]
+PASSWORD = os.environ["CONTRACT_PASSWORD"]
 
 
 @schemathesis.auth(refresh_interval=600, retry_on=[401])
