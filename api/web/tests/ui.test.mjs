@@ -444,3 +444,20 @@ test('on a phone the menu folds away and works from the keyboard', async (t) => 
   await page.getByLabel('Search query').waitFor();
   assert.equal(await page.locator('#nav').isVisible(), false, 'the menu folds after choosing');
 });
+
+test('the API reference at /api/docs shows every operation, from Sluice alone, and runs one', async (t) => {
+  const { page } = await open(t);
+  const document = await (await fetch(`${BASE}/api/openapi.json`)).json();
+  const operations = Object.values(document.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+  await page.goto(`${BASE}/api/docs`);
+  await page.locator('.opblock').first().waitFor();
+  assert.equal(await page.locator('.opblock').count(), operations);
+  const health = page.locator('#operations-operations-get_health');
+  await health.locator('.opblock-summary').click();
+  await health.getByRole('button', { name: 'Try it out' }).click();
+  await health.getByRole('button', { name: 'Execute' }).click();
+  const status = health.locator('.live-responses-table tbody .response-col_status').first();
+  await status.waitFor();
+  assert.match(await status.innerText(), /200/);
+  await shot(page, 'api-docs');
+});
