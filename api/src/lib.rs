@@ -44,7 +44,7 @@ pub struct ApiState {
     pub kibana_dashboard_url: Option<String>,
     /// The OpenAPI document of every role, as `/api/openapi.json` serves it. The binary puts it
     /// together, since it alone knows every role ([`openapi`] is this role's part).
-    pub openapi: Arc<str>,
+    pub openapi: axum::body::Bytes,
 }
 
 /// The api routes and their OpenAPI description come from these two lists, so a route cannot be
@@ -129,7 +129,7 @@ async fn openapi_document(
 ) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        state.openapi.to_string(),
+        state.openapi.clone(),
     )
 }
 
