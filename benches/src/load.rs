@@ -1,6 +1,9 @@
 //! End-to-end load generator: posts NDJSON batches of generated events over N connections to a
-//! running `sluice serve`, then reports accepted events per second and how long until all of
-//! them are searchable. With `--server-pid` it also reports the server's peak RSS.
+//! running `sluice serve`, then reports, in one line, accepted events per second, indexed events
+//! per second (until all are searchable, or with `--until indexed` until the processor has
+//! acknowledged them all, for a null store), how long the last one took after its 202, and with
+//! `--server-pid` the server's peak RSS and the CPU it spent per event. `--json` prints the same
+//! as a JSON object.
 //!
 //! `LOAD_TOKEN=$(…login…) cargo run --release -p sluice-benches --bin sluice-load -- \
 //!     --url http://127.0.0.1:8080 --events 1000000 --connections 4` (an analyst's or admin's
@@ -50,6 +53,20 @@ struct Args {
     /// reads those as configuration and refuses unknown ones.
     #[arg(long, env = "LOAD_TOKEN", hide_env_values = true)]
     token: String,
+    /// What "done" is: every event searchable (`searchable`), or every event acknowledged by
+    /// the store, read from `sluice_events_indexed_total` on `/metrics` (`indexed`: for a null
+    /// store, which keeps nothing to search).
+    #[arg(long, value_enum, default_value_t = Until::Searchable)]
+    until: Until,
+    /// Print the report as JSON instead of one line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Until {
+    Searchable,
+    Indexed,
 }
 
 #[tokio::main]
@@ -67,9 +84,16 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(120))
         .build()?;
-    let before = total(&http, &args.url)
+    let done_count = |http: reqwest::Client, url: String| async move {
+        match args.until {
+            Until::Searchable => total(&http, &url).await,
+            Until::Indexed => indexed(&http, &url).await,
+        }
+    };
+    let before = done_count(http.clone(), args.url.clone())
         .await
         .context("is sluice serve running at --url?")?;
+    let cpu_before = args.server_pid.and_then(cpu_seconds);
 
     eprintln!("generating {} events…", args.events);
     let now = sluice_event::now_ms();
@@ -171,11 +195,22 @@ async fn main() -> anyhow::Result<()> {
     let mut searchable = before;
     while searchable < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        searchable = total(&http, &args.url).await?;
+        searchable = done_count(http.clone(), args.url.clone()).await?;
     }
     let all_searchable = started.elapsed();
+    let cpu = args
+        .server_pid
+        .and_then(cpu_seconds)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let cpu_us_per_event = cpu.map(|cpu| round(cpu * 1e6 / accepted.max(1) as f64));
 
+    let done = match args.until {
+        Until::Searchable => "searchable",
+        Until::Indexed => "indexed",
+    };
     let report = json!({
+        "until": done,
         "events": args.events,
         "accepted": accepted,
         "connections": args.connections,
@@ -189,11 +224,30 @@ async fn main() -> anyhow::Result<()> {
         "backpressure_retries": retries.load(Ordering::Relaxed),
         "all_searchable": searchable >= expected,
         "server_peak_rss_mb": args.server_pid.and_then(peak_rss_mb),
+        "server_cpu_seconds": cpu.map(round),
+        "server_cpu_us_per_event": cpu_us_per_event,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let show = |key: &str| match &report[key] {
+            Value::Null => "n/a".to_owned(),
+            value => value.to_string(),
+        };
+        println!(
+            "{accepted} events: accepted {}/s, {done} {}/s, all {done} {} s after the last 202, \
+             peak RSS {} MB, server CPU {} µs/event, {} back-pressure retries",
+            show("accepted_per_second"),
+            show("end_to_end_events_per_second"),
+            show("searchable_lag_after_last_202_seconds"),
+            show("server_peak_rss_mb"),
+            show("server_cpu_us_per_event"),
+            show("backpressure_retries"),
+        );
+    }
     if searchable < expected {
         bail!(
-            "only {} of {accepted} events searchable after {}s",
+            "only {} of {accepted} events {done} after {}s",
             searchable - before,
             args.timeout_secs
         );
@@ -212,6 +266,32 @@ async fn total(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
     answer["total"]
         .as_u64()
         .context("search answer without total")
+}
+
+/// The store's acknowledged writes, from the Prometheus text `/metrics` serves.
+async fn indexed(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|line| line.starts_with("sluice_events_indexed_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+/// User and system CPU the process has used, in seconds (`/proc/PID/stat` counts in the
+/// kernel's USER_HZ, 100 on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are counted from its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn peak_rss_mb(pid: u32) -> Option<f64> {

@@ -6,10 +6,11 @@
 //! (validation refuses records that carry them), and this keeps the producer's exact bytes while
 //! saving the serialisation that would otherwise dominate the hot path.
 
-use sluice_event::validate::ValidEvent;
+use simd_json::prelude::*;
+use sluice_event::validate::{Record, ValidEvent};
 use sluice_event::{LogType, QueuedRecord, write_rfc3339_ms};
 use sluice_geoip::GeoRecord;
-use sluice_store::StoreDocument;
+use sluice_store::{Field, FieldValue, FieldValues, JsonScalar, StoreDocument};
 
 /// What the store indexes besides the document, copied out of the validated record.
 pub(crate) struct DocumentMeta {
@@ -17,8 +18,6 @@ pub(crate) struct DocumentMeta {
     event_time_ms: i64,
     /// The producer sent `@timestamp` itself (the ECS alias of `timestamp`): keep theirs.
     has_at_timestamp: bool,
-    level: Option<String>,
-    service: Option<String>,
     message: Option<String>,
     error_message: Option<String>,
 }
@@ -29,8 +28,6 @@ impl DocumentMeta {
             log_type: event.log_type(),
             event_time_ms: event.event_time_ms,
             has_at_timestamp,
-            level: event.level.map(str::to_owned),
-            service: event.service.map(str::to_owned),
             message: event.message.map(str::to_owned),
             error_message: event.error_message.map(str::to_owned),
         }
@@ -45,15 +42,18 @@ pub(crate) struct FraudFields<'a> {
     pub source: &'static str,
 }
 
-/// The document for `record`, whose bytes (or their repaired copy) are `payload`.
+/// The document for `record`, whose bytes (or their repaired copy) are `payload` and whose
+/// parsed form is `parsed`.
 pub(crate) fn build_document(
     payload: &[u8],
+    parsed: Record<'_, '_>,
     record: &QueuedRecord,
     id: String,
     meta: DocumentMeta,
     geo: Option<&GeoRecord>,
     fraud: Option<FraudFields<'_>>,
 ) -> Result<StoreDocument, String> {
+    let fields = field_values(parsed, &id, meta.log_type, geo, fraud.as_ref());
     let end = payload
         .iter()
         .rposition(|b| *b == b'}')
@@ -69,7 +69,7 @@ pub(crate) fn build_document(
     if let Some(geo) = geo {
         write_geo(&mut out, geo);
     }
-    if let Some(fraud) = fraud {
+    if let Some(fraud) = &fraud {
         out.extend_from_slice(b",\"fraud\":{\"score\":");
         write_number(&mut out, fraud.score);
         out.extend_from_slice(b",\"indicators\":[");
@@ -97,13 +97,74 @@ pub(crate) fn build_document(
     Ok(StoreDocument {
         id,
         timestamp_ms: meta.event_time_ms,
-        log_type: meta.log_type,
-        level: meta.level,
-        service: meta.service,
         message: meta.message,
         error_message: meta.error_message,
+        fields,
         source: out,
     })
+}
+
+/// The values the store indexes, read off the parsed record and what Sluice adds to it: the
+/// same values [`FieldValues::of_document`] reads out of the finished document (a property test
+/// holds the two together), without parsing the document again.
+fn field_values(
+    parsed: Record<'_, '_>,
+    id: &str,
+    log_type: LogType,
+    geo: Option<&GeoRecord>,
+    fraud: Option<&FraudFields<'_>>,
+) -> FieldValues {
+    let mut values = FieldValues::with_capacity(24, 256);
+    values.push(Field::DocumentId, FieldValue::Keyword(id));
+    // The processor's reading of the type is authoritative.
+    values.push(Field::LogType, FieldValue::Keyword(log_type.as_str()));
+    if let Some(object) = parsed.as_object() {
+        for (key, value) in object.iter() {
+            // Sluice's own (dotted) fields cannot be sent: validation refused such records.
+            let Some(field) = Field::from_path(key).filter(|f| *f != Field::LogType) else {
+                continue;
+            };
+            match value.as_array() {
+                Some(items) => {
+                    for item in items.iter() {
+                        push_scalar(&mut values, field, item);
+                    }
+                }
+                None => push_scalar(&mut values, field, value),
+            }
+        }
+    }
+    if let Some(country) = geo.and_then(|geo| geo.country_iso_code.as_deref()) {
+        values.push(Field::GeoCountry, FieldValue::Keyword(country));
+    }
+    if let Some(fraud) = fraud {
+        // A score JSON cannot hold is written as null.
+        if fraud.score.is_finite() {
+            values.push(Field::FraudScore, FieldValue::Double(fraud.score));
+        }
+        values.push(Field::FraudDetected, FieldValue::Boolean(fraud.detected));
+        for indicator in &fraud.indicators {
+            values.push(Field::FraudIndicators, FieldValue::Keyword(indicator));
+        }
+    }
+    values
+}
+
+fn push_scalar(values: &mut FieldValues, field: Field, value: Record<'_, '_>) {
+    let scalar = if let Some(text) = value.as_str() {
+        JsonScalar::Text(text)
+    } else if let Some(flag) = value.as_bool() {
+        JsonScalar::Bool(flag)
+    } else if let Some(n) = value.as_i64() {
+        JsonScalar::Int(n)
+    } else if let Some(n) = value.as_u64() {
+        JsonScalar::UInt(n)
+    } else if let Some(n) = value.as_f64() {
+        JsonScalar::Float(n)
+    } else {
+        return;
+    };
+    values.push_json(field, scalar);
 }
 
 fn write_geo(out: &mut Vec<u8>, geo: &GeoRecord) {
@@ -166,14 +227,13 @@ fn write_number(out: &mut Vec<u8>, value: f64) {
 mod tests {
     use super::*;
     use sluice_event::Source;
+    use sluice_event::validate::{Limits, parse_record};
 
     fn meta(has_at_timestamp: bool) -> DocumentMeta {
         DocumentMeta {
             log_type: LogType::Error,
             event_time_ms: 1_714_564_800_000,
             has_at_timestamp,
-            level: None,
-            service: None,
             message: None,
             error_message: None,
         }
@@ -190,8 +250,12 @@ mod tests {
     }
 
     fn build(payload: &str, has_at: bool, geo: Option<&GeoRecord>) -> serde_json::Value {
+        let mut scratch = Vec::new();
+        let parsed =
+            parse_record(payload.as_bytes(), &mut scratch, &Limits::default()).expect("parses");
         let document = build_document(
             payload.as_bytes(),
+            parsed.tape.as_value(),
             &record(payload),
             "x".into(),
             meta(has_at),
@@ -219,8 +283,12 @@ mod tests {
     #[test]
     fn producer_at_timestamp_is_kept_once() {
         let raw = r#"{"log_type":"error","@timestamp":1714564800000}"#;
+        let mut scratch = Vec::new();
+        let parsed =
+            parse_record(raw.as_bytes(), &mut scratch, &Limits::default()).expect("parses");
         let document = build_document(
             raw.as_bytes(),
+            parsed.tape.as_value(),
             &record(raw),
             "x".into(),
             meta(true),

@@ -192,7 +192,7 @@ impl Pipeline {
         };
         let fraud = fraud.as_ref().map(|fraud| fraud_fields(fraud, value));
         let payload = repaired.as_deref().unwrap_or(&record.payload);
-        build_document(payload, record, id, meta, geo_record, fraud).map_err(|reason| {
+        build_document(payload, value, record, id, meta, geo_record, fraud).map_err(|reason| {
             RecordFailure::at(
                 Stage::Document,
                 vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)],

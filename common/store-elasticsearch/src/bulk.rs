@@ -187,17 +187,14 @@ pub(super) fn read_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_event::LogType;
 
     fn document(id: &str, timestamp_ms: i64, source: &str) -> StoreDocument {
         StoreDocument {
             id: id.into(),
             timestamp_ms,
-            log_type: LogType::Error,
-            level: None,
-            service: None,
             message: None,
             error_message: None,
+            fields: sluice_store::FieldValues::default(),
             source: source.as_bytes().to_vec(),
         }
     }

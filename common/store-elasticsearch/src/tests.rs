@@ -55,6 +55,8 @@ async fn refresh(store: &ElasticStore) {
 async fn elasticsearch_passes_the_conformance_suite() {
     let store = store("conformance", |_| {}).await;
     sluice_store::conformance::run(&store, || refresh(&store)).await;
+    sluice_store::conformance::one_refused_document_refuses_only_itself(&store, || refresh(&store))
+        .await;
 }
 
 /// With `manage_template` (the default) the first write installs the template.

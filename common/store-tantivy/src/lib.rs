@@ -38,8 +38,8 @@ use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
 use sluice_store::fields::FieldKind;
 use sluice_store::{
-    AggregationResults, Aggregations, EventStore, Hit, IndexReport, RejectedDocument, SearchQuery,
-    SearchResults, SortField, StoreDocument, StoreError,
+    AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
+    SortField, StoreDocument, StoreError,
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::SegmentReads;
@@ -202,8 +202,7 @@ impl TantivyStore {
         Ok(known)
     }
 
-    /// Writes `documents` and commits. A document that cannot become a tantivy document is
-    /// refused on its own; a failure of the writer (which tantivy does not recover from) drops
+    /// Writes `documents` and commits. A failure of the writer (which tantivy does not recover from) drops
     /// it, and the next write opens a new one, so the store comes back by itself once the
     /// disk has room again.
     fn write(inner: &Inner, documents: &[StoreDocument]) -> Result<IndexReport, StoreError> {
@@ -250,17 +249,7 @@ impl TantivyStore {
             .ok_or_else(|| StoreError::Write("no index writer".into()))?;
         let mut report = IndexReport::default();
         for document in documents {
-            let converted = match schema::to_tantivy(&inner.fields, document) {
-                Ok(converted) => converted,
-                Err(reason) => {
-                    report.rejected.push(RejectedDocument {
-                        id: document.id.clone(),
-                        reason,
-                        retryable: false,
-                    });
-                    continue;
-                }
-            };
+            let converted = schema::to_tantivy(&inner.fields, document);
             // Only an id that may be present needs its earlier copy deleted.
             if known_ids.may_contain(&document.id) {
                 index.delete_term(Term::from_field_text(inner.fields.id, &document.id));

@@ -2,8 +2,11 @@
 //! document.
 //!
 //! Besides the whole document (stored) and the two text fields, every field of
-//! [`Field`](sluice_store::Field) gets a typed fast field, copied out of the document when it is
-//! indexed, so filters, sorting and aggregations read columns instead of parsing documents.
+//! [`Field`](sluice_store::Field) gets a typed fast field, filled from the values the processor
+//! typed when it read the record ([`StoreDocument::fields`]), so filters, sorting and
+//! aggregations read columns and indexing never parses a document. The document id is the
+//! `ingest_id` field: indexed (for the delete that keeps ids unique) and a column (the sort's
+//! tiebreaker), and not stored, since the stored document carries it.
 
 use std::path::Path;
 
@@ -12,18 +15,20 @@ use tantivy::schema::{
     FAST, Field as TantivyField, INDEXED, STORED, STRING, Schema, SchemaBuilder, TEXT,
 };
 
-use sluice_store::fields::{Field, FieldKind, FieldValue, values_in};
-use sluice_store::{StoreDocument, normalize_level};
+use sluice_store::StoreDocument;
+use sluice_store::fields::{Field, FieldKind, FieldValue};
 
 /// Bumped whenever the schema changes; an index of another format is refused with a way out.
-/// Format 1 (no version file) indexed only time, type, level, service and the text fields.
-pub const FORMAT: u32 = 2;
+/// Format 1 (no version file) indexed only time, type, level, service and the text fields;
+/// format 2 indexed the id twice (`id` and `ingest_id`) and stored it a third time.
+pub const FORMAT: u32 = 3;
 const FORMAT_FILE: &str = "sluice-index-format";
 /// The event time in milliseconds, a fast column.
 pub(super) const TIMESTAMP: &str = "timestamp_ms";
 
 #[derive(Clone)]
 pub(super) struct Fields {
+    /// The document id: [`Field::DocumentId`]'s field.
     pub id: TantivyField,
     pub timestamp: TantivyField,
     pub message: TantivyField,
@@ -35,29 +40,24 @@ pub(super) struct Fields {
 
 impl Fields {
     pub fn of(&self, field: Field) -> TantivyField {
-        let index = Field::ALL
-            .iter()
-            .position(|f| *f == field)
-            .unwrap_or_default();
-        self.analytic[index]
+        self.analytic[field.index()]
     }
 }
 
 pub(super) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let id = builder.add_text_field("id", STRING | STORED | FAST);
     // Time and numbers are only ranged, sorted and aggregated, all on the fast column; an
     // inverted index of them would be a term per distinct millisecond, written for nothing.
     let timestamp = builder.add_i64_field(TIMESTAMP, FAST);
     let message = builder.add_text_field("message", TEXT);
     let error_message = builder.add_text_field("error_message", TEXT);
     let source = builder.add_bytes_field("source", STORED);
-    let analytic = Field::ALL
+    let analytic: Vec<TantivyField> = Field::ALL
         .iter()
         .map(|field| add_analytic(&mut builder, *field))
         .collect();
     let fields = Fields {
-        id,
+        id: analytic[Field::DocumentId.index()],
         timestamp,
         message,
         error_message,
@@ -100,23 +100,16 @@ pub(super) fn check_format(dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "the index is in format {found}, and this Sluice reads format {FORMAT} (it indexes more \
-         fields, for filters and analytics). Move the directory away to start a new index (and \
+        "the index is in format {found}, and this Sluice reads format {FORMAT} (it indexes the \
+         fields it filters and aggregates on differently). Move the directory away to start a new index (and \
          send its events through ingest again if you need them), or run the Sluice version \
          that wrote it"
     ))
 }
 
-/// The tantivy document for `document`; its `source` is parsed once for the analytic fields.
-/// The error says why this one document cannot be indexed.
-pub(super) fn to_tantivy(
-    fields: &Fields,
-    document: &StoreDocument,
-) -> Result<TantivyDocument, String> {
-    let parsed: serde_json::Value = serde_json::from_slice(&document.source)
-        .map_err(|e| format!("the document is not JSON the index can read: {e}"))?;
+/// The tantivy document for `document`, from the values it carries.
+pub(super) fn to_tantivy(fields: &Fields, document: &StoreDocument) -> TantivyDocument {
     let mut out = TantivyDocument::new();
-    out.add_text(fields.id, &document.id);
     out.add_i64(fields.timestamp, document.timestamp_ms);
     out.add_bytes(fields.source, &document.source);
     if let Some(message) = &document.message {
@@ -125,32 +118,16 @@ pub(super) fn to_tantivy(
     if let Some(error_message) = &document.error_message {
         out.add_text(fields.error_message, error_message);
     }
-    for (field, target) in Field::ALL.iter().zip(&fields.analytic) {
-        // The processor's own reading of type, level and service is authoritative.
-        let values = match field {
-            Field::LogType => vec![FieldValue::Keyword(document.log_type.as_str().into())],
-            Field::Level => document
-                .level
-                .iter()
-                .map(|level| FieldValue::Keyword(normalize_level(level)))
-                .collect(),
-            Field::Service => document
-                .service
-                .iter()
-                .map(|service| FieldValue::Keyword(service.clone()))
-                .collect(),
-            _ => values_in(&parsed, *field),
-        };
-        for value in values {
-            match value {
-                FieldValue::Keyword(text) => out.add_text(*target, &text),
-                FieldValue::Double(number) => out.add_f64(*target, number),
-                FieldValue::Long(number) => out.add_i64(*target, number),
-                FieldValue::Boolean(flag) => out.add_bool(*target, flag),
-            }
+    for (field, value) in document.fields.iter() {
+        let target = fields.of(field);
+        match value {
+            FieldValue::Keyword(text) => out.add_text(target, text),
+            FieldValue::Double(number) => out.add_f64(target, number),
+            FieldValue::Long(number) => out.add_i64(target, number),
+            FieldValue::Boolean(flag) => out.add_bool(target, flag),
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::Weight;
 use tantivy::{DocAddress, DocId, Searcher, SegmentOrdinal, SegmentReader};
 
-use sluice_store::SortKey;
+use sluice_store::{Field, SortKey};
 
 /// Above this share of a segment's documents, candidates from the column cost more than reading
 /// the segment in blocks.
@@ -335,7 +335,10 @@ impl SortedSearch {
                 total += u64::from(weight.count(visit.reader)?);
                 continue;
             }
-            let ids = visit.reader.fast_fields().str("id")?;
+            let ids = visit
+                .reader
+                .fast_fields()
+                .str(&Field::DocumentId.tantivy_name())?;
             let mut pass = SegmentSorted {
                 values,
                 ids: ids.as_ref(),

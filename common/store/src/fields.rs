@@ -34,6 +34,14 @@ macro_rules! fields {
                 }
             }
 
+            /// The field with this document path.
+            pub fn from_path(path: &str) -> Option<Field> {
+                match path {
+                    $($path => Some(Field::$variant),)*
+                    _ => None,
+                }
+            }
+
             pub fn kind(self) -> FieldKind {
                 match self {
                     $(Field::$variant => FieldKind::$kind,)*
@@ -76,9 +84,9 @@ fields! {
 }
 
 impl Field {
-    /// The field with this document path.
-    pub fn from_path(path: &str) -> Option<Field> {
-        Field::ALL.iter().copied().find(|f| f.path() == path)
+    /// Where the field sits in [`Field::ALL`], for tables indexed by field.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     /// The field's name in tantivy, where a dot would read as a JSON path.
@@ -106,65 +114,204 @@ impl fmt::Display for Field {
     }
 }
 
-/// Reads a field's values out of a parsed document, as the index template would type them:
-/// numbers from numbers or numeric text (Elasticsearch coerces both), keywords from text or
-/// numbers, each element of an array. Values of another type are skipped, as
-/// `ignore_malformed` would.
-pub fn values_in(document: &serde_json::Value, field: Field) -> Vec<FieldValue> {
-    let mut node = document;
-    for part in field.path().split('.') {
-        match node.get(part) {
-            Some(next) => node = next,
-            None => return Vec::new(),
-        }
-    }
-    let mut out = Vec::new();
-    match node {
-        serde_json::Value::Array(items) => {
-            for item in items {
-                out.extend(typed(item, field.kind()));
-            }
-        }
-        single => out.extend(typed(single, field.kind())),
-    }
-    out
+/// A JSON scalar as field typing sees it, whichever parser read it: the processor reads
+/// records off simd-json's tape, tests and tools read documents with serde_json, and both must
+/// type a value the same way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JsonScalar<'a> {
+    Text(&'a str),
+    Int(i64),
+    /// An integer above `i64::MAX`.
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
 }
 
-/// One value of a [`Field`], typed by its kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FieldValue {
-    Keyword(String),
+/// One typed value of a [`Field`], borrowed from the [`FieldValues`] that hold it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue<'a> {
+    Keyword(&'a str),
     Double(f64),
     Long(i64),
     Boolean(bool),
 }
 
-fn typed(value: &serde_json::Value, kind: FieldKind) -> Option<FieldValue> {
-    use serde_json::Value;
-    match (kind, value) {
-        (FieldKind::Keyword, Value::String(text)) => Some(FieldValue::Keyword(text.clone())),
-        (FieldKind::Keyword, Value::Number(n)) => Some(FieldValue::Keyword(n.to_string())),
-        (FieldKind::Keyword, Value::Bool(b)) => Some(FieldValue::Keyword(b.to_string())),
-        (FieldKind::Double, Value::Number(n)) => n.as_f64().map(FieldValue::Double),
-        (FieldKind::Double, Value::String(text)) => {
-            text.trim().parse().ok().map(FieldValue::Double)
+/// Where a value sits: keyword text lives in the shared buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Keyword { start: u32, end: u32 },
+    Double(f64),
+    Long(i64),
+    Boolean(bool),
+}
+
+/// The typed values a document has for each [`Field`], as the index template types them:
+/// what a store indexes without reading the document again. The processor fills them from the
+/// record it already parsed; [`FieldValues::of_document`] reads them out of a JSON document, the
+/// reference the processor's reading is tested against. Keyword text shares one buffer, so a
+/// document's values cost two allocations however many there are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldValues {
+    text: String,
+    values: Vec<(Field, Slot)>,
+}
+
+impl FieldValues {
+    pub fn with_capacity(values: usize, text_bytes: usize) -> FieldValues {
+        FieldValues {
+            text: String::with_capacity(text_bytes),
+            values: Vec::with_capacity(values),
         }
-        (FieldKind::Long, Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.trunc() as i64)
-            })
-            .map(FieldValue::Long),
-        (FieldKind::Long, Value::String(text)) => text.trim().parse().ok().map(FieldValue::Long),
-        (FieldKind::Boolean, Value::Bool(b)) => Some(FieldValue::Boolean(*b)),
-        (FieldKind::Boolean, Value::String(text)) => match text.as_str() {
-            "true" => Some(FieldValue::Boolean(true)),
-            "false" => Some(FieldValue::Boolean(false)),
-            _ => None,
-        },
-        _ => None,
+    }
+
+    /// Adds one value, already of `field`'s kind.
+    pub fn push(&mut self, field: Field, value: FieldValue<'_>) {
+        let slot = match value {
+            FieldValue::Keyword(text) => {
+                return self.push_keyword_with(field, |buffer| buffer.push_str(text));
+            }
+            FieldValue::Double(number) => Slot::Double(number),
+            FieldValue::Long(number) => Slot::Long(number),
+            FieldValue::Boolean(flag) => Slot::Boolean(flag),
+        };
+        self.values.push((field, slot));
+    }
+
+    /// Adds a keyword whose text `write` appends to the buffer (a number's digits, say).
+    fn push_keyword_with(&mut self, field: Field, write: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        // Documents are bounded far below 4 GiB (`ingest.max_record_bytes`).
+        let (start, end) = (start as u32, self.text.len() as u32);
+        self.values.push((field, Slot::Keyword { start, end }));
+    }
+
+    /// Adds `value` as `field`'s kind types it: numbers from numbers or numeric text
+    /// (Elasticsearch coerces both), keywords from text, numbers or flags. A value of another
+    /// type is skipped, as `ignore_malformed` would.
+    pub fn push_json(&mut self, field: Field, value: JsonScalar<'_>) {
+        match (field.kind(), value) {
+            // Levels match in any case (the template's lowercase normalizer).
+            (FieldKind::Keyword, JsonScalar::Text(text))
+                if field == Field::Level && !crate::is_normalized_level(text) =>
+            {
+                self.push(field, FieldValue::Keyword(&crate::normalize_level(text)))
+            }
+            (FieldKind::Keyword, JsonScalar::Text(text)) => {
+                self.push(field, FieldValue::Keyword(text))
+            }
+            (FieldKind::Keyword, JsonScalar::Int(n)) => self.push_keyword_with(field, |buffer| {
+                buffer.push_str(itoa::Buffer::new().format(n))
+            }),
+            (FieldKind::Keyword, JsonScalar::UInt(n)) => self.push_keyword_with(field, |buffer| {
+                buffer.push_str(itoa::Buffer::new().format(n))
+            }),
+            (FieldKind::Keyword, JsonScalar::Float(n)) if n.is_finite() => self
+                .push_keyword_with(field, |buffer| {
+                    buffer.push_str(ryu::Buffer::new().format_finite(n))
+                }),
+            (FieldKind::Keyword, JsonScalar::Bool(flag)) => self.push(
+                field,
+                FieldValue::Keyword(if flag { "true" } else { "false" }),
+            ),
+            (FieldKind::Double, JsonScalar::Int(n)) => {
+                self.push(field, FieldValue::Double(n as f64))
+            }
+            (FieldKind::Double, JsonScalar::UInt(n)) => {
+                self.push(field, FieldValue::Double(n as f64))
+            }
+            (FieldKind::Double, JsonScalar::Float(n)) => self.push(field, FieldValue::Double(n)),
+            (FieldKind::Double, JsonScalar::Text(text)) => {
+                if let Ok(n) = text.trim().parse() {
+                    self.push(field, FieldValue::Double(n));
+                }
+            }
+            (FieldKind::Long, JsonScalar::Int(n)) => self.push(field, FieldValue::Long(n)),
+            // Saturating, as serde_json's reading of a number beyond 64 bits is.
+            (FieldKind::Long, JsonScalar::UInt(n)) => {
+                self.push(field, FieldValue::Long((n as f64).trunc() as i64))
+            }
+            (FieldKind::Long, JsonScalar::Float(n)) if n.is_finite() => {
+                self.push(field, FieldValue::Long(n.trunc() as i64))
+            }
+            (FieldKind::Long, JsonScalar::Text(text)) => {
+                if let Ok(n) = text.trim().parse() {
+                    self.push(field, FieldValue::Long(n));
+                }
+            }
+            (FieldKind::Boolean, JsonScalar::Bool(flag)) => {
+                self.push(field, FieldValue::Boolean(flag))
+            }
+            (FieldKind::Boolean, JsonScalar::Text("true")) => {
+                self.push(field, FieldValue::Boolean(true))
+            }
+            (FieldKind::Boolean, JsonScalar::Text("false")) => {
+                self.push(field, FieldValue::Boolean(false))
+            }
+            _ => {}
+        }
+    }
+
+    /// Every value, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = (Field, FieldValue<'_>)> + '_ {
+        self.values.iter().map(|&(field, slot)| {
+            let value = match slot {
+                Slot::Keyword { start, end } => FieldValue::Keyword(
+                    self.text
+                        .get(start as usize..end as usize)
+                        .unwrap_or_default(),
+                ),
+                Slot::Double(number) => FieldValue::Double(number),
+                Slot::Long(number) => FieldValue::Long(number),
+                Slot::Boolean(flag) => FieldValue::Boolean(flag),
+            };
+            (field, value)
+        })
+    }
+
+    /// The values of one field.
+    pub fn of(&self, field: Field) -> Vec<FieldValue<'_>> {
+        self.iter()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, value)| value)
+            .collect()
+    }
+
+    /// Reads every field out of a JSON document by its path, each element of an array.
+    pub fn of_document(document: &serde_json::Value) -> FieldValues {
+        let mut values = FieldValues::default();
+        for &field in Field::ALL {
+            let mut node = Some(document);
+            for part in field.path().split('.') {
+                node = node.and_then(|node| node.get(part));
+            }
+            match node {
+                Some(serde_json::Value::Array(items)) => {
+                    for item in items {
+                        values.push_serde(field, item);
+                    }
+                }
+                Some(single) => values.push_serde(field, single),
+                None => {}
+            }
+        }
+        values
+    }
+
+    fn push_serde(&mut self, field: Field, value: &serde_json::Value) {
+        use serde_json::Value;
+        let scalar = match value {
+            Value::String(text) => JsonScalar::Text(text),
+            Value::Bool(flag) => JsonScalar::Bool(*flag),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => JsonScalar::Int(i),
+                (None, Some(u), _) => JsonScalar::UInt(u),
+                (None, None, Some(f)) => JsonScalar::Float(f),
+                (None, None, None) => return,
+            },
+            Value::Null | Value::Array(_) | Value::Object(_) => return,
+        };
+        self.push_json(field, scalar);
     }
 }
 
@@ -185,6 +332,9 @@ mod tests {
         assert_eq!(names.len(), Field::ALL.len());
         assert_eq!(Field::from_path("fraud.score"), Some(Field::FraudScore));
         assert_eq!(Field::from_path("fraud"), None);
+        for (index, field) in Field::ALL.iter().enumerate() {
+            assert_eq!(field.index(), index, "{field}");
+        }
     }
 
     #[test]
@@ -193,34 +343,27 @@ mod tests {
             "amount": "12.5", "quantity": 3.9, "status_code": 503, "status": 7,
             "fraud": { "score": 80, "detected": true, "indicators": ["high_amount", 4, "ip_mismatch"] },
             "geo": { "country_iso_code": "DE" },
-            "response_time": "slow",
+            "response_time": "slow", "db_query_time": 1.5, "currency": 2.5, "product_id": true,
         });
+        let values = FieldValues::of_document(&document);
+        assert_eq!(values.of(Field::Amount), [FieldValue::Double(12.5)]);
+        assert_eq!(values.of(Field::Quantity), [FieldValue::Long(3)]);
+        assert_eq!(values.of(Field::StatusCode), [FieldValue::Long(503)]);
+        assert_eq!(values.of(Field::Status), [FieldValue::Keyword("7")]);
+        assert_eq!(values.of(Field::Currency), [FieldValue::Keyword("2.5")]);
+        assert_eq!(values.of(Field::ProductId), [FieldValue::Keyword("true")]);
+        assert_eq!(values.of(Field::DbQueryTime), [FieldValue::Double(1.5)]);
         assert_eq!(
-            values_in(&document, Field::Amount),
-            [FieldValue::Double(12.5)]
-        );
-        assert_eq!(values_in(&document, Field::Quantity), [FieldValue::Long(3)]);
-        assert_eq!(
-            values_in(&document, Field::Status),
-            [FieldValue::Keyword("7".into())]
-        );
-        assert_eq!(
-            values_in(&document, Field::FraudIndicators),
+            values.of(Field::FraudIndicators),
             [
-                FieldValue::Keyword("high_amount".into()),
-                FieldValue::Keyword("4".into()),
-                FieldValue::Keyword("ip_mismatch".into())
+                FieldValue::Keyword("high_amount"),
+                FieldValue::Keyword("4"),
+                FieldValue::Keyword("ip_mismatch")
             ]
         );
-        assert_eq!(
-            values_in(&document, Field::FraudDetected),
-            [FieldValue::Boolean(true)]
-        );
-        assert_eq!(
-            values_in(&document, Field::GeoCountry),
-            [FieldValue::Keyword("DE".into())]
-        );
-        assert!(values_in(&document, Field::ResponseTime).is_empty());
-        assert!(values_in(&document, Field::UserId).is_empty());
+        assert_eq!(values.of(Field::FraudDetected), [FieldValue::Boolean(true)]);
+        assert_eq!(values.of(Field::GeoCountry), [FieldValue::Keyword("DE")]);
+        assert!(values.of(Field::ResponseTime).is_empty());
+        assert!(values.of(Field::UserId).is_empty());
     }
 }

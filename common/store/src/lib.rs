@@ -19,12 +19,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
-use sluice_event::LogType;
-
 pub use aggregation::{
     Aggregation, AggregationResult, AggregationResults, Aggregations, Stats, TermBucket, TimeBucket,
 };
-pub use fields::{Field, FieldKind};
+pub use fields::{Field, FieldKind, FieldValue, FieldValues, JsonScalar};
 pub use text_query::{QuerySyntaxError, TextField, TextQuery};
 
 #[derive(Debug, Error)]
@@ -38,17 +36,40 @@ pub enum StoreError {
 }
 
 /// One event ready to be written. `source` is the whole enriched document as JSON; the other
-/// fields are what the store indexes for filters, full text and ordering.
+/// fields are what the store indexes for filters, full text and ordering, typed once by whoever
+/// built the document so that no store parses `source` again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreDocument {
     pub id: String,
     pub timestamp_ms: i64,
-    pub log_type: LogType,
-    pub level: Option<String>,
-    pub service: Option<String>,
+    /// The text fields full-text search reads.
     pub message: Option<String>,
     pub error_message: Option<String>,
+    /// Every [`Field`]'s values, the id, type, level and service among them.
+    pub fields: FieldValues,
     pub source: Vec<u8>,
+}
+
+impl StoreDocument {
+    /// A document from its JSON source alone, every field read out of it (the reference
+    /// reading, [`FieldValues::of_document`]); the processor builds its documents from the
+    /// record it already parsed instead.
+    pub fn from_source(id: &str, timestamp_ms: i64, source: &serde_json::Value) -> StoreDocument {
+        let mut fields = FieldValues::of_document(source);
+        if fields.of(Field::DocumentId).is_empty() {
+            fields.push(Field::DocumentId, FieldValue::Keyword(id));
+        }
+        let text = |name: &str| source.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        StoreDocument {
+            id: id.to_owned(),
+            timestamp_ms,
+            message: text("message"),
+            error_message: text("error_message"),
+            fields,
+            // A `serde_json::Value` always serialises.
+            source: serde_json::to_vec(source).unwrap_or_default(),
+        }
+    }
 }
 
 /// A document the store would not take, and whether trying again later may help.
@@ -69,6 +90,11 @@ pub struct IndexReport {
 /// Levels are matched case-insensitively: producers write `ERROR`, `error` and `Error`.
 pub fn normalize_level(level: &str) -> String {
     level.trim().to_ascii_lowercase()
+}
+
+/// Whether [`normalize_level`] would leave `level` as it is.
+fn is_normalized_level(level: &str) -> bool {
+    level.len() == level.trim().len() && !level.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 /// Largest page a search may ask for.

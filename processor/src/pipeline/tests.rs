@@ -3,6 +3,7 @@ use serde_json::Value;
 use sluice_event::Source;
 use sluice_fraud::FraudConfig;
 use sluice_geoip::testing::write_sample_city;
+use sluice_store::{Field, FieldValue, FieldValues};
 
 fn record(json: &str, id: Option<&str>) -> QueuedRecord {
     QueuedRecord {
@@ -41,7 +42,11 @@ fn transaction_becomes_an_enriched_scored_document() {
     let document = &out.documents[0];
     assert_eq!(document.id, "evt-1");
     assert_eq!(document.timestamp_ms, 1_714_564_740_000);
-    assert_eq!(document.level.as_deref(), Some("INFO"));
+    assert_eq!(
+        document.fields.of(Field::Level),
+        [FieldValue::Keyword("info")],
+        "levels are indexed in lower case"
+    );
     let doc = source(document);
     assert_eq!(doc["coupon"], "X1", "unknown fields are kept");
     assert_eq!(doc["@timestamp"], "2024-05-01T11:59:00.000Z");
@@ -117,4 +122,173 @@ fn without_geoip_events_still_flow() {
         doc["fraud"]["indicators"],
         serde_json::json!(["high_amount"])
     );
+}
+
+/// The values handed to the store, sorted so that two readings compare whatever their order.
+fn sorted_values(values: &FieldValues) -> Vec<(Field, String)> {
+    let mut listed: Vec<(Field, String)> = values
+        .iter()
+        .map(|(field, value)| (field, format!("{value:?}")))
+        .collect();
+    listed.sort();
+    listed
+}
+
+/// One parse: the store indexes the values the processor read off the record, not a second
+/// reading of the document; they must be exactly the values the document holds, as the
+/// reference reading (and Elasticsearch, which reads the document) finds them.
+fn assert_indexed_values_are_the_documents(document: &StoreDocument) {
+    let reread = FieldValues::of_document(&source(document));
+    assert_eq!(
+        sorted_values(&document.fields),
+        sorted_values(&reread),
+        "{}",
+        String::from_utf8_lossy(&document.source)
+    );
+}
+
+#[test]
+fn indexed_values_are_the_documents_for_generated_events() {
+    let (_dir, mut pipeline) = pipeline_with_geo();
+    let records: Vec<QueuedRecord> =
+        sluice_sample::SampleGenerator::new(11, 2_000, 1_714_564_800_000, 86_400_000)
+            .take(2_000)
+            .map(|event| record(&event.to_string(), None))
+            .collect();
+    let out = pipeline.process(&records);
+    assert!(
+        out.dead_letters.is_empty(),
+        "{:?}",
+        out.dead_letters.first()
+    );
+    assert!(
+        out.documents
+            .iter()
+            .any(|d| !d.fields.of(Field::GeoCountry).is_empty())
+    );
+    assert!(
+        out.documents
+            .iter()
+            .any(|d| !d.fields.of(Field::FraudScore).is_empty())
+    );
+    for document in &out.documents {
+        assert_indexed_values_are_the_documents(document);
+    }
+}
+
+mod one_parse {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values of every JSON type, the edges of typing among them: numeric text, integers
+    /// beyond 64 bits' signed range, floats, escapes, mixed arrays.
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e12f64..1e12).prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            Just(Value::Null),
+            "[ -~]{0,12}".prop_map(Value::from),
+            prop_oneof![
+                Just(" 12.5 "),
+                Just("7"),
+                Just("-3.9"),
+                Just("true"),
+                Just("false"),
+                Just("1e3"),
+                Just("ERROR"),
+                Just(" Warn "),
+                Just("quote \" back \\ slash\n"),
+                Just("ünïcødé ✓"),
+            ]
+            .prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => scalar(),
+            1 => proptest::collection::vec(scalar(), 0..4).prop_map(Value::from),
+            1 => scalar().prop_map(|inner| serde_json::json!({ "nested": inner })),
+        ]
+    }
+
+    const KEYS: &[&str] = &[
+        "user_id",
+        "ip",
+        "transaction_id",
+        "payment_method",
+        "status",
+        "currency",
+        "product_id",
+        "product_name",
+        "category",
+        "country",
+        "error_code",
+        "error_type",
+        "endpoint",
+        "action",
+        "page",
+        "session_id",
+        "status_code",
+        "quantity",
+        "amount",
+        "response_time",
+        "db_query_time",
+        "level",
+        "service",
+        "message",
+        "coupon",
+        "fraud_score",
+        "indicators",
+        "fraud_detected",
+    ];
+
+    fn record_json() -> impl Strategy<Value = Value> {
+        let log_type = prop_oneof![
+            Just("transaction"),
+            Just("error"),
+            Just("user_behavior"),
+            Just("performance"),
+            Just("fraud"),
+        ];
+        (
+            log_type,
+            proptest::collection::btree_map(proptest::sample::select(KEYS), value(), 0..12),
+        )
+            .prop_map(|(log_type, fields)| {
+                let mut object = serde_json::Map::new();
+                object.insert("log_type".into(), log_type.into());
+                for (key, value) in fields {
+                    object.insert(key.into(), value);
+                }
+                // What a record of its type must have, so that most cases reach the store.
+                for (key, value) in [
+                    ("transaction_id", Value::from("t")),
+                    ("user_id", "u".into()),
+                    ("amount", 1.into()),
+                    ("endpoint", "/e".into()),
+                    ("response_time", 2.into()),
+                    ("message", "m".into()),
+                    ("action", "view".into()),
+                ] {
+                    object.entry(key).or_insert(value);
+                }
+                Value::Object(object)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn indexed_values_are_the_documents(json in record_json()) {
+            let (_dir, mut pipeline) = pipeline_with_geo();
+            let out = pipeline.process(&[record(&json.to_string(), None)]);
+            for document in &out.documents {
+                assert_indexed_values_are_the_documents(document);
+            }
+        }
+    }
 }
