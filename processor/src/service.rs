@@ -1,6 +1,11 @@
 //! The processor loop: batch in, documents out, commit. Owns the ordering guarantees:
 //! the queue position moves only after the store acknowledged the batch (or the records were
 //! dead-lettered), and a shutdown lets the batch in flight finish.
+//!
+//! Two stages overlap: while the store writes batch N (on its own task), the loop reads and
+//! transforms batch N+1; then it waits for N, dead-letters what the store refused, and commits
+//! N's checkpoint, which covers N and nothing after it. At most one batch is being written and
+//! one transformed, so memory stays at two batches, and checkpoints are committed in order.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +14,7 @@ use std::time::{Duration, Instant};
 use sluice_config::ProcessorConfig;
 use sluice_event::QueuedRecord;
 use sluice_event::validate::RejectCode;
-use sluice_queue::{BatchLimit, DeadLetter, DeadLetterQueue, QueueConsumer};
+use sluice_queue::{BatchLimit, Checkpoint, DeadLetter, DeadLetterQueue, QueueConsumer};
 use sluice_store::{EventStore, IndexReport, StoreDocument};
 use sluice_telemetry::emit;
 use sluice_telemetry::events::{
@@ -17,6 +22,7 @@ use sluice_telemetry::events::{
     StoreWriteFailed, StoreWritten,
 };
 use sluice_telemetry::health::Health;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -42,6 +48,17 @@ const DEAD_LETTERS: &str = "dead_letters";
 /// The loop was told to stop.
 struct Shutdown;
 
+/// A batch whose documents the store is writing, with what finishing it needs.
+struct InFlight {
+    records: Vec<QueuedRecord>,
+    checkpoint: Checkpoint,
+    documents: Arc<Vec<StoreDocument>>,
+    origins: Vec<usize>,
+    dead_letters: Vec<DeadLetter>,
+    started: Instant,
+    write: JoinHandle<Result<IndexReport, Shutdown>>,
+}
+
 impl Processor {
     pub fn new(
         consumer: Box<dyn QueueConsumer>,
@@ -62,10 +79,7 @@ impl Processor {
     }
 
     fn backoff(&self) -> Backoff {
-        Backoff::new(
-            Duration::from_millis(self.config.retry_initial_ms),
-            Duration::from_millis(self.config.retry_max_ms),
-        )
+        backoff(&self.config)
     }
 
     /// Runs until `shutdown` is cancelled; the batch in flight is finished first. A backend that
@@ -83,6 +97,7 @@ impl Processor {
             "processor started"
         );
         let mut read_backoff = self.backoff();
+        let mut in_flight: Option<InFlight> = None;
         loop {
             let batch = tokio::select! {
                 biased;
@@ -105,42 +120,101 @@ impl Processor {
                 }
             };
             if batch.is_empty() {
-                // Idle: still give a replaced GeoIP file its chance to load.
-                self.transform(batch).await;
+                // Idle: finish what is being written, and give a replaced GeoIP file its
+                // chance to load.
+                if let Some(previous) = in_flight.take()
+                    && self.finish(previous, &shutdown).await.is_err()
+                {
+                    break;
+                }
+                self.transform(batch.records).await;
                 continue;
             }
-            if self.handle(batch, &shutdown).await.is_err() {
+            let started = Instant::now();
+            let (records, output) = self.transform(batch.records).await;
+            if let Some(previous) = in_flight.take()
+                && self.finish(previous, &shutdown).await.is_err()
+            {
                 break;
             }
+            in_flight =
+                Some(self.start_write(records, batch.checkpoint, output, started, &shutdown));
+        }
+        if let Some(last) = in_flight.take() {
+            // Finished unless the shutdown came while a backend was being retried.
+            let _ = self.finish(last, &shutdown).await;
         }
         info!("processor stopped; uncommitted records stay in the queue for the next start");
     }
 
-    async fn handle(
-        &mut self,
-        batch: Vec<QueuedRecord>,
+    /// Hands the batch's documents to the store on a task of their own.
+    fn start_write(
+        &self,
+        records: Vec<QueuedRecord>,
+        checkpoint: Checkpoint,
+        output: BatchOutput,
+        started: Instant,
         shutdown: &CancellationToken,
-    ) -> Result<(), Shutdown> {
-        let started = Instant::now();
-        let records = batch.len();
-        let (batch, output) = self.transform(batch).await;
+    ) -> InFlight {
         let BatchOutput {
             documents,
             origins,
-            mut dead_letters,
+            dead_letters,
         } = output;
         let documents = Arc::new(documents);
-        let report = self.write(&documents, shutdown).await?;
-        dead_letters.extend(index_dead_letters(&batch, &documents, &origins, &report));
+        let write = tokio::spawn(write(
+            Arc::clone(&self.store),
+            self.health.clone(),
+            self.backoff(),
+            Arc::clone(&documents),
+            shutdown.clone(),
+        ));
+        InFlight {
+            records,
+            checkpoint,
+            documents,
+            origins,
+            dead_letters,
+            started,
+            write,
+        }
+    }
+
+    /// Waits for the store to acknowledge the batch, keeps what it refused for good as dead
+    /// letters, and commits the batch's checkpoint.
+    async fn finish(
+        &mut self,
+        done: InFlight,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Shutdown> {
+        let InFlight {
+            records,
+            checkpoint,
+            documents,
+            origins,
+            mut dead_letters,
+            started,
+            write,
+        } = done;
+        let report = match write.await {
+            Ok(report) => report?,
+            Err(e) if e.is_panic() => {
+                error!(error = %e, "the store write panicked");
+                std::panic::resume_unwind(e.into_panic());
+            }
+            // The runtime is going away.
+            Err(_) => return Err(Shutdown),
+        };
+        dead_letters.extend(index_dead_letters(&records, &documents, &origins, &report));
         self.dead_letter(dead_letters, shutdown).await?;
-        self.commit(shutdown).await?;
+        self.commit(&checkpoint, shutdown).await?;
         let backlog = self.consumer.backlog();
         emit(QueueBacklog {
             records: backlog.records,
             bytes: backlog.bytes,
         });
         emit(BatchProcessed {
-            records,
+            records: records.len(),
             indexed: report.indexed,
             duration: started.elapsed(),
         });
@@ -183,67 +257,6 @@ impl Processor {
         }
     }
 
-    /// Writes until every document is indexed or refused for good. What the store refused for
-    /// now (overload, a shard moving) is sent again on its own after a back-off, not with the
-    /// whole batch; a failed write is retried whole. The queue position waits meanwhile.
-    async fn write(
-        &self,
-        documents: &Arc<Vec<StoreDocument>>,
-        shutdown: &CancellationToken,
-    ) -> Result<IndexReport, Shutdown> {
-        let mut outcome = IndexReport::default();
-        if documents.is_empty() {
-            return Ok(outcome);
-        }
-        let mut backoff = self.backoff();
-        let mut pending = Arc::clone(documents);
-        loop {
-            let started = Instant::now();
-            let failure = match self.store.index(Arc::clone(&pending)).await {
-                Ok(report) => {
-                    self.health.recovered(STORE);
-                    emit(StoreWritten {
-                        documents: report.indexed,
-                        duration: started.elapsed(),
-                    });
-                    outcome.indexed += report.indexed;
-                    let (retry, refused): (Vec<_>, Vec<_>) =
-                        report.rejected.into_iter().partition(|r| r.retryable);
-                    outcome.rejected.extend(refused);
-                    if retry.is_empty() {
-                        return Ok(outcome);
-                    }
-                    let failure = format!(
-                        "{} documents refused for now (first: {})",
-                        retry.len(),
-                        retry[0].reason
-                    );
-                    let again: HashSet<&str> = retry.iter().map(|r| r.id.as_str()).collect();
-                    pending = Arc::new(
-                        pending
-                            .iter()
-                            .filter(|d| again.contains(d.id.as_str()))
-                            .cloned()
-                            .collect(),
-                    );
-                    failure
-                }
-                Err(e) => {
-                    let failure = e.to_string();
-                    self.health.failing(STORE, &failure);
-                    failure
-                }
-            };
-            let retry_in = backoff.next_delay();
-            emit(StoreWriteFailed {
-                error: &failure,
-                attempt: backoff.attempt(),
-                retry_in,
-            });
-            sleep_or_shutdown(retry_in, shutdown).await?;
-        }
-    }
-
     async fn dead_letter(
         &self,
         letters: Vec<DeadLetter>,
@@ -272,10 +285,14 @@ impl Processor {
     }
 
     /// Moves the queue position past the batch, retrying until the queue takes it.
-    async fn commit(&mut self, shutdown: &CancellationToken) -> Result<(), Shutdown> {
+    async fn commit(
+        &mut self,
+        checkpoint: &Checkpoint,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Shutdown> {
         let mut backoff = self.backoff();
         loop {
-            match self.consumer.commit().await {
+            match self.consumer.commit(checkpoint).await {
                 Ok(()) => {
                     self.health.recovered(QUEUE);
                     return Ok(());
@@ -288,6 +305,75 @@ impl Processor {
             }
         }
     }
+}
+
+/// Writes until every document is indexed or refused for good. What the store refused for
+/// now (overload, a shard moving) is sent again on its own after a back-off, not with the
+/// whole batch; a failed write is retried whole. The queue position waits meanwhile.
+async fn write(
+    store: Arc<dyn EventStore>,
+    health: Health,
+    mut backoff: Backoff,
+    documents: Arc<Vec<StoreDocument>>,
+    shutdown: CancellationToken,
+) -> Result<IndexReport, Shutdown> {
+    let mut outcome = IndexReport::default();
+    if documents.is_empty() {
+        return Ok(outcome);
+    }
+    let mut pending = documents;
+    loop {
+        let started = Instant::now();
+        let failure = match store.index(Arc::clone(&pending)).await {
+            Ok(report) => {
+                health.recovered(STORE);
+                emit(StoreWritten {
+                    documents: report.indexed,
+                    duration: started.elapsed(),
+                });
+                outcome.indexed += report.indexed;
+                let (retry, refused): (Vec<_>, Vec<_>) =
+                    report.rejected.into_iter().partition(|r| r.retryable);
+                outcome.rejected.extend(refused);
+                if retry.is_empty() {
+                    return Ok(outcome);
+                }
+                let failure = format!(
+                    "{} documents refused for now (first: {})",
+                    retry.len(),
+                    retry[0].reason
+                );
+                let again: HashSet<&str> = retry.iter().map(|r| r.id.as_str()).collect();
+                pending = Arc::new(
+                    pending
+                        .iter()
+                        .filter(|d| again.contains(d.id.as_str()))
+                        .cloned()
+                        .collect(),
+                );
+                failure
+            }
+            Err(e) => {
+                let failure = e.to_string();
+                health.failing(STORE, &failure);
+                failure
+            }
+        };
+        let retry_in = backoff.next_delay();
+        emit(StoreWriteFailed {
+            error: &failure,
+            attempt: backoff.attempt(),
+            retry_in,
+        });
+        sleep_or_shutdown(retry_in, &shutdown).await?;
+    }
+}
+
+fn backoff(config: &ProcessorConfig) -> Backoff {
+    Backoff::new(
+        Duration::from_millis(config.retry_initial_ms),
+        Duration::from_millis(config.retry_max_ms),
+    )
 }
 
 fn report_reload(reloaded: Option<Result<String, sluice_geoip::GeoIpError>>) {

@@ -211,6 +211,13 @@ async fn wait_for(mut check: impl AsyncFnMut() -> bool) {
     panic!("condition not reached in 5 s");
 }
 
+/// The embedded queue, in `dir`.
+async fn wal_in(dir: &std::path::Path) -> WalQueue {
+    WalQueue::open(&dir.join("queue"), WalConfig::default())
+        .await
+        .expect("wal")
+}
+
 /// Runs a processor over `wal` into `store`, as `serve` does.
 async fn start(
     wal: &WalQueue,
@@ -252,9 +259,7 @@ fn all() -> SearchQuery {
 #[tokio::test]
 async fn store_outage_holds_the_queue_and_nothing_is_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
-        .await
-        .expect("wal");
+    let wal = wal_in(dir.path()).await;
     let store = Arc::new(Faulty::new(
         dir.path(),
         Outage {
@@ -298,9 +303,7 @@ async fn store_outage_holds_the_queue_and_nothing_is_lost() {
 #[tokio::test]
 async fn documents_refused_for_now_are_sent_again_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
-        .await
-        .expect("wal");
+    let wal = wal_in(dir.path()).await;
     let store = Arc::new(Faulty::new(
         dir.path(),
         PartlyOverloaded {
@@ -328,9 +331,7 @@ async fn documents_refused_for_now_are_sent_again_alone() {
 #[tokio::test]
 async fn malformed_queue_records_are_dead_lettered_and_committed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
-        .await
-        .expect("wal");
+    let wal = wal_in(dir.path()).await;
     let store = Arc::new(TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("store"));
     let (shutdown, running) = start(&wal, store.clone()).await;
 
@@ -355,9 +356,7 @@ async fn malformed_queue_records_are_dead_lettered_and_committed() {
 #[tokio::test]
 async fn a_document_the_store_refuses_is_dead_lettered_alone_with_its_record() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
-        .await
-        .expect("wal");
+    let wal = wal_in(dir.path()).await;
     let store = Arc::new(Faulty::new(
         dir.path(),
         Refusing {
@@ -395,9 +394,7 @@ async fn a_document_the_store_refuses_is_dead_lettered_alone_with_its_record() {
 #[tokio::test]
 async fn a_lone_surrogate_does_not_stop_the_pipeline() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wal = WalQueue::open(&dir.path().join("queue"), WalConfig::default())
-        .await
-        .expect("wal");
+    let wal = wal_in(dir.path()).await;
     let store = Arc::new(TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("store"));
     let (shutdown, running) = start(&wal, store.clone()).await;
     let mut poison = record(1);
@@ -414,6 +411,74 @@ async fn a_lone_surrogate_does_not_stop_the_pipeline() {
         .expect("the repaired record is indexed");
     assert_eq!(repaired["n"], "\u{fffd}");
     assert_eq!(wal.newest(10).await.expect("dead letters").total, 0);
+    shutdown.cancel();
+    running.await.expect("clean stop");
+}
+
+/// The first write waits until the test opens the gate; every write's ids are recorded.
+struct Gated {
+    open: tokio::sync::Semaphore,
+    writes: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait]
+impl WriteFault for Gated {
+    async fn index(
+        &self,
+        store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError> {
+        let first = {
+            let mut writes = self.writes.lock().expect("lock");
+            writes.push(documents.iter().map(|d| d.id.clone()).collect());
+            writes.len() == 1
+        };
+        if first {
+            let _permit = self.open.acquire().await.expect("gate");
+        }
+        store.index(documents).await
+    }
+}
+
+/// The processor reads and transforms the next batch while the store writes one, but writes
+/// one batch at a time, in order, and commits a batch only once its own write is acknowledged.
+#[tokio::test]
+async fn batches_are_written_one_at_a_time_in_order_and_committed_after_their_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = wal_in(dir.path()).await;
+    let store = Arc::new(Faulty::new(
+        dir.path(),
+        Gated {
+            open: tokio::sync::Semaphore::new(0),
+            writes: std::sync::Mutex::new(Vec::new()),
+        },
+    ));
+    let (shutdown, running) = start(&wal, store.clone()).await;
+    let writes = || store.fault.writes.lock().expect("lock").clone();
+
+    wal.append((0..100).map(record).collect())
+        .await
+        .expect("append");
+    wait_for(async || writes().len() == 1).await;
+    wal.append((100..200).map(record).collect())
+        .await
+        .expect("append");
+    // Long enough for the next batch to be read and transformed many times over.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(writes().len(), 1, "no second write while the first is held");
+    assert_eq!(
+        wal.backlog().records,
+        200,
+        "nothing is committed before its write is acknowledged"
+    );
+
+    store.fault.open.add_permits(1);
+    wait_for(async || store.search(&all()).await.expect("search").total == 200).await;
+    wait_for(async || wal.backlog().records == 0).await;
+    let ids: Vec<String> = writes().concat();
+    let expected: Vec<String> = (0..200).map(|n| format!("evt-{n}")).collect();
+    assert_eq!(ids, expected, "each record written once, in queue order");
+
     shutdown.cancel();
     running.await.expect("clean stop");
 }

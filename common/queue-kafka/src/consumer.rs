@@ -1,13 +1,13 @@
-//! The processor's side: a consumer group member that hands out batches and commits, after the
-//! store has acknowledged them, the offsets of everything it handed out. Prefetch is bounded, so
-//! a backlog stays on the brokers instead of in memory; lag comes from librdkafka's statistics.
+//! The processor's side: a consumer group member that hands out batches, each with the offsets
+//! after its records, and commits those offsets once the store has acknowledged the batch.
+//! Prefetch is bounded, so a backlog stays on the brokers instead of in memory; lag comes from
+//! librdkafka's statistics.
 //!
-//! Partitions can only be revoked inside `recv`, and `recv` runs only in `next_batch`, after the
-//! previous batch was committed: at a revoke, nothing this member processed is uncommitted, so
-//! the commit-on-revoke other consumers need is already done. A batch whose partitions moved
-//! while it was being written fails to commit and is replayed by the new owner (same ids).
+//! Partitions can only be revoked inside `recv`, which runs in `next_batch`, while the batch
+//! before may still be being written (the processor overlaps the two). A batch whose partitions
+//! moved meanwhile fails to commit (the group's generation changed) and is replayed by the new
+//! owner from the last commit, under the same ids, so the index still holds each event once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 
 use super::{KafkaTarget, record_from, unavailable};
 use sluice_event::QueuedRecord;
-use sluice_queue::{Backlog, BatchLimit, QueueConsumer, QueueError};
+use sluice_queue::{Backlog, Batch, BatchLimit, Checkpoint, QueueConsumer, QueueError};
 use sluice_telemetry::emit;
 use sluice_telemetry::events::QueuePartitionLag;
 
@@ -71,8 +71,6 @@ impl ConsumerContext for LagContext {
 pub struct KafkaConsumer {
     consumer: Arc<StreamConsumer<LagContext>>,
     topic: String,
-    /// The next offset to commit for each partition handed out since the last commit.
-    delivered: HashMap<i32, i64>,
     /// A message read but past the last batch's byte limit: the first of the next batch. It
     /// is not delivered (nor committed) until then.
     held: Option<Received>,
@@ -119,7 +117,6 @@ impl KafkaConsumer {
         Ok(KafkaConsumer {
             consumer: Arc::new(consumer),
             topic: target.config.topic.clone(),
-            delivered: HashMap::new(),
             held: None,
             lag,
         })
@@ -142,10 +139,11 @@ impl KafkaConsumer {
         }
     }
 
-    fn deliver(&mut self, received: Received) -> QueuedRecord {
-        self.delivered
-            .insert(received.partition, received.next_offset);
-        received.record
+    fn deliver(batch: &mut Batch, received: Received) {
+        // Offsets are never negative.
+        let next = u64::try_from(received.next_offset).unwrap_or_default();
+        batch.checkpoint.advance(received.partition, next);
+        batch.records.push(received.record);
     }
 
     /// The held message, or the next one prefetched (`None` when none is there without waiting).
@@ -163,13 +161,9 @@ impl KafkaConsumer {
 
 #[async_trait]
 impl QueueConsumer for KafkaConsumer {
-    async fn next_batch(
-        &mut self,
-        limit: BatchLimit,
-        wait: Duration,
-    ) -> Result<Vec<QueuedRecord>, QueueError> {
+    async fn next_batch(&mut self, limit: BatchLimit, wait: Duration) -> Result<Batch, QueueError> {
         let consumer = Arc::clone(&self.consumer);
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         let first = match self.held.take() {
             Some(held) => held,
             None => match tokio::time::timeout(wait, consumer.recv()).await {
@@ -178,7 +172,7 @@ impl QueueConsumer for KafkaConsumer {
             },
         };
         let mut bytes = first.record.payload.len();
-        batch.push(self.deliver(first));
+        Self::deliver(&mut batch, first);
         // Whatever else is already prefetched joins the batch without waiting. A message past
         // the byte limit is held for the next batch.
         while batch.len() < limit.records {
@@ -190,17 +184,22 @@ impl QueueConsumer for KafkaConsumer {
                 break;
             }
             bytes += next.record.payload.len();
-            batch.push(self.deliver(next));
+            Self::deliver(&mut batch, next);
         }
         Ok(batch)
     }
 
-    async fn commit(&mut self) -> Result<(), QueueError> {
-        if self.delivered.is_empty() {
+    async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), QueueError> {
+        if checkpoint.is_empty() {
             return Ok(());
         }
         let mut offsets = TopicPartitionList::new();
-        for (&partition, &next) in &self.delivered {
+        for (partition, next) in checkpoint.partitions() {
+            let next = i64::try_from(next).map_err(|_| {
+                QueueError::Unavailable(format!(
+                    "offset {next} of partition {partition} is out of range"
+                ))
+            })?;
             offsets
                 .add_partition_offset(&self.topic, partition, Offset::Offset(next))
                 .map_err(|e| unavailable("commit", e))?;
@@ -210,7 +209,6 @@ impl QueueConsumer for KafkaConsumer {
             tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
                 .await
                 .map_err(|e| unavailable("commit", e))?;
-        self.delivered.clear();
         match outcome {
             Ok(()) => Ok(()),
             // The group moved the partitions elsewhere meanwhile: their new owner reads from

@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::*;
 use sluice_event::validate::RejectCode;
-use sluice_queue::{DeadLetter, DeadLetterQueue, Queue, QueueConsumer};
+use sluice_queue::{Batch, DeadLetter, DeadLetterQueue, Queue, QueueConsumer};
 
 fn target(name: &str) -> KafkaTarget {
     static RUN: AtomicUsize = AtomicUsize::new(0);
@@ -44,10 +44,10 @@ fn record(n: usize, user: &str) -> QueuedRecord {
     }
 }
 
-/// Batches until `count` records arrived or `limit` passed.
-async fn receive(consumer: &mut KafkaConsumer, count: usize, limit: Duration) -> Vec<QueuedRecord> {
+/// Batches until `count` records arrived or `limit` passed, as one.
+async fn receive(consumer: &mut KafkaConsumer, count: usize, limit: Duration) -> Batch {
     let deadline = Instant::now() + limit;
-    let mut received = Vec::new();
+    let mut received = Batch::default();
     while received.len() < count && Instant::now() < deadline {
         let batch = consumer
             .next_batch(
@@ -59,7 +59,8 @@ async fn receive(consumer: &mut KafkaConsumer, count: usize, limit: Duration) ->
             )
             .await
             .expect("batch");
-        received.extend(batch);
+        received.records.extend(batch.records);
+        received.checkpoint.merge(&batch.checkpoint);
     }
     received
 }
@@ -73,7 +74,8 @@ async fn records_round_trip_with_their_envelope_and_per_customer_order() {
         .collect();
     queue.append(records.clone()).await.expect("acknowledged");
     let mut consumer = KafkaConsumer::connect(&target).expect("consumer");
-    let mut received = receive(&mut consumer, 20, Duration::from_secs(60)).await;
+    let batch = receive(&mut consumer, 20, Duration::from_secs(60)).await;
+    let mut received = batch.records.clone();
     assert_eq!(received.len(), 20);
     for user in ["ada", "bob"] {
         let order: Vec<_> = received
@@ -93,7 +95,7 @@ async fn records_round_trip_with_their_envelope_and_per_customer_order() {
         received, records,
         "ids, receive times, sources and bytes survive"
     );
-    consumer.commit().await.expect("commit");
+    consumer.commit(&batch.checkpoint).await.expect("commit");
 }
 
 #[tokio::test]
@@ -113,7 +115,7 @@ async fn only_committed_records_are_gone_for_the_next_consumer() {
     let mut consumer = KafkaConsumer::connect(&target).expect("consumer");
     let replayed = receive(&mut consumer, 5, Duration::from_secs(60)).await;
     assert_eq!(replayed.len(), 5, "uncommitted records come back");
-    consumer.commit().await.expect("commit");
+    consumer.commit(&replayed.checkpoint).await.expect("commit");
     drop(consumer);
 
     queue
@@ -122,11 +124,38 @@ async fn only_committed_records_are_gone_for_the_next_consumer() {
         .expect("acknowledged");
     let mut consumer = KafkaConsumer::connect(&target).expect("consumer");
     let after = receive(&mut consumer, 2, Duration::from_secs(20)).await;
-    let ids: Vec<_> = after.iter().map(|r| r.id.clone()).collect();
+    let ids: Vec<_> = after.records.iter().map(|r| r.id.clone()).collect();
     assert_eq!(
         ids,
         vec![Some("id-5".to_owned())],
         "committed records are not replayed"
+    );
+}
+
+/// The processor reads the next batch while the store writes this one: committing this one's
+/// offsets must leave the batch after it uncommitted.
+#[tokio::test]
+async fn a_commit_covers_its_batch_not_the_ones_delivered_after_it() {
+    let target = target("commit-by-position");
+    let queue = KafkaQueue::connect(&target).expect("producer");
+    queue
+        .append((0..6).map(|n| record(n, "ada")).collect())
+        .await
+        .expect("acknowledged");
+    {
+        let mut consumer = KafkaConsumer::connect(&target).expect("consumer");
+        let first = receive(&mut consumer, 2, Duration::from_secs(60)).await;
+        let second = receive(&mut consumer, 2, Duration::from_secs(60)).await;
+        assert_eq!((first.len(), second.len()), (2, 2));
+        consumer.commit(&first.checkpoint).await.expect("commit");
+    }
+    let mut consumer = KafkaConsumer::connect(&target).expect("consumer");
+    let replayed = receive(&mut consumer, 6, Duration::from_secs(20)).await;
+    let ids: Vec<_> = replayed.records.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(
+        ids,
+        (2..6).map(|n| Some(format!("id-{n}"))).collect::<Vec<_>>(),
+        "the second batch was delivered but not committed: it comes back"
     );
 }
 
@@ -144,7 +173,7 @@ async fn records_from_other_producers_arrive_without_an_envelope() {
     let mut consumer = KafkaConsumer::connect(&target).expect("consumer");
     let received = receive(&mut consumer, 1, Duration::from_secs(60)).await;
     assert_eq!(received.len(), 1);
-    let record = &received[0];
+    let record = &received.records[0];
     assert_eq!((record.id.as_deref(), record.source), (None, Source::Queue));
     assert_eq!(record.payload, b"{\"log_type\":\"error\"}");
     assert!(

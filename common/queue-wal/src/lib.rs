@@ -34,14 +34,16 @@ use self::log::{AppendError, Cursor, FrameSpan, Log, ReadFrame};
 pub use sluice_config::WalConfig;
 use sluice_event::{QueuedRecord, Source};
 use sluice_queue::{
-    Backlog, BatchLimit, DeadLetter, DeadLetterPage, DeadLetterQueue, Queue, QueueConsumer,
-    QueueError,
+    Backlog, Batch, BatchLimit, Checkpoint as QueueCheckpoint, DeadLetter, DeadLetterPage,
+    DeadLetterQueue, Queue, QueueConsumer, QueueError,
 };
 use sluice_storage::{available_bytes, create_dir_all_durably, is_out_of_space};
 
 const EVENTS: &str = "events";
 const DEAD_LETTERS: &str = "dead-letters";
 const CHECKPOINT: &str = "checkpoint";
+/// The WAL is one partition.
+const PARTITION: i32 = 0;
 
 /// Handle to the WAL; cheap to clone, shared by ingest, the processor's consumer and the api.
 #[derive(Clone)]
@@ -291,16 +293,13 @@ pub struct WalConsumer {
     pending_bytes: usize,
     /// Frames read whose records are not all committed yet, to free their bytes on commit.
     delivered: VecDeque<FrameSpan>,
+    /// The position of the last record delivered.
     delivered_through: Option<u64>,
 }
 
 #[async_trait]
 impl QueueConsumer for WalConsumer {
-    async fn next_batch(
-        &mut self,
-        limit: BatchLimit,
-        wait: Duration,
-    ) -> Result<Vec<QueuedRecord>, QueueError> {
+    async fn next_batch(&mut self, limit: BatchLimit, wait: Duration) -> Result<Batch, QueueError> {
         let deadline = tokio::time::Instant::now() + wait;
         let inner = Arc::clone(&self.queue.inner);
         loop {
@@ -309,7 +308,7 @@ impl QueueConsumer for WalConsumer {
             appended.as_mut().enable();
             self.fill(limit).await?;
             if !self.pending.is_empty() || tokio::time::Instant::now() >= deadline {
-                let mut batch = Vec::new();
+                let mut batch = Batch::default();
                 let mut bytes = 0;
                 while let Some((_, next)) = self.pending.front()
                     && limit.admits(batch.len(), bytes, next.payload.len())
@@ -320,18 +319,26 @@ impl QueueConsumer for WalConsumer {
                     self.pending_bytes -= record.payload.len();
                     bytes += record.payload.len();
                     self.delivered_through = Some(position);
-                    batch.push(record);
+                    batch.checkpoint.advance(PARTITION, position + 1);
+                    batch.records.push(record);
                 }
                 return Ok(batch);
             }
             if tokio::time::timeout_at(deadline, appended).await.is_err() {
-                return Ok(Vec::new());
+                return Ok(Batch::default());
             }
         }
     }
 
-    async fn commit(&mut self) -> Result<(), QueueError> {
-        let Some(through) = self.delivered_through else {
+    async fn commit(&mut self, checkpoint: &QueueCheckpoint) -> Result<(), QueueError> {
+        // Never past what was delivered, and only forward.
+        let Some(through) = checkpoint
+            .next_of(PARTITION)
+            .and_then(|next| next.checked_sub(1))
+            .zip(self.delivered_through)
+            .map(|(asked, delivered)| asked.min(delivered))
+            .filter(|&through| through >= self.queue.inner.committed_next.load(Ordering::SeqCst))
+        else {
             return Ok(());
         };
         let inner = Arc::clone(&self.queue.inner);
@@ -352,7 +359,6 @@ impl QueueConsumer for WalConsumer {
             path: self.queue.inner.dir.join(EVENTS).display().to_string(),
             source,
         })?;
-        self.delivered_through = None;
         let mut freed = 0;
         while let Some(frame) = self.delivered.front()
             && frame.last <= through

@@ -38,8 +38,8 @@ async fn delivers_in_order_and_commit_removes() {
         .next_batch(at_most(3), Duration::ZERO)
         .await
         .expect("batch");
-    assert_eq!(batch, (0..3).map(record).collect::<Vec<_>>());
-    consumer.commit().await.expect("commit");
+    assert_eq!(batch.records, (0..3).map(record).collect::<Vec<_>>());
+    consumer.commit(&batch.checkpoint).await.expect("commit");
     assert_eq!(wal.backlog().records, 2);
     let rest = consumer
         .next_batch(at_most(10), Duration::ZERO)
@@ -57,11 +57,11 @@ async fn uncommitted_records_are_replayed_after_reopen() {
             .await
             .expect("append");
         let mut consumer = wal.consumer().await;
-        consumer
+        let first = consumer
             .next_batch(at_most(2), Duration::ZERO)
             .await
             .expect("batch");
-        consumer.commit().await.expect("commit");
+        consumer.commit(&first.checkpoint).await.expect("commit");
         // Delivered but never committed: must come back.
         consumer
             .next_batch(at_most(1), Duration::ZERO)
@@ -74,7 +74,7 @@ async fn uncommitted_records_are_replayed_after_reopen() {
         .next_batch(at_most(10), Duration::ZERO)
         .await
         .expect("batch");
-    assert_eq!(batch, (2..4).map(record).collect::<Vec<_>>());
+    assert_eq!(batch.records, (2..4).map(record).collect::<Vec<_>>());
     wal.append(vec![record(9)])
         .await
         .expect("append after reopen");
@@ -82,7 +82,7 @@ async fn uncommitted_records_are_replayed_after_reopen() {
         .next_batch(at_most(10), Duration::ZERO)
         .await
         .expect("batch");
-    assert_eq!(more, vec![record(9)]);
+    assert_eq!(more.records, vec![record(9)]);
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn waiting_consumer_wakes_on_append() {
         .next_batch(at_most(10), Duration::from_secs(5))
         .await
         .expect("batch");
-    assert_eq!(batch, vec![record(1)]);
+    assert_eq!(batch.records, vec![record(1)]);
     handle.await.expect("writer");
 }
 
@@ -164,8 +164,9 @@ fn small_segments() -> WalConfig {
     }
 }
 
-async fn drain(consumer: &mut WalConsumer) -> Vec<QueuedRecord> {
-    let mut all = Vec::new();
+/// Every record there is, and the checkpoint after the last.
+async fn drain(consumer: &mut WalConsumer) -> Batch {
+    let mut all = Batch::default();
     loop {
         let batch = consumer
             .next_batch(at_most(7), Duration::ZERO)
@@ -174,7 +175,8 @@ async fn drain(consumer: &mut WalConsumer) -> Vec<QueuedRecord> {
         if batch.is_empty() {
             return all;
         }
-        all.extend(batch);
+        all.records.extend(batch.records);
+        all.checkpoint = batch.checkpoint;
     }
 }
 
@@ -190,11 +192,9 @@ async fn consumed_segments_are_deleted_and_space_given_back() {
     let (before, _) = wal.disk_bytes();
     assert!(before > 40 * 20, "{before}");
     let mut consumer = wal.consumer().await;
-    assert_eq!(
-        drain(&mut consumer).await,
-        (0..40).map(record).collect::<Vec<_>>()
-    );
-    consumer.commit().await.expect("commit");
+    let drained = drain(&mut consumer).await;
+    assert_eq!(drained.records, (0..40).map(record).collect::<Vec<_>>());
+    consumer.commit(&drained.checkpoint).await.expect("commit");
     let (after, _) = wal.disk_bytes();
     assert!(
         after <= 256 + 64,
@@ -221,8 +221,9 @@ async fn positions_are_not_reused_after_everything_was_consumed() {
             wal.append(vec![record(n)]).await.expect("append");
         }
         let mut consumer = wal.consumer().await;
-        assert_eq!(drain(&mut consumer).await.len(), 30);
-        consumer.commit().await.expect("commit");
+        let drained = drain(&mut consumer).await;
+        assert_eq!(drained.len(), 30);
+        consumer.commit(&drained.checkpoint).await.expect("commit");
     }
     let wal = WalQueue::open(dir.path(), small_segments())
         .await
@@ -230,7 +231,7 @@ async fn positions_are_not_reused_after_everything_was_consumed() {
     assert_eq!(wal.backlog().records, 0);
     wal.append(vec![record(99)]).await.expect("append");
     let mut consumer = wal.consumer().await;
-    assert_eq!(drain(&mut consumer).await, vec![record(99)]);
+    assert_eq!(drain(&mut consumer).await.records, vec![record(99)]);
 }
 
 /// A frame holds a whole request; a batch may take part of it. Only what was delivered is
@@ -248,14 +249,14 @@ async fn part_of_a_frame_is_committed_and_the_rest_replayed() {
             .next_batch(at_most(4), Duration::ZERO)
             .await
             .expect("batch");
-        assert_eq!(batch, (0..4).map(record).collect::<Vec<_>>());
-        consumer.commit().await.expect("commit");
+        assert_eq!(batch.records, (0..4).map(record).collect::<Vec<_>>());
+        consumer.commit(&batch.checkpoint).await.expect("commit");
         assert_eq!(wal.backlog().records, 6);
     }
     let wal = open(dir.path()).await;
     let mut consumer = wal.consumer().await;
     assert_eq!(
-        drain(&mut consumer).await,
+        drain(&mut consumer).await.records,
         (4..10).map(record).collect::<Vec<_>>()
     );
 }
@@ -295,19 +296,19 @@ async fn a_torn_tail_is_cut_off_and_earlier_records_kept() {
     let wal = open(dir.path()).await;
     let mut consumer = wal.consumer().await;
     assert_eq!(
-        drain(&mut consumer).await,
+        drain(&mut consumer).await.records,
         (0..3).map(record).collect::<Vec<_>>()
     );
     wal.append(vec![record(7)])
         .await
         .expect("append after recovery");
-    assert_eq!(drain(&mut consumer).await, vec![record(7)]);
+    assert_eq!(drain(&mut consumer).await.records, vec![record(7)]);
     drop((consumer, wal));
     let wal = open(dir.path()).await;
     let mut consumer = wal.consumer().await;
     let mut expected: Vec<QueuedRecord> = (0..3).map(record).collect();
     expected.push(record(7));
-    assert_eq!(drain(&mut consumer).await, expected);
+    assert_eq!(drain(&mut consumer).await.records, expected);
 }
 
 /// The high-water mark is reserved before each append: of many concurrent requests, those that
@@ -410,11 +411,14 @@ async fn a_full_disk_refuses_appends_and_loses_no_acknowledged_record() {
     let replayed = drain(&mut consumer).await;
     assert_eq!(replayed.len(), acknowledged.len());
     assert!(
-        replayed == acknowledged,
+        replayed.records == acknowledged,
         "every acknowledged record, byte for byte"
     );
     // Committing works on the full disk, and frees it for new appends.
-    consumer.commit().await.expect("commit on a full disk");
+    consumer
+        .commit(&replayed.checkpoint)
+        .await
+        .expect("commit on a full disk");
     wal.append(vec![record(1_000)])
         .await
         .expect("append once space is back");
@@ -451,9 +455,44 @@ async fn batches_are_bounded_by_bytes_as_well_as_records() {
             .await
             .expect("batch");
         assert_eq!(
-            sizes(batch),
+            sizes(batch.records),
             expected,
             "a record over the limit goes alone, but goes"
         );
     }
+}
+
+/// The processor reads the next batch while the store writes this one: committing this one's
+/// checkpoint must not commit the batch delivered after it.
+#[tokio::test]
+async fn a_commit_covers_its_batch_not_the_ones_delivered_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let wal = open(dir.path()).await;
+        wal.append((0..6).map(record).collect())
+            .await
+            .expect("append");
+        let mut consumer = wal.consumer().await;
+        let first = consumer
+            .next_batch(at_most(2), Duration::ZERO)
+            .await
+            .expect("batch");
+        let second = consumer
+            .next_batch(at_most(2), Duration::ZERO)
+            .await
+            .expect("batch");
+        assert_eq!(second.records, (2..4).map(record).collect::<Vec<_>>());
+        consumer.commit(&first.checkpoint).await.expect("commit");
+        assert_eq!(wal.backlog().records, 4, "only the first batch is done");
+        // An older checkpoint again changes nothing.
+        consumer.commit(&first.checkpoint).await.expect("commit");
+        assert_eq!(wal.backlog().records, 4);
+    }
+    let wal = open(dir.path()).await;
+    let mut consumer = wal.consumer().await;
+    assert_eq!(
+        drain(&mut consumer).await.records,
+        (2..6).map(record).collect::<Vec<_>>(),
+        "the second batch was delivered but not committed: it comes back"
+    );
 }

@@ -4,7 +4,12 @@
 //! survive a crash (so ingest can answer 202), and a consumer's [`QueueConsumer::commit`] is the
 //! only thing that makes a record go away (so the processor commits only after the store has
 //! acknowledged what it wrote). Everything between is replayed after a crash.
+//!
+//! A batch comes with its [`Checkpoint`]: where it ends in each partition. Committing a
+//! checkpoint marks everything through it done and nothing after it, so the processor can read
+//! and transform the next batch while the store still writes this one, and commit each in turn.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -84,19 +89,75 @@ impl BatchLimit {
     }
 }
 
+/// Where a batch ends: for each partition it read from, the position of the record after its
+/// last one (Kafka's "next offset to consume"; the WAL has one partition, 0). Committing it
+/// commits those partitions through there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    next: BTreeMap<i32, u64>,
+}
+
+impl Checkpoint {
+    /// Records that `partition` was read up to, not including, `next`.
+    pub fn advance(&mut self, partition: i32, next: u64) {
+        let entry = self.next.entry(partition).or_insert(next);
+        *entry = (*entry).max(next);
+    }
+
+    /// The position after the batch's last record of `partition`, if it read from it.
+    pub fn next_of(&self, partition: i32) -> Option<u64> {
+        self.next.get(&partition).copied()
+    }
+
+    /// Each partition and the position after its last record, by partition.
+    pub fn partitions(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        self.next
+            .iter()
+            .map(|(&partition, &next)| (partition, next))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    /// Takes in the checkpoint of a batch read after this one: the two batches' end.
+    pub fn merge(&mut self, later: &Checkpoint) {
+        for (partition, next) in later.partitions() {
+            self.advance(partition, next);
+        }
+    }
+}
+
+/// Records read from the queue, in order, and where they end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub records: Vec<QueuedRecord>,
+    pub checkpoint: Checkpoint,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
 /// The consumer side: what the processor reads from.
 #[async_trait]
 pub trait QueueConsumer: Send + Sync {
     /// Records after those already delivered, within `limit`, waiting at most `wait` for the
     /// first. An empty batch means nothing arrived in time.
-    async fn next_batch(
-        &mut self,
-        limit: BatchLimit,
-        wait: Duration,
-    ) -> Result<Vec<QueuedRecord>, QueueError>;
+    /// Not cancel-safe: a batch being read when its future is dropped may be skipped until the
+    /// next start.
+    async fn next_batch(&mut self, limit: BatchLimit, wait: Duration) -> Result<Batch, QueueError>;
 
-    /// Marks every record delivered so far as done; they will not be delivered again.
-    async fn commit(&mut self) -> Result<(), QueueError>;
+    /// Marks every record through `checkpoint` done: they will not be delivered again, after a
+    /// restart either. Batches delivered after it stay uncommitted. Checkpoints are committed in
+    /// the order their batches were delivered.
+    async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), QueueError>;
 
     /// What waits in the queue, for the lag metrics.
     fn backlog(&self) -> Backlog;
