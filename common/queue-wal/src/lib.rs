@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 use self::checkpoint::Checkpoint;
 use self::frame::Parts;
-use self::log::{AppendError, Cursor, FrameSpan, Log, ReadFrame};
+use self::log::{AppendError, Cursor, FrameSpan, Log, ReadFrame, WrittenGroup};
 pub use sluice_config::WalConfig;
 use sluice_event::{QueuedRecord, Source};
 use sluice_queue::{
@@ -58,12 +58,47 @@ struct Inner {
     /// The last event position the processor committed.
     committed: Mutex<Checkpoint>,
     dead_letters: Mutex<DeadLetterLog>,
+    /// Appends waiting for the next group commit.
+    commits: Mutex<CommitQueue>,
     appended: Notify,
     /// Bytes of events on disk not yet committed, plus those of appends under way.
     held_bytes: AtomicU64,
     next_position: AtomicU64,
     /// One past the last committed position.
     committed_next: AtomicU64,
+}
+
+/// Group commit: appends that arrive while a sync is under way wait here, and the thread that
+/// did that sync writes them all as the next group and syncs once for all of them, as
+/// databases' group commit does. Concurrent requests then cost one `fdatasync` per group, not
+/// one each, and nobody waits for the disk while holding the log (readers and commits need it).
+#[derive(Default)]
+struct CommitQueue {
+    waiting: Vec<WaitingAppend>,
+    /// A thread is writing groups: new appends join the queue instead of starting another.
+    writing: bool,
+}
+
+/// One `append` call waiting for its group.
+struct WaitingAppend {
+    /// The envelope headers of `records`, back to back, and where each ends.
+    heads: Vec<u8>,
+    ends: Vec<usize>,
+    records: Vec<QueuedRecord>,
+    /// What it reserved under the high-water mark, given back if it fails.
+    bytes: u64,
+    done: tokio::sync::oneshot::Sender<Result<FrameSpan, AppendError>>,
+}
+
+impl WaitingAppend {
+    fn parts(&self) -> Vec<Parts<'_>> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .zip(&self.records)
+            .map(|((start, &end), record)| [&self.heads[start..end], record.payload.as_slice()])
+            .collect()
+    }
 }
 
 struct DeadLetterLog {
@@ -134,6 +169,7 @@ impl WalQueue {
                     dropped,
                     first_kept,
                 }),
+                commits: Mutex::new(CommitQueue::default()),
                 appended: Notify::new(),
                 held_bytes: AtomicU64::new(backlog_bytes),
                 next_position: AtomicU64::new(next),
@@ -239,35 +275,38 @@ impl Queue for WalQueue {
                 .map(|r| r.payload.len() as u64 + 4)
                 .sum::<u64>()
             + heads.len() as u64;
+        if bytes - frame::HEADER_LEN as u64 > u64::from(u32::MAX) {
+            return Err(
+                self.append_error(&self.inner.dir.join(EVENTS), AppendError::TooLarge(bytes))
+            );
+        }
         self.reserve(bytes)?;
-        let inner = Arc::clone(&self.inner);
-        let appended = tokio::task::spawn_blocking(move || {
-            let starts = std::iter::once(0).chain(ends.iter().copied());
-            let parts: Vec<Parts<'_>> = starts
-                .zip(&ends)
-                .zip(&records)
-                .map(|((start, &end), record)| [&heads[start..end], record.payload.as_slice()])
-                .collect();
-            lock(&inner.events).append(&parts)
-        })
-        .await;
-        let dir = self.inner.dir.join(EVENTS);
-        let span = match appended {
-            Ok(Ok(span)) => span,
-            failed => {
-                self.inner.held_bytes.fetch_sub(bytes, Ordering::SeqCst);
-                return Err(match failed {
-                    Ok(Err(e)) => self.append_error(&dir, e),
-                    _ => QueueError::Unavailable("the WAL append thread failed".into()),
-                });
-            }
+        let (done, span) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut commits = lock(&self.inner.commits);
+            commits.waiting.push(WaitingAppend {
+                heads,
+                ends,
+                records,
+                bytes,
+                done,
+            });
+            !std::mem::replace(&mut commits.writing, true)
         };
-        debug_assert_eq!(span.bytes, bytes);
-        self.inner
-            .next_position
-            .fetch_max(span.last + 1, Ordering::SeqCst);
-        self.inner.appended.notify_waiters();
-        Ok(())
+        if lead {
+            let inner = Arc::clone(&self.inner);
+            tokio::task::spawn_blocking(move || write_groups(&inner));
+        }
+        match span.await {
+            Ok(Ok(span)) => {
+                debug_assert_eq!(span.bytes, bytes);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.append_error(&self.inner.dir.join(EVENTS), e)),
+            Err(_) => Err(QueueError::Unavailable(
+                "the WAL append thread failed".into(),
+            )),
+        }
     }
 
     fn backlog(&self) -> Backlog {
@@ -278,6 +317,78 @@ impl Queue for WalQueue {
             bytes: usize::try_from(self.inner.held_bytes.load(Ordering::SeqCst))
                 .unwrap_or(usize::MAX),
             limit_bytes: self.inner.config.max_backlog_bytes,
+        }
+    }
+}
+
+/// Writes groups of waiting appends until none is left; runs on a blocking thread, one at a time.
+fn write_groups(inner: &Inner) {
+    // Should a group panic, the appends still waiting must not wait for ever.
+    let guard = LeaderGuard(inner);
+    loop {
+        let group = {
+            let mut commits = lock(&inner.commits);
+            if commits.waiting.is_empty() {
+                commits.writing = false;
+                break;
+            }
+            std::mem::take(&mut commits.waiting)
+        };
+        write_group(inner, group);
+    }
+    std::mem::forget(guard);
+}
+
+/// Ends a panicked leader's turn: the appends left waiting fail, and the next one leads.
+struct LeaderGuard<'a>(&'a Inner);
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        let mut commits = lock(&self.0.commits);
+        commits.writing = false;
+        for waiting in commits.waiting.drain(..) {
+            self.0.held_bytes.fetch_sub(waiting.bytes, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Writes one group and syncs it once; every append of it learns the outcome.
+fn write_group(inner: &Inner, group: Vec<WaitingAppend>) {
+    let parts: Vec<Vec<Parts<'_>>> = group.iter().map(WaitingAppend::parts).collect();
+    let appends: Vec<&[Parts<'_>]> = parts.iter().map(Vec::as_slice).collect();
+    let written = lock(&inner.events).write_group(&appends);
+    let synced = written.and_then(|written: WrittenGroup| {
+        // The disk is waited for without holding the log.
+        match written.file.sync_data() {
+            Ok(()) => {
+                lock(&inner.events).publish(&written);
+                Ok(written.spans)
+            }
+            Err(e) => {
+                lock(&inner.events).abandon(&written);
+                Err(AppendError::Io(e))
+            }
+        }
+    });
+    drop(parts);
+    match synced {
+        Ok(spans) => {
+            if let Some(last) = spans.last() {
+                inner
+                    .next_position
+                    .fetch_max(last.last + 1, Ordering::SeqCst);
+            }
+            inner.appended.notify_waiters();
+            for (waiting, span) in group.into_iter().zip(spans) {
+                // An append whose caller went away is durable all the same.
+                let _ = waiting.done.send(Ok(span));
+            }
+        }
+        Err(e) => {
+            for waiting in group {
+                inner.held_bytes.fetch_sub(waiting.bytes, Ordering::SeqCst);
+                let _ = waiting.done.send(Err(e.duplicate()));
+            }
         }
     }
 }

@@ -2,9 +2,10 @@
 //! record (`00000000000000000042.wal`).
 //!
 //! What makes it safe on a full or failing disk:
-//! - an append is one frame, written and then `fdatasync`ed before it counts; a failed write or
-//!   sync cuts the segment back to its last good frame, so nothing after an error is written
-//!   behind a broken one, and positions are only taken by appends that succeeded;
+//! - an append is one frame, written and then `fdatasync`ed before it counts (appends that
+//!   arrive together share one sync: [`Log::write_group`]); a failed write or sync cuts the
+//!   segment back to its last good frame, so nothing after an error is written behind a broken
+//!   one, and positions are only taken by appends that succeeded;
 //! - if the cut itself fails, the segment is sealed and the next append starts a new one;
 //! - recovery reads every frame and stops a segment at the first one that is incomplete or fails
 //!   its checksum (only an append that was never acknowledged can be there), and a segment ends
@@ -29,6 +30,20 @@ pub(super) struct FrameSpan {
     pub first: u64,
     pub last: u64,
     pub bytes: u64,
+}
+
+/// Frames written to the active segment but not yet synced: see [`Log::write_group`].
+pub(super) struct WrittenGroup {
+    segment: u64,
+    /// Where the group starts and ends in the segment.
+    start: u64,
+    end: u64,
+    /// The position after the group's last record.
+    next: u64,
+    /// The segment's file, for the caller to sync outside the log's lock.
+    pub file: File,
+    /// Each append's frame, in order.
+    pub spans: Vec<FrameSpan>,
 }
 
 /// A record read back with its position.
@@ -71,6 +86,21 @@ pub(super) enum AppendError {
     TooLarge(u64),
     #[error("an append needs at least one record")]
     Empty,
+}
+
+impl AppendError {
+    /// The same error for another append of a failed group (an `io::Error` is not `Clone`);
+    /// the OS error code is kept, so a full disk still reads as one.
+    pub fn duplicate(&self) -> AppendError {
+        match self {
+            AppendError::Io(e) => AppendError::Io(match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(e.kind(), e.to_string()),
+            }),
+            AppendError::TooLarge(bytes) => AppendError::TooLarge(*bytes),
+            AppendError::Empty => AppendError::Empty,
+        }
+    }
 }
 
 impl Log {
@@ -134,36 +164,91 @@ impl Log {
     /// Appends `records` as one frame and syncs it; returns its span. On an error nothing was
     /// acknowledged and the log is as it was before.
     pub fn append(&mut self, records: &[Parts<'_>]) -> Result<FrameSpan, AppendError> {
-        if records.is_empty() {
+        let written = self.write_group(&[records])?;
+        match written.file.sync_data() {
+            Ok(()) => {
+                self.publish(&written);
+                written.spans.first().copied().ok_or(AppendError::Empty)
+            }
+            Err(e) => {
+                self.abandon(&written);
+                Err(AppendError::Io(e))
+            }
+        }
+    }
+
+    /// Writes one frame per append of `appends`, back to back, without syncing them: they are
+    /// not durable, nor visible to readers, until [`Log::publish`] after a successful
+    /// `sync_data` of the returned file (which the caller runs without holding the log), or
+    /// gone again after [`Log::abandon`]. One group at a time: the next is written only once
+    /// this one is published or abandoned. On an error nothing of the group was kept.
+    pub fn write_group(&mut self, appends: &[&[Parts<'_>]]) -> Result<WrittenGroup, AppendError> {
+        if appends.iter().any(|records| records.is_empty()) {
             return Err(AppendError::Empty);
         }
-        let bytes = frame::frame_len(records);
-        let first = self.next;
-        let encoded =
-            EncodedFrame::new(first, records).map_err(|_| AppendError::TooLarge(bytes))?;
+        let mut next = self.next;
+        let mut spans = Vec::with_capacity(appends.len());
+        let mut encoded = Vec::with_capacity(appends.len());
+        for records in appends {
+            let bytes = frame::frame_len(records);
+            encoded
+                .push(EncodedFrame::new(next, records).map_err(|_| AppendError::TooLarge(bytes))?);
+            let last = next + records.len() as u64 - 1;
+            spans.push(FrameSpan {
+                first: next,
+                last,
+                bytes,
+            });
+            next = last + 1;
+        }
         let active = self.writable_segment()?;
         let start = active.len;
-        let written = write_all_vectored(&mut active.file, &mut encoded.slices())
-            .and_then(|()| active.file.sync_data());
-        if let Err(e) = written {
-            // Cut the torn frame off; if even that fails, seal the segment so nothing is ever
-            // written after it.
-            let cut = active
-                .file
-                .set_len(start)
-                .and_then(|()| active.file.seek(SeekFrom::Start(start)).map(drop));
-            if let Err(cut) = cut {
+        let mut slices: Vec<io::IoSlice<'_>> =
+            encoded.iter().flat_map(EncodedFrame::slices).collect();
+        if let Err(e) = write_all_vectored(&mut active.file, &mut slices) {
+            Self::cut_back(active, start);
+            return Err(AppendError::Io(e));
+        }
+        let end = start + spans.iter().map(|span| span.bytes).sum::<u64>();
+        active.len = end;
+        Ok(WrittenGroup {
+            segment: active.first,
+            start,
+            end,
+            next,
+            file: active.file.try_clone()?,
+            spans,
+        })
+    }
+
+    /// The group is durable: readers may see it and its positions are taken.
+    pub fn publish(&mut self, group: &WrittenGroup) {
+        self.segments.insert(group.segment, group.end);
+        self.next = group.next;
+    }
+
+    /// The group's sync failed: cut it off its segment (or seal the segment if even that
+    /// fails), so that nothing is ever written after a frame that may be torn.
+    pub fn abandon(&mut self, group: &WrittenGroup) {
+        if let Some(active) = self.active.as_mut()
+            && active.first == group.segment
+        {
+            Self::cut_back(active, group.start);
+        }
+    }
+
+    fn cut_back(active: &mut Active, start: u64) {
+        let cut = active
+            .file
+            .set_len(start)
+            .and_then(|()| active.file.seek(SeekFrom::Start(start)).map(drop));
+        match cut {
+            Ok(()) => active.len = start,
+            Err(cut) => {
                 error!(error = %cut, "cannot cut a failed WAL append off its segment; sealing it");
                 active.sealed = true;
             }
-            return Err(AppendError::Io(e));
         }
-        active.len = start + bytes;
-        let (segment, len) = (active.first, active.len);
-        self.segments.insert(segment, len);
-        let last = first + records.len() as u64 - 1;
-        self.next = last + 1;
-        Ok(FrameSpan { first, last, bytes })
     }
 
     /// The segment to append to, starting a new one when there is none, it is full or sealed.

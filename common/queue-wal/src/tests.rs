@@ -496,3 +496,46 @@ async fn a_commit_covers_its_batch_not_the_ones_delivered_after_it() {
         "the second batch was delivered but not committed: it comes back"
     );
 }
+
+/// Appends that arrive together share a sync (group commit): each is still acknowledged with
+/// its own records kept together, in one order that survives a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_are_committed_together_and_each_stays_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = open(dir.path()).await;
+    let appends: Vec<_> = (0..100)
+        .map(|request| {
+            let wal = wal.clone();
+            tokio::spawn(async move {
+                wal.append((request * 5..request * 5 + 5).map(record).collect())
+                    .await
+            })
+        })
+        .collect();
+    for append in appends {
+        append.await.expect("task").expect("acknowledged");
+    }
+    assert_eq!(wal.backlog().records, 500);
+    let check = |records: Vec<QueuedRecord>| {
+        assert_eq!(records.len(), 500);
+        let mut seen = std::collections::HashSet::new();
+        for request in records.chunks(5) {
+            let first = request[0].received_at_ms - 1_000;
+            assert_eq!(first % 5, 0, "an append starts a run: {first}");
+            let expected: Vec<_> = (first..first + 5).map(|n| record(n as usize)).collect();
+            assert_eq!(
+                request, expected,
+                "an append's records stay together, in order"
+            );
+            assert!(seen.insert(first), "each append once");
+        }
+    };
+    let mut consumer = wal.consumer().await;
+    let first_read = drain(&mut consumer).await.records;
+    check(first_read.clone());
+    drop((consumer, wal));
+    let wal = open(dir.path()).await;
+    let mut consumer = wal.consumer().await;
+    let reread = drain(&mut consumer).await.records;
+    assert_eq!(reread, first_read, "the same order after a reopen");
+}
