@@ -2,7 +2,8 @@
 //! parse + validate, GeoIP lookup, fraud scoring, and record → document.
 //!
 //! `cargo bench -p sluice-benches --bench hot_path`. Set `SLUICE_BENCH_GEOIP=path.mmdb` to
-//! measure lookups against a real City database instead of the small generated one.
+//! measure lookups against a real City database instead of the small generated one; a relative
+//! path is read from the workspace root (`cargo bench` runs benchmarks in `benches/`).
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -39,7 +40,19 @@ fn records() -> Vec<QueuedRecord> {
 
 fn geoip_database(dir: &tempfile::TempDir) -> PathBuf {
     if let Some(path) = std::env::var_os("SLUICE_BENCH_GEOIP") {
-        return PathBuf::from(path);
+        let path = PathBuf::from(path);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = if path.is_relative() {
+            root.join(path)
+        } else {
+            path
+        };
+        assert!(
+            path.is_file(),
+            "SLUICE_BENCH_GEOIP: no file at {} (fetch one with scripts/fetch-geoip.sh)",
+            path.display()
+        );
+        return path;
     }
     let path = dir.path().join("bench-city.mmdb");
     write_sample_city(&path).expect("bench database");

@@ -101,8 +101,10 @@ pub struct StoreConfig {
     /// `tantivy://PATH` or `http(s)://HOST:PORT[,http(s)://HOST:PORT…]` (Elasticsearch);
     /// default `tantivy://<data_dir>/index`.
     pub url: Option<String>,
-    /// Indexing buffer of the embedded store, in MiB.
+    /// Indexing buffer of the embedded store, in MiB, shared by its indexing threads.
     pub writer_memory_mb: usize,
+    /// Threads the embedded store indexes on.
+    pub index_threads: usize,
     /// Segment merges the embedded store runs at once; 0: half the cores, one to four.
     pub merge_threads: usize,
     /// Segments of the embedded store with more documents are not merged further.
@@ -119,6 +121,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: None,
             writer_memory_mb: 64,
+            index_threads: 1,
             merge_threads: 0,
             max_docs_per_merge: DEFAULT_MAX_DOCS_PER_MERGE,
             kept_aggregations: DEFAULT_KEPT_AGGREGATIONS,

@@ -18,37 +18,54 @@ pub(super) struct BulkRequest {
 
 const MS_PER_DAY: i64 = 86_400_000;
 
-/// Cuts `documents` into bodies of at most `max_bytes` (a document larger than that goes alone).
-pub(super) fn build_requests(
-    documents: &[StoreDocument],
-    index_prefix: &str,
+/// Cuts `documents` into bodies of at most `max_bytes` (a document larger than that goes alone),
+/// each built only when it is asked for: a sink sending a few requests at a time holds that
+/// many bodies, not a copy of the whole batch.
+pub(super) fn build_requests<'a>(
+    documents: &'a [StoreDocument],
+    index_prefix: &'a str,
     max_bytes: usize,
-) -> Vec<BulkRequest> {
-    let mut requests = Vec::new();
-    let mut body = Vec::new();
-    let mut start = 0;
-    let mut index = DailyIndex::new(index_prefix);
-    for (position, document) in documents.iter().enumerate() {
-        let size = document_size(document, index_prefix);
-        if !body.is_empty() && body.len() + size > max_bytes {
-            requests.push(BulkRequest {
-                body: std::mem::take(&mut body),
-                documents: start..position,
-            });
-            start = position;
-        }
-        if body.is_empty() {
-            body.reserve(size.max(max_bytes.min(1 << 20)));
-        }
-        write_document(&mut body, document, index.name(document.timestamp_ms));
+) -> BulkRequests<'a> {
+    BulkRequests {
+        documents,
+        next: 0,
+        index: DailyIndex::new(index_prefix),
+        index_prefix,
+        max_bytes,
     }
-    if !body.is_empty() {
-        requests.push(BulkRequest {
+}
+
+/// The bodies of a batch, in order; see [`build_requests`].
+pub(super) struct BulkRequests<'a> {
+    documents: &'a [StoreDocument],
+    next: usize,
+    index: DailyIndex<'a>,
+    index_prefix: &'a str,
+    max_bytes: usize,
+}
+
+impl Iterator for BulkRequests<'_> {
+    type Item = BulkRequest;
+
+    fn next(&mut self) -> Option<BulkRequest> {
+        let start = self.next;
+        let mut body = Vec::new();
+        while let Some(document) = self.documents.get(self.next) {
+            let size = document_size(document, self.index_prefix);
+            if !body.is_empty() && body.len() + size > self.max_bytes {
+                break;
+            }
+            if body.is_empty() {
+                body.reserve(size.max(self.max_bytes.min(1 << 20)));
+            }
+            write_document(&mut body, document, self.index.name(document.timestamp_ms));
+            self.next += 1;
+        }
+        (!body.is_empty()).then_some(BulkRequest {
             body,
-            documents: start..documents.len(),
-        });
+            documents: start..self.next,
+        })
     }
-    requests
 }
 
 /// Bytes a document takes in a body (exact unless its id needs escaping).
@@ -205,7 +222,7 @@ mod tests {
             document("a\"b", 1_795_996_799_999, r#"{"n":1}"#),
             document("c", 1_795_996_800_000, r#"{"n":2}"#),
         ];
-        let requests = build_requests(&documents, "logs", 1 << 20);
+        let requests: Vec<_> = build_requests(&documents, "logs", 1 << 20).collect();
         assert_eq!(requests.len(), 1);
         assert_eq!(
             String::from_utf8(requests[0].body.clone()).expect("utf-8"),
@@ -217,7 +234,7 @@ mod tests {
     #[test]
     fn line_breaks_between_tokens_become_spaces() {
         let documents = [document("a", 0, "{\r\n  \"n\": 1\n}")];
-        let body = &build_requests(&documents, "logs", 1 << 20)[0].body;
+        let body = &build_requests(&documents, "logs", 1 << 20).collect::<Vec<_>>()[0].body;
         assert!(body.ends_with(b"\n{    \"n\": 1 }\n"), "{body:?}");
         assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 2);
     }
@@ -228,7 +245,7 @@ mod tests {
         let documents: Vec<_> = (0..10)
             .map(|i| document(&i.to_string(), 0, if i == 4 { &big } else { "{}" }))
             .collect();
-        let requests = build_requests(&documents, "logs", 200);
+        let requests: Vec<_> = build_requests(&documents, "logs", 200).collect();
         for request in &requests {
             assert!(request.body.len() <= 200 || request.documents.len() == 1);
         }

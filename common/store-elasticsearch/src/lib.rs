@@ -230,12 +230,12 @@ impl EventStore for ElasticStore {
                 .get_or_try_init(|| self.install_template())
                 .await?;
         }
+        // Bodies are built as requests go out, `bulk_concurrency` at a time.
         let requests = bulk::build_requests(
             &documents,
             &self.config.index_prefix,
             self.config.bulk_max_bytes,
         );
-        let request_count = requests.len();
         let answers: Vec<_> = futures::stream::iter(requests)
             .map(|request| {
                 let carried = &documents[request.documents.clone()];
@@ -244,6 +244,7 @@ impl EventStore for ElasticStore {
             .buffer_unordered(self.config.bulk_concurrency.max(1))
             .collect()
             .await;
+        let answers_count = answers.len();
         let mut report = IndexReport::default();
         let mut failures = Vec::new();
         for (carried, answer) in answers {
@@ -267,7 +268,7 @@ impl EventStore for ElasticStore {
         }
         // Nothing got through: the cluster is down or refuses Sluice, which is one error to
         // report and retry rather than a rejection per document.
-        if failures.len() == request_count {
+        if failures.len() == answers_count {
             return Err(StoreError::Write(failures.swap_remove(0)));
         }
         Ok(report)

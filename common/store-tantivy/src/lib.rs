@@ -68,14 +68,16 @@ struct Writer {
     known_ids: KnownIds,
 }
 
-/// The one indexing thread's writer, with at least the 15 MB tantivy needs, merging on
-/// `merge_threads` threads segments of up to `max_docs_per_merge` documents.
+/// The writer: `index_threads` indexing threads sharing the memory budget, each with at least
+/// the 15 MB tantivy needs, merging on `merge_threads` threads segments of up to
+/// `max_docs_per_merge` documents.
 fn open_writer(index: &Index, options: WriterOptions) -> Result<IndexWriter, String> {
+    let threads = options.index_threads.max(1);
     let writer = index
         .writer_with_options(
             IndexWriterOptions::builder()
-                .num_worker_threads(1)
-                .memory_budget_per_thread(options.memory_bytes.max(15_000_000))
+                .num_worker_threads(threads)
+                .memory_budget_per_thread((options.memory_bytes / threads).max(15_000_000))
                 .num_merge_threads(options.merge_threads.max(1))
                 .build(),
         )
@@ -91,8 +93,10 @@ fn open_writer(index: &Index, options: WriterOptions) -> Result<IndexWriter, Str
 /// largest bound the memory merging takes beside indexing.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterOptions {
-    /// The indexing buffer (tantivy needs at least 15 MB).
+    /// The indexing buffer, shared by the indexing threads (tantivy needs at least 15 MB each).
     pub memory_bytes: usize,
+    /// Threads that index: each builds a segment of its own from the documents it is handed.
+    pub index_threads: usize,
     /// Merges at once.
     pub merge_threads: usize,
     /// Segments with more documents are not merged further.
@@ -107,6 +111,7 @@ impl WriterOptions {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         WriterOptions {
             memory_bytes,
+            index_threads: 1,
             merge_threads: (cores / 2).clamp(1, 4),
             max_docs_per_merge: DEFAULT_MAX_DOCS_PER_MERGE,
         }
