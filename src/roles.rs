@@ -177,11 +177,14 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             let geo = open_geoip(&config)?;
             // On-demand scoring reads the same loaded database, not a second copy of it.
             let on_demand_geo = geo.sharing(ON_DEMAND_GEOIP_CACHE);
-            let pipeline = Pipeline::new(
+            let mut pipeline = Pipeline::new(
                 config.ingest.limits,
                 geo,
                 FraudEngine::new(config.fraud.clone()),
             );
+            if !store.reads_field_values() {
+                pipeline = pipeline.without_field_values();
+            }
             shared_fraud = Some((pipeline.fraud_engine(), on_demand_geo));
             let processor = Processor::new(
                 consumer,

@@ -42,18 +42,20 @@ pub(crate) struct FraudFields<'a> {
     pub source: &'static str,
 }
 
-/// The document for `record`, whose bytes (or their repaired copy) are `payload` and whose
-/// parsed form is `parsed`.
+/// The document for `record`, whose bytes (or their repaired copy) are `payload`, with the
+/// typed field values read off `parsed` when it is given (the store reads them).
 pub(crate) fn build_document(
     payload: &[u8],
-    parsed: Record<'_, '_>,
+    parsed: Option<Record<'_, '_>>,
     record: &QueuedRecord,
     id: String,
     meta: DocumentMeta,
     geo: Option<&GeoRecord>,
     fraud: Option<FraudFields<'_>>,
 ) -> Result<StoreDocument, String> {
-    let fields = field_values(parsed, &id, meta.log_type, geo, fraud.as_ref());
+    let fields = parsed.map_or_else(FieldValues::default, |parsed| {
+        field_values(parsed, &id, meta.log_type, geo, fraud.as_ref())
+    });
     let end = payload
         .iter()
         .rposition(|b| *b == b'}')
@@ -255,7 +257,7 @@ mod tests {
             parse_record(payload.as_bytes(), &mut scratch, &Limits::default()).expect("parses");
         let document = build_document(
             payload.as_bytes(),
-            parsed.tape.as_value(),
+            Some(parsed.tape.as_value()),
             &record(payload),
             "x".into(),
             meta(has_at),
@@ -288,7 +290,7 @@ mod tests {
             parse_record(raw.as_bytes(), &mut scratch, &Limits::default()).expect("parses");
         let document = build_document(
             raw.as_bytes(),
-            parsed.tape.as_value(),
+            Some(parsed.tape.as_value()),
             &record(raw),
             "x".into(),
             meta(true),

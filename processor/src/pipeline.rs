@@ -74,6 +74,8 @@ pub struct Pipeline {
     buffers: Buffers,
     /// Records of the current batch that had lone surrogates repaired.
     repaired: usize,
+    /// Whether documents carry their typed field values (the store reads them).
+    field_values: bool,
 }
 
 impl Pipeline {
@@ -85,7 +87,15 @@ impl Pipeline {
             scratch: Vec::new(),
             buffers: Buffers::default(),
             repaired: 0,
+            field_values: true,
         }
+    }
+
+    /// Leaves documents without their typed field values, for a store that does not read them
+    /// ([`sluice_store::EventStore::reads_field_values`]).
+    pub fn without_field_values(mut self) -> Pipeline {
+        self.field_values = false;
+        self
     }
 
     pub fn geo_mut(&mut self) -> &mut GeoResolver {
@@ -192,7 +202,8 @@ impl Pipeline {
         };
         let fraud = fraud.as_ref().map(|fraud| fraud_fields(fraud, value));
         let payload = repaired.as_deref().unwrap_or(&record.payload);
-        build_document(payload, value, record, id, meta, geo_record, fraud).map_err(|reason| {
+        let parsed = self.field_values.then_some(value);
+        build_document(payload, parsed, record, id, meta, geo_record, fraud).map_err(|reason| {
             RecordFailure::at(
                 Stage::Document,
                 vec![FieldIssue::whole_record(RejectCode::InvalidValue, reason)],

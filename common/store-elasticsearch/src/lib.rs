@@ -313,4 +313,9 @@ impl EventStore for ElasticStore {
                 detail: e,
             })
     }
+
+    /// Elasticsearch types the fields from the document, by the index template.
+    fn reads_field_values(&self) -> bool {
+        false
+    }
 }

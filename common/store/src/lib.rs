@@ -45,7 +45,8 @@ pub struct StoreDocument {
     /// The text fields full-text search reads.
     pub message: Option<String>,
     pub error_message: Option<String>,
-    /// Every [`Field`]'s values, the id, type, level and service among them.
+    /// Every [`Field`]'s values, the id, type, level and service among them; empty for a store
+    /// that does not read them ([`EventStore::reads_field_values`]).
     pub fields: FieldValues,
     pub source: Vec<u8>,
 }
@@ -278,4 +279,11 @@ pub trait EventStore: Send + Sync {
 
     /// Whether the store answers; `/ready` reports it.
     async fn ready(&self) -> Result<(), StoreError>;
+
+    /// Whether the store indexes [`StoreDocument::fields`]. One that reads the document itself
+    /// (Elasticsearch maps it by its template) or keeps nothing is handed documents without
+    /// them, which saves the processor typing values nobody reads.
+    fn reads_field_values(&self) -> bool {
+        true
+    }
 }

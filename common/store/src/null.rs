@@ -40,4 +40,8 @@ impl EventStore for NullStore {
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn reads_field_values(&self) -> bool {
+        false
+    }
 }

@@ -292,3 +292,17 @@ mod one_parse {
         }
     }
 }
+
+/// For a store that reads the document itself, the processor skips the typed values and the
+/// document is the same.
+#[test]
+fn without_field_values_the_document_is_the_same_and_carries_none() {
+    let (_dir, pipeline) = pipeline_with_geo();
+    let (_other_dir, mut typed) = pipeline_with_geo();
+    let mut untyped = pipeline.without_field_values();
+    let plain = untyped.process(&[record(TX, Some("evt-1"))]);
+    let full = typed.process(&[record(TX, Some("evt-1"))]);
+    assert!(plain.documents[0].fields.iter().next().is_none());
+    assert!(full.documents[0].fields.iter().next().is_some());
+    assert_eq!(plain.documents[0].source, full.documents[0].source);
+}
