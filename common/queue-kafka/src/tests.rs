@@ -60,7 +60,9 @@ async fn receive(consumer: &mut KafkaConsumer, count: usize, limit: Duration) ->
             .await
             .expect("batch");
         received.records.extend(batch.records);
-        received.checkpoint.merge(&batch.checkpoint);
+        for (partition, next) in batch.checkpoint.partitions() {
+            received.checkpoint.advance(partition, next);
+        }
     }
     received
 }

@@ -119,13 +119,6 @@ impl Checkpoint {
     pub fn is_empty(&self) -> bool {
         self.next.is_empty()
     }
-
-    /// Takes in the checkpoint of a batch read after this one: the two batches' end.
-    pub fn merge(&mut self, later: &Checkpoint) {
-        for (partition, next) in later.partitions() {
-            self.advance(partition, next);
-        }
-    }
 }
 
 /// Records read from the queue, in order, and where they end.
