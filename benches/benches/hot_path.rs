@@ -10,33 +10,22 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_event::QueuedRecord;
 use sluice_event::validate::{Buffers, Limits, parse_record_with, validate};
-use sluice_event::{QueuedRecord, Source};
 use sluice_fraud::{Activity, FraudConfig, FraudEngine, FraudInput, GeoFacts};
 use sluice_geoip::testing::write_sample_city;
 use sluice_geoip::{GeoResolver, Lookup};
 use sluice_processor::Pipeline;
-use sluice_sample::SampleGenerator;
 
 /// The allocator the `sluice` binary uses, so these numbers are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const EVENTS: usize = 10_000;
-const END_MS: i64 = 1_767_225_600_000;
+mod support;
 
-fn records() -> Vec<QueuedRecord> {
-    SampleGenerator::new(7, EVENTS, END_MS, 86_400_000)
-        .take(EVENTS)
-        .map(|event| QueuedRecord {
-            id: None,
-            received_at_ms: END_MS,
-            source: Source::Http,
-            partition_key: None,
-            payload: serde_json::to_vec(&event).expect("serialises"),
-        })
-        .collect()
-}
+use support::{END_MS, records};
+
+const EVENTS: usize = 10_000;
 
 fn geoip_database(dir: &tempfile::TempDir) -> PathBuf {
     if let Some(path) = std::env::var_os("SLUICE_BENCH_GEOIP") {
@@ -70,7 +59,7 @@ fn ips(records: &[QueuedRecord]) -> Vec<IpAddr> {
 }
 
 fn bench(c: &mut Criterion) {
-    let records = records();
+    let records = records(EVENTS);
     let dir = tempfile::tempdir().expect("tempdir");
     let database = geoip_database(&dir);
     let limits = Limits::default();
