@@ -96,13 +96,15 @@ pub(crate) fn build_document(
     out.extend_from_slice(b"\",\"source\":");
     write_string(&mut out, record.source.as_str());
     out.extend_from_slice(b"}}");
+    // The record was UTF-8 (the parser checks) and so is everything added to it.
+    let source = String::from_utf8(out).map_err(|e| format!("the document is not UTF-8: {e}"))?;
     Ok(StoreDocument {
         id,
         timestamp_ms: meta.event_time_ms,
         message: meta.message,
         error_message: meta.error_message,
         fields,
-        source: out,
+        source,
     })
 }
 
@@ -265,7 +267,7 @@ mod tests {
             None,
         )
         .expect("builds");
-        serde_json::from_slice(&document.source).expect("valid JSON")
+        serde_json::from_str(&document.source).expect("valid JSON")
     }
 
     #[test]
@@ -298,7 +300,7 @@ mod tests {
             None,
         )
         .expect("builds");
-        let text = String::from_utf8(document.source).expect("utf-8");
+        let text = document.source;
         assert_eq!(text.matches("@timestamp").count(), 1, "{text}");
     }
 

@@ -277,7 +277,7 @@ fn agree(
                     TestCaseError::fail(format!("accepted, not processed: {shown}"))
                 })?;
                 prop_assert_eq!(*origin, at, "accepted, then dead-lettered: {}", shown);
-                let reread = serde_json::from_slice::<serde_json::Value>(&document.source);
+                let reread = serde_json::from_str::<serde_json::Value>(&document.source);
                 prop_assert!(
                     reread.is_ok(),
                     "document is not JSON to serde_json: {:?} from {}",
@@ -373,7 +373,7 @@ fn ingest_the_processor_and_elasticsearch_agree_on_every_record() {
                 ..ElasticsearchConfig::default()
             };
             let store = ElasticStore::connect(&url, config).expect("client");
-            let shown = String::from_utf8_lossy(&document.source).into_owned();
+            let shown = document.source.clone();
             let report = runtime.block_on(store.index(Arc::new(vec![document])));
             let report = report.map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(report.indexed, 1, "refused: {:?} {}", report.rejected, shown);

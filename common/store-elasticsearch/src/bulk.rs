@@ -83,7 +83,7 @@ fn write_document(body: &mut Vec<u8>, document: &StoreDocument, index: &str) {
     let _ = serde_json::to_writer(&mut *body, &document.id);
     body.extend_from_slice(b"}}\n");
     let start = body.len();
-    body.extend_from_slice(&document.source);
+    body.extend_from_slice(document.source.as_bytes());
     // A pretty-printed record has raw line breaks between its tokens, which would end the bulk
     // line early. Inside JSON strings a raw line break is invalid, so every one of them is
     // whitespace and a space means the same.
@@ -212,7 +212,7 @@ mod tests {
             message: None,
             error_message: None,
             fields: sluice_store::FieldValues::default(),
-            source: source.as_bytes().to_vec(),
+            source: source.to_owned(),
         }
     }
 

@@ -154,9 +154,9 @@ async fn unmappable_document_is_rejected_and_its_neighbours_kept() {
         "info",
         "odd",
     );
-    let mut source: serde_json::Value = serde_json::from_slice(&bad.source).expect("json");
+    let mut source: serde_json::Value = serde_json::from_str(&bad.source).expect("json");
     source["amount"] = json!("a lot");
-    bad.source = serde_json::to_vec(&source).expect("json");
+    bad.source = serde_json::to_string(&source).expect("json");
     let report = store.index(Arc::new(vec![good, bad])).await.expect("index");
     assert_eq!(report.indexed, 1);
     assert_eq!(report.rejected.len(), 1);

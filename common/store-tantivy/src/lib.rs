@@ -7,6 +7,7 @@
 //! write deletes any earlier document with the same id first. Searches, sorting and aggregations
 //! run on blocking threads too.
 
+mod document;
 mod fast_queries;
 mod known_ids;
 mod query;
@@ -23,12 +24,13 @@ use tantivy::aggregation::agg_req::Aggregations as TantivyAggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 use tantivy::aggregation::{AggregationLimitsGuard, DistributedAggregationCollector};
 use tantivy::collector::Count;
-use tantivy::indexer::IndexWriterOptions;
+use tantivy::indexer::{IndexWriterOptions, UserOperation};
 use tantivy::merge_policy::LogMergePolicy;
 use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use self::document::{Batch, BatchDocument};
 use self::known_ids::KnownIds;
 use self::query::QueryBuilder;
 use self::schema::Fields;
@@ -43,6 +45,9 @@ use sluice_store::{
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::SegmentReads;
+
+/// Operations sent to the indexing thread at a time.
+const DOCUMENTS_PER_MESSAGE: usize = 1_000;
 
 #[derive(Clone)]
 pub struct TantivyStore {
@@ -64,14 +69,17 @@ struct Inner {
 struct Writer {
     /// `None` once a failed write (a full disk, an I/O error) killed it: tantivy's writer does
     /// not come back from that, so a new one is opened for the next write.
-    index: Option<IndexWriter>,
+    index: Option<IndexWriter<BatchDocument>>,
     known_ids: KnownIds,
 }
 
 /// The writer: `index_threads` indexing threads sharing the memory budget, each with at least
 /// the 15 MB tantivy needs, merging on `merge_threads` threads segments of up to
 /// `max_docs_per_merge` documents.
-fn open_writer(index: &Index, options: WriterOptions) -> Result<IndexWriter, String> {
+fn open_writer(
+    index: &Index,
+    options: WriterOptions,
+) -> Result<IndexWriter<BatchDocument>, String> {
     let threads = options.index_threads.max(1);
     let writer = index
         .writer_with_options(
@@ -210,7 +218,7 @@ impl TantivyStore {
     /// Writes `documents` and commits. A failure of the writer (which tantivy does not recover from) drops
     /// it, and the next write opens a new one, so the store comes back by itself once the
     /// disk has room again.
-    fn write(inner: &Inner, documents: &[StoreDocument]) -> Result<IndexReport, StoreError> {
+    fn write(inner: &Inner, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
         // A panic while writing leaves the writer in an unknown state: it is replaced below.
         let mut writer = inner.writer.lock().unwrap_or_else(|poisoned| {
             let mut writer = poisoned.into_inner();
@@ -233,7 +241,7 @@ impl TantivyStore {
     fn write_with(
         inner: &Inner,
         writer: &mut Writer,
-        documents: &[StoreDocument],
+        documents: Arc<Vec<StoreDocument>>,
     ) -> Result<IndexReport, StoreError> {
         if writer.index.is_none() {
             let reopened = open_writer(&inner.index, inner.writer_options)
@@ -253,17 +261,27 @@ impl TantivyStore {
             .as_mut()
             .ok_or_else(|| StoreError::Write("no index writer".into()))?;
         let mut report = IndexReport::default();
-        for document in documents {
-            let converted = schema::to_tantivy(&inner.fields, document);
+        let batch = Batch::new(documents, inner.fields.clone());
+        // Handed over a chunk per message: one document per message filled the indexing
+        // thread's queue, and this thread then spun waiting for room.
+        let mut operations = Vec::with_capacity(2 * DOCUMENTS_PER_MESSAGE);
+        let mut documents = batch.documents().peekable();
+        while let Some((document, indexed)) = documents.next() {
             // Only an id that may be present needs its earlier copy deleted.
             if known_ids.may_contain(&document.id) {
-                index.delete_term(Term::from_field_text(inner.fields.id, &document.id));
+                operations.push(UserOperation::Delete(Term::from_field_text(
+                    inner.fields.id,
+                    &document.id,
+                )));
             }
             known_ids.insert(&document.id);
-            index
-                .add_document(converted)
-                .map_err(|e| StoreError::Write(format!("adding a document: {e}")))?;
+            operations.push(UserOperation::Add(indexed));
             report.indexed += 1;
+            if operations.len() >= DOCUMENTS_PER_MESSAGE || documents.peek().is_none() {
+                index
+                    .run(operations.drain(..))
+                    .map_err(|e| StoreError::Write(format!("adding documents: {e}")))?;
+            }
         }
         index
             .commit()
@@ -334,7 +352,7 @@ impl TantivyStore {
                 .map_err(|e| StoreError::Search(e.to_string()))?;
             let source = stored
                 .get_first(inner.fields.source)
-                .and_then(|v| v.as_bytes().map(<[u8]>::to_vec))
+                .and_then(|v| v.as_str().map(|source| source.as_bytes().to_vec()))
                 .unwrap_or_default();
             hits.push(Hit { source, sort });
         }
@@ -433,7 +451,7 @@ impl EventStore for TantivyStore {
             return Ok(IndexReport::default());
         }
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || Self::write(&inner, &documents))
+        tokio::task::spawn_blocking(move || Self::write(&inner, documents))
             .await
             .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
     }

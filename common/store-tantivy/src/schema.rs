@@ -1,27 +1,30 @@
-//! The tantivy index's schema, its format version, and how a [`StoreDocument`] becomes a tantivy
-//! document.
+//! The tantivy index's schema and its format version.
 //!
 //! Besides the whole document (stored) and the two text fields, every field of
 //! [`Field`](sluice_store::Field) gets a typed fast field, filled from the values the processor
-//! typed when it read the record ([`StoreDocument::fields`]), so filters, sorting and
-//! aggregations read columns and indexing never parses a document. The document id is the
-//! `ingest_id` field: indexed (for the delete that keeps ids unique) and a column (the sort's
-//! tiebreaker), and not stored, since the stored document carries it.
+//! typed when it read the record ([`StoreDocument::fields`](sluice_store::StoreDocument)), so
+//! filters, sorting and aggregations read columns and indexing never parses a document (see
+//! [`document`](super::document)). The document id is the `ingest_id` field: indexed (for the
+//! delete that keeps ids unique) and a column (the sort's tiebreaker), and not stored, since
+//! the stored document carries it.
+//!
+//! Nothing is scored (hits come in time or field order), so no field keeps norms: they cost a
+//! byte per document and field to write and merge, for relevance nobody asks for.
 
 use std::path::Path;
 
-use tantivy::TantivyDocument;
 use tantivy::schema::{
-    FAST, Field as TantivyField, INDEXED, STORED, STRING, Schema, SchemaBuilder, TEXT,
+    FAST, Field as TantivyField, IndexRecordOption, NumericOptions, STORED, Schema, SchemaBuilder,
+    TextFieldIndexing, TextOptions,
 };
 
-use sluice_store::StoreDocument;
-use sluice_store::fields::{Field, FieldKind, FieldValue};
+use sluice_store::fields::{Field, FieldKind};
 
 /// Bumped whenever the schema changes; an index of another format is refused with a way out.
 /// Format 1 (no version file) indexed only time, type, level, service and the text fields;
-/// format 2 indexed the id twice (`id` and `ingest_id`) and stored it a third time.
-pub const FORMAT: u32 = 3;
+/// format 2 indexed the id twice (`id` and `ingest_id`) and stored it a third time; format 3
+/// stored the document as bytes and kept field norms.
+pub const FORMAT: u32 = 4;
 const FORMAT_FILE: &str = "sluice-index-format";
 /// The event time in milliseconds, a fast column.
 pub(super) const TIMESTAMP: &str = "timestamp_ms";
@@ -49,9 +52,10 @@ pub(super) fn schema() -> (Schema, Fields) {
     // Time and numbers are only ranged, sorted and aggregated, all on the fast column; an
     // inverted index of them would be a term per distinct millisecond, written for nothing.
     let timestamp = builder.add_i64_field(TIMESTAMP, FAST);
-    let message = builder.add_text_field("message", TEXT);
-    let error_message = builder.add_text_field("error_message", TEXT);
-    let source = builder.add_bytes_field("source", STORED);
+    let message = builder.add_text_field("message", full_text());
+    let error_message = builder.add_text_field("error_message", full_text());
+    // Text, which tantivy's document store copies whole; it writes bytes a byte at a time.
+    let source = builder.add_text_field("source", STORED);
     let analytic: Vec<TantivyField> = Field::ALL
         .iter()
         .map(|field| add_analytic(&mut builder, *field))
@@ -67,13 +71,37 @@ pub(super) fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
+/// Words, lowercased, with their positions for phrases.
+fn full_text() -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    )
+}
+
+/// The exact value, as one term and a column.
+fn keyword() -> TextOptions {
+    TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_fieldnorms(false)
+                .set_index_option(IndexRecordOption::Basic),
+        )
+        .set_fast(None)
+}
+
 fn add_analytic(builder: &mut SchemaBuilder, field: Field) -> TantivyField {
     let name = field.tantivy_name();
     match field.kind() {
-        FieldKind::Keyword => builder.add_text_field(&name, STRING | FAST),
+        FieldKind::Keyword => builder.add_text_field(&name, keyword()),
         FieldKind::Double => builder.add_f64_field(&name, FAST),
         FieldKind::Long => builder.add_i64_field(&name, FAST),
-        FieldKind::Boolean => builder.add_bool_field(&name, INDEXED | FAST),
+        FieldKind::Boolean => {
+            builder.add_bool_field(&name, NumericOptions::default().set_indexed().set_fast())
+        }
     }
 }
 
@@ -105,29 +133,6 @@ pub(super) fn check_format(dir: &Path) -> Result<(), String> {
          send its events through ingest again if you need them), or run the Sluice version \
          that wrote it"
     ))
-}
-
-/// The tantivy document for `document`, from the values it carries.
-pub(super) fn to_tantivy(fields: &Fields, document: &StoreDocument) -> TantivyDocument {
-    let mut out = TantivyDocument::new();
-    out.add_i64(fields.timestamp, document.timestamp_ms);
-    out.add_bytes(fields.source, &document.source);
-    if let Some(message) = &document.message {
-        out.add_text(fields.message, message);
-    }
-    if let Some(error_message) = &document.error_message {
-        out.add_text(fields.error_message, error_message);
-    }
-    for (field, value) in document.fields.iter() {
-        let target = fields.of(field);
-        match value {
-            FieldValue::Keyword(text) => out.add_text(target, text),
-            FieldValue::Double(number) => out.add_f64(target, number),
-            FieldValue::Long(number) => out.add_i64(target, number),
-            FieldValue::Boolean(flag) => out.add_bool(target, flag),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

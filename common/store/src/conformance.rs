@@ -210,7 +210,7 @@ where
 {
     const AT: i64 = 1_796_000_000_000;
     let mut poison = document("refused", AT, LogType::Error, "error", "poison");
-    poison.source = b"{\"log_type\":\"error\",\"message\": not json}".to_vec();
+    poison.source = "{\"log_type\":\"error\",\"message\": not json}".to_owned();
     let report = store
         .index(Arc::new(vec![
             document("kept-1", AT, LogType::Error, "error", "kept"),

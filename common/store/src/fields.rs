@@ -253,20 +253,11 @@ impl FieldValues {
     }
 
     /// Every value, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = (Field, FieldValue<'_>)> + '_ {
-        self.values.iter().map(|&(field, slot)| {
-            let value = match slot {
-                Slot::Keyword { start, end } => FieldValue::Keyword(
-                    self.text
-                        .get(start as usize..end as usize)
-                        .unwrap_or_default(),
-                ),
-                Slot::Double(number) => FieldValue::Double(number),
-                Slot::Long(number) => FieldValue::Long(number),
-                Slot::Boolean(flag) => FieldValue::Boolean(flag),
-            };
-            (field, value)
-        })
+    pub fn iter(&self) -> FieldValuesIter<'_> {
+        FieldValuesIter {
+            text: &self.text,
+            values: self.values.iter(),
+        }
     }
 
     /// The values of one field.
@@ -312,6 +303,37 @@ impl FieldValues {
             Value::Null | Value::Array(_) | Value::Object(_) => return,
         };
         self.push_json(field, scalar);
+    }
+}
+
+/// The values of a [`FieldValues`], in the order they were added: a named type, so that a
+/// store's document type can hold it.
+#[derive(Debug, Clone)]
+pub struct FieldValuesIter<'a> {
+    text: &'a str,
+    values: std::slice::Iter<'a, (Field, Slot)>,
+}
+
+impl<'a> Iterator for FieldValuesIter<'a> {
+    type Item = (Field, FieldValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let &(field, slot) = self.values.next()?;
+        let value = match slot {
+            Slot::Keyword { start, end } => FieldValue::Keyword(
+                self.text
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            ),
+            Slot::Double(number) => FieldValue::Double(number),
+            Slot::Long(number) => FieldValue::Long(number),
+            Slot::Boolean(flag) => FieldValue::Boolean(flag),
+        };
+        Some((field, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.values.size_hint()
     }
 }
 

@@ -22,7 +22,7 @@ use thiserror::Error;
 pub use aggregation::{
     Aggregation, AggregationResult, AggregationResults, Aggregations, Stats, TermBucket, TimeBucket,
 };
-pub use fields::{Field, FieldKind, FieldValue, FieldValues, JsonScalar};
+pub use fields::{Field, FieldKind, FieldValue, FieldValues, FieldValuesIter, JsonScalar};
 pub use text_query::{QuerySyntaxError, TextField, TextQuery};
 
 #[derive(Debug, Error)]
@@ -48,7 +48,8 @@ pub struct StoreDocument {
     /// Every [`Field`]'s values, the id, type, level and service among them; empty for a store
     /// that does not read them ([`EventStore::reads_field_values`]).
     pub fields: FieldValues,
-    pub source: Vec<u8>,
+    /// The document as JSON (text, so a store can keep it without checking its encoding).
+    pub source: String,
 }
 
 impl StoreDocument {
@@ -68,7 +69,7 @@ impl StoreDocument {
             error_message: text("error_message"),
             fields,
             // A `serde_json::Value` always serialises.
-            source: serde_json::to_vec(source).unwrap_or_default(),
+            source: serde_json::to_string(source).unwrap_or_default(),
         }
     }
 }
