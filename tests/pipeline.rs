@@ -80,6 +80,7 @@ async fn ten_thousand_events_through_every_endpoint() {
     assert_window(&server, &ingest, &events).await;
     check_geo(&server, &ingest).await;
     check_fraud(&server, &ingest, &events).await;
+    check_fraud_metrics(&server, &ingest).await;
 
     // 2. POST /api/logs/upload with a CSV file.
     let csv_window = Window {
@@ -256,6 +257,48 @@ async fn check_fraud(server: &Server, window: &Window, events: &[Value]) {
         5,
         "every pattern was planted: {seen_patterns:?}"
     );
+}
+
+/// The fraud metrics count what the documents say: every event scored, every detection, and
+/// each indicator as often as it fired (the window's events are the only ones indexed yet).
+async fn check_fraud_metrics(server: &Server, window: &Window) {
+    let (from, to) = window.bounds();
+    let mut expected: BTreeMap<String, f64> = BTreeMap::new();
+    for log_type in ["transaction", "user_behavior"] {
+        let answer = server.search(search_all(log_type, from, to)).await;
+        for hit in answer["hits"].as_array().expect("hits") {
+            if hit["fraud"]["source"] != "sluice" {
+                continue;
+            }
+            *expected
+                .entry("sluice_fraud_scored_total".into())
+                .or_default() += 1.0;
+            if hit["fraud"]["detected"] == true {
+                *expected
+                    .entry("sluice_fraud_detections_total".into())
+                    .or_default() += 1.0;
+            }
+            for indicator in hit["fraud"]["indicators"].as_array().expect("indicators") {
+                let indicator = indicator.as_str().expect("a name");
+                let metric = format!("sluice_fraud_indicators_total{{indicator=\"{indicator}\"}}");
+                *expected.entry(metric).or_default() += 1.0;
+            }
+        }
+    }
+    assert!(
+        expected.len() > 3,
+        "scored, detected and indicators: {expected:?}"
+    );
+    let metrics = server.get_text("/metrics").await;
+    let counted: BTreeMap<String, f64> = metrics
+        .lines()
+        .filter(|line| line.starts_with("sluice_fraud_"))
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(counted, expected);
 }
 
 /// `store.url = null://` (for benchmarking the processor alone): everything is processed and

@@ -4,12 +4,12 @@
 use simd_json::prelude::*;
 use sluice_event::validate::{
     Buffers, FieldIssue, Limits, Record, RejectCode, ValidEvent, parse_record_with,
-    repair_lone_surrogates, validate,
+    parse_validated_record, read_validated, repair_lone_surrogates, validate,
 };
-use sluice_event::{LogType, QueuedRecord, document_id};
+use sluice_event::{LogType, QueuedRecord, Source, document_id};
 use sluice_fraud::{
-    Activity, Assessment, FraudEngine, FraudInput, GeoFacts, SharedFraudEngine, is_failure_action,
-    is_failure_status,
+    Activity, Assessment, FraudEngine, FraudInput, GeoFacts, Indicator, SharedFraudEngine,
+    is_failure_action, is_failure_status,
 };
 use sluice_geoip::{GeoRecord, GeoResolver, Lookup};
 use sluice_queue::DeadLetter;
@@ -74,8 +74,12 @@ pub struct Pipeline {
     buffers: Buffers,
     /// Records of the current batch that had lone surrogates repaired.
     repaired: usize,
+    /// What the fraud engine made of the current batch, counted when the batch is done.
+    fraud_counts: FraudCounts,
     /// Whether documents carry their typed field values (the store reads them).
     field_values: bool,
+    /// Whether records from Sluice's ingest were validated there before they were queued.
+    validated_at_ingest: bool,
 }
 
 impl Pipeline {
@@ -87,7 +91,9 @@ impl Pipeline {
             scratch: Vec::new(),
             buffers: Buffers::default(),
             repaired: 0,
+            fraud_counts: FraudCounts::default(),
             field_values: true,
+            validated_at_ingest: false,
         }
     }
 
@@ -96,6 +102,13 @@ impl Pipeline {
     pub fn without_field_values(mut self) -> Pipeline {
         self.field_values = false;
         self
+    }
+
+    /// Reads the records Sluice's ingest queued without checking them again: it validated them
+    /// before it acknowledged them ([`sluice_queue::QueueConsumer::validated_at_ingest`]).
+    /// Records that reached the queue another way ([`Source::Queue`]) are validated still.
+    pub fn set_validated_at_ingest(&mut self, validated: bool) {
+        self.validated_at_ingest = validated;
     }
 
     pub fn geo_mut(&mut self) -> &mut GeoResolver {
@@ -128,6 +141,17 @@ impl Pipeline {
             emit(RecordsRepaired {
                 kind: "lone_surrogate",
                 count: std::mem::take(&mut self.repaired),
+            });
+        }
+        let fraud = std::mem::take(&mut self.fraud_counts);
+        if fraud.scored > 0 {
+            emit(FraudScored {
+                scored: fraud.scored,
+                detected: fraud.detected,
+                indicators: Indicator::ALL
+                    .iter()
+                    .zip(fraud.fired)
+                    .map(|(indicator, fired)| (indicator.as_str(), fired)),
             });
         }
         output
@@ -173,8 +197,13 @@ impl Pipeline {
         record: &QueuedRecord,
         scratch: &mut Vec<u8>,
     ) -> Result<StoreDocument, RecordFailure> {
-        let parsed = parse_record_with(&record.payload, scratch, &self.limits, &mut self.buffers)
-            .map_err(|issue| RecordFailure::at(Stage::Validate, vec![issue]))?;
+        let validated = self.validated_at_ingest && record.source != Source::Queue;
+        let parsed = if validated {
+            parse_validated_record(&record.payload, scratch, &self.limits, &mut self.buffers)
+        } else {
+            parse_record_with(&record.payload, scratch, &self.limits, &mut self.buffers)
+        }
+        .map_err(|issue| RecordFailure::at(Stage::Validate, vec![issue]))?;
         // The document is the record's bytes, so they get the same repair the parser saw.
         let repaired = (parsed.repaired > 0).then(|| {
             self.repaired += 1;
@@ -183,8 +212,12 @@ impl Pipeline {
             copy
         });
         let value = parsed.tape.as_value();
-        let event = validate(value, record.received_at_ms, &self.limits)
-            .map_err(|issues| RecordFailure::at(Stage::Validate, issues))?;
+        let event = if validated {
+            read_validated(value, record.received_at_ms, &self.limits)
+        } else {
+            validate(value, record.received_at_ms, &self.limits)
+                .map_err(|issues| RecordFailure::at(Stage::Validate, issues))?
+        };
         let id = match (&record.id, event.event_id) {
             (Some(id), _) => id.clone(),
             (None, Some(event_id)) if !event_id.is_empty() => event_id.to_owned(),
@@ -238,14 +271,29 @@ impl Pipeline {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .assess(&input)?;
-        emit(FraudScored {
-            detected: assessment.detected,
-            indicators: assessment
-                .indicators
-                .iter()
-                .map(|indicator| indicator.as_str()),
-        });
+        self.fraud_counts.count(&assessment);
         Some(Fraud::Scored(assessment))
+    }
+}
+
+/// Fraud verdicts of a batch, for its metrics.
+#[derive(Debug, Default)]
+struct FraudCounts {
+    scored: u64,
+    detected: u64,
+    /// Times each indicator fired, in the order of [`Indicator::ALL`].
+    fired: [u64; Indicator::ALL.len()],
+}
+
+impl FraudCounts {
+    fn count(&mut self, assessment: &Assessment) {
+        self.scored += 1;
+        self.detected += u64::from(assessment.detected);
+        for indicator in &assessment.indicators {
+            if let Some(at) = Indicator::ALL.iter().position(|i| i == indicator) {
+                self.fired[at] += 1;
+            }
+        }
     }
 }
 

@@ -64,10 +64,11 @@ impl Processor {
         consumer: Box<dyn QueueConsumer>,
         store: Arc<dyn EventStore>,
         dead_letters: Arc<dyn DeadLetterQueue>,
-        pipeline: Pipeline,
+        mut pipeline: Pipeline,
         config: ProcessorConfig,
         health: Health,
     ) -> Processor {
+        pipeline.set_validated_at_ingest(consumer.validated_at_ingest());
         Processor {
             consumer,
             store,

@@ -344,6 +344,120 @@ fn ingest_the_processor_and_tantivy_agree_on_every_record() {
     });
 }
 
+/// What ingest accepted, the processor reads from the WAL without validating it again; the
+/// documents must be the ones it makes when it validates (records that reach the queue another
+/// way), byte for byte and value for value.
+#[test]
+fn records_validated_at_ingest_become_the_documents_validation_makes() {
+    let received_at_ms = sluice_event::now_ms();
+    let as_queued = |bytes: &Vec<u8>, source| QueuedRecord {
+        id: None,
+        received_at_ms,
+        source,
+        partition_key: None,
+        payload: bytes.clone(),
+    };
+    let mut trusting = pipeline();
+    trusting.set_validated_at_ingest(true);
+    let pipelines = std::cell::RefCell::new((pipeline(), trusting));
+    let records = prop_oneof![record(), known_fields_record(), sample_record()];
+    proptest!(cases(300), |(records in prop::collection::vec(records, 1..16))| {
+        let limits = Limits::default();
+        let accepted: Vec<&Vec<u8>> = records
+            .iter()
+            .filter(|bytes| ingest_verdict(bytes, &limits).is_ok())
+            .collect();
+        let (validating, trusting) = &mut *pipelines.borrow_mut();
+        let checked: Vec<QueuedRecord> =
+            accepted.iter().map(|bytes| as_queued(bytes, Source::Queue)).collect();
+        let from_ingest: Vec<QueuedRecord> =
+            accepted.iter().map(|bytes| as_queued(bytes, Source::Http)).collect();
+        let checked = validating.process(&checked);
+        let read = trusting.process(&from_ingest);
+        prop_assert!(checked.dead_letters.is_empty() && read.dead_letters.is_empty());
+        prop_assert_eq!(checked.documents.len(), read.documents.len());
+        for (expected, got) in checked.documents.iter().zip(&read.documents) {
+            // The receive source is in the document; everything else must be equal.
+            let got_source = got.source.replace("\"source\":\"http\"}}", "\"source\":\"queue\"}}");
+            prop_assert_eq!(&expected.source, &got_source);
+            prop_assert_eq!(expected.id.as_str(), got.id.as_str());
+            prop_assert_eq!(expected.timestamp_ms, got.timestamp_ms);
+            prop_assert_eq!(&expected.message, &got.message);
+            prop_assert_eq!(&expected.error_message, &got.error_message);
+            let values = |fields: &sluice_store::FieldValues| {
+                let mut values: Vec<String> =
+                    fields.iter().map(|value| format!("{value:?}")).collect();
+                values.sort();
+                values
+            };
+            prop_assert_eq!(values(&expected.fields), values(&got.fields));
+        }
+    });
+}
+
+/// A record whose fields are the ones the processor reads, each in one of the forms producers
+/// send it (text or number, padded, upper-case, null), with fields of any kind besides.
+fn known_fields_record() -> impl Strategy<Value = Vec<u8>> {
+    let forms: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "timestamp",
+            vec![
+                r#""2026-12-05T23:19:02.953Z""#,
+                "1764976742953",
+                r#""2026-12-05T23:19:02+02:00""#,
+                "null",
+                r#""soon""#,
+            ],
+        ),
+        (
+            "@timestamp",
+            vec![r#""2026-12-04T10:00:00Z""#, "1764842400000", "null"],
+        ),
+        (
+            "user_id",
+            vec![r#""u1""#, "42", r#"" ""#, "null", "18446744073709551615"],
+        ),
+        (
+            "ip",
+            vec![r#""81.2.69.142""#, r#"" 8.8.8.8 ""#, r#""::1""#, "null"],
+        ),
+        ("amount", vec!["12.5", "0", "1e3", "null"]),
+        ("status", vec![r#""failed""#, r#""completed""#]),
+        ("action", vec![r#""login_failed""#, r#""view""#]),
+        ("country", vec![r#""US""#, r#""de""#]),
+        ("level", vec![r#""ERROR""#, r#""info""#, r#"" Warn ""#]),
+        ("service", vec![r#""checkout""#]),
+        ("message", vec![r#""payment failed for tx-1""#, r#""""#]),
+        ("error_message", vec![r#""gateway é timeout""#]),
+        ("event_id", vec![r#""e-1""#, r#""""#]),
+    ];
+    let fields = forms
+        .into_iter()
+        .map(|(name, values)| {
+            prop::option::of(prop::sample::select(values)).prop_map(move |value| {
+                value.map_or_else(String::new, |value| format!(",\"{name}\":{value}"))
+            })
+        })
+        .collect::<Vec<_>>();
+    (record_of(false), fields).prop_map(|(base, fields)| {
+        let mut text = String::from_utf8_lossy(&base).into_owned();
+        match text.rfind('}') {
+            Some(end) => text.insert_str(end, &fields.concat()),
+            None => text.push_str(&fields.concat()),
+        }
+        text.into_bytes()
+    })
+}
+
+/// One of the generator's events, as shops send them.
+fn sample_record() -> impl Strategy<Value = Vec<u8>> {
+    any::<u64>().prop_map(|seed| {
+        let mut events =
+            sluice_sample::SampleGenerator::new(seed, 1, 1_767_225_600_000, 86_400_000);
+        serde_json::to_vec(&events.next().expect("an event")).expect("JSON")
+    })
+}
+
 /// Each document goes to an index of its own: how one document's fields map must not depend on
 /// the documents before it (a field first seen as text, then as an object, is refused by any
 /// Elasticsearch, and that is the store's state, not the record's validity). Arrays hold one

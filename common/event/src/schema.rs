@@ -245,6 +245,10 @@ pub const RESERVED: &[&str] = &["geo", "fraud", "ingest", "_id"];
 /// Whether a top-level key is reserved, or a dotted path into a reserved object (`geo.city_name`
 /// would land in Sluice's own `geo` in Elasticsearch, which reads dots as paths).
 pub fn is_reserved(key: &str) -> bool {
+    // Every field of every record is asked; most names start with a letter no reserved one has.
+    if !matches!(key.as_bytes().first(), Some(b'g' | b'f' | b'i' | b'_')) {
+        return false;
+    }
     let head = key.split('.').next().unwrap_or(key);
     RESERVED.contains(&head)
 }
@@ -252,6 +256,16 @@ pub fn is_reserved(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reserved_name_and_path_into_one_is_reserved() {
+        for name in RESERVED {
+            assert!(is_reserved(name), "{name}");
+            assert!(is_reserved(&format!("{name}.x")), "{name}.x");
+            assert!(!is_reserved(&format!("{name}x")), "{name}x");
+        }
+        assert!(!is_reserved("message"));
+    }
 
     #[test]
     fn every_log_type_requires_log_type() {

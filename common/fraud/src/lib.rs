@@ -36,6 +36,15 @@ pub enum Indicator {
 }
 
 impl Indicator {
+    pub const ALL: [Indicator; 6] = [
+        Indicator::HighAmount,
+        Indicator::RapidTransactions,
+        Indicator::FailedAttempts,
+        Indicator::SuspiciousLocation,
+        Indicator::IpMismatch,
+        Indicator::AmountAnomaly,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Indicator::HighAmount => "high_amount",

@@ -488,6 +488,12 @@ impl QueueConsumer for WalConsumer {
     fn backlog(&self) -> Backlog {
         self.queue.backlog()
     }
+
+    /// Only ingest appends events, after validating them; a record that is not ingest's
+    /// envelope is delivered as [`Source::Queue`].
+    fn validated_at_ingest(&self) -> bool {
+        true
+    }
 }
 
 impl WalConsumer {

@@ -154,6 +154,14 @@ pub trait QueueConsumer: Send + Sync {
 
     /// What waits in the queue, for the lag metrics.
     fn backlog(&self) -> Backlog;
+
+    /// Whether the records this consumer delivers were validated by Sluice's ingest before they
+    /// were queued (the WAL, which only ingest writes), so that the processor reads them
+    /// without checking them again. A record marked [`Source::Queue`] came another way and is
+    /// checked whatever this says.
+    fn validated_at_ingest(&self) -> bool {
+        false
+    }
 }
 
 /// A record the pipeline could not index, kept with its original bytes and the reason.

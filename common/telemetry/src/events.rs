@@ -337,20 +337,25 @@ impl InternalEvent for GeoIpDatabase<'_> {
     }
 }
 
-/// A transaction scored by the fraud engine, with the names of the indicators that fired.
+/// Events the fraud engine scored in a batch: how many, how many it flagged, and how often each
+/// indicator fired (by name). Counted per batch, not per event: a metric handle is looked up in
+/// the registry each time one is counted.
 pub struct FraudScored<I> {
-    pub detected: bool,
+    pub scored: u64,
+    pub detected: u64,
     pub indicators: I,
 }
 
-impl<I: IntoIterator<Item = &'static str>> InternalEvent for FraudScored<I> {
+impl<I: IntoIterator<Item = (&'static str, u64)>> InternalEvent for FraudScored<I> {
     fn emit(self) {
-        counter!(FRAUD_SCORED).increment(1);
-        if self.detected {
-            counter!(FRAUD_DETECTED).increment(1);
+        counter!(FRAUD_SCORED).increment(self.scored);
+        if self.detected > 0 {
+            counter!(FRAUD_DETECTED).increment(self.detected);
         }
-        for indicator in self.indicators {
-            counter!(FRAUD_INDICATORS, "indicator" => indicator).increment(1);
+        for (indicator, fired) in self.indicators {
+            if fired > 0 {
+                counter!(FRAUD_INDICATORS, "indicator" => indicator).increment(fired);
+            }
         }
     }
 }

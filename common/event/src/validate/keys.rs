@@ -117,10 +117,19 @@ impl Walk<'_> {
         let len = object.len();
         self.fields += len;
         let mut seen = (len > PAIRWISE_LIMIT).then(|| HashSet::with_capacity(len));
+        // The names so far, each with a fingerprint that settles almost every comparison.
+        let mut earlier: [(u64, &str); PAIRWISE_LIMIT] = [(0, ""); PAIRWISE_LIMIT];
         for (index, (key, value)) in object.iter().enumerate() {
             let duplicate = match &mut seen {
                 Some(seen) => !seen.insert(key),
-                None => object.iter().take(index).any(|(earlier, _)| earlier == key),
+                None => {
+                    let print = fingerprint(key);
+                    let duplicate = earlier[..index]
+                        .iter()
+                        .any(|&(other, name)| other == print && name == key);
+                    earlier[index] = (print, key);
+                    duplicate
+                }
             };
             if duplicate {
                 self.issue(
@@ -158,6 +167,18 @@ impl Walk<'_> {
         };
         self.issues.push(FieldIssue::new(&field, code, reason));
     }
+}
+
+/// The length and first bytes of a name, and its last byte: names that differ here differ.
+fn fingerprint(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let mut head = [0u8; 8];
+    let take = bytes.len().min(6);
+    head[..take].copy_from_slice(&bytes[..take]);
+    head[6] = bytes.last().copied().unwrap_or(0);
+    // Lengths are compared modulo 256: a match only means the names are compared whole.
+    head[7] = bytes.len() as u8;
+    u64::from_le_bytes(head)
 }
 
 /// A name of ASCII letters, digits, `_`, `-` and `@` only, as nearly every name sent is: it

@@ -213,6 +213,15 @@ fn deep_nesting_is_refused_before_parsing() {
 }
 
 #[test]
+fn opening_brackets_are_counted_past_a_lane_of_255() {
+    for count in [0, 1, 254, 255, 256, 511, 1_000] {
+        let bytes: Vec<u8> = "[{a".bytes().cycle().take(count * 3).collect();
+        let plain = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+        assert_eq!(count_opening(&bytes), plain, "{count}");
+    }
+}
+
+#[test]
 fn brackets_inside_strings_do_not_count_as_depth() {
     assert_eq!(nesting_depth(br#"{"a":"[[[[\"[["}"#), 1);
 }
@@ -327,6 +336,10 @@ fn a_field_twice_in_one_object_is_refused_at_any_level() {
         ("k7", RejectCode::DuplicateField)
     );
     check(&error_with(r#""a":{"x":1},"b":{"x":1}"#)).expect("same name in two objects");
+    // Names alike in length, first bytes and last byte are compared whole.
+    check(&error_with(r#""abcdef_1_z":1,"abcdef_2_z":2"#)).expect("two names");
+    let issue = only_issue(&error_with(r#""abcdef_1_z":1,"abcdef_1_z":2"#));
+    assert_eq!(issue.code, RejectCode::DuplicateField);
 }
 
 #[test]
