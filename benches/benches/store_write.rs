@@ -1,6 +1,6 @@
 //! The embedded store's write path on its own: documents the processor built (generated
 //! events through the real pipeline) written to a fresh tantivy index in the processor's
-//! batches, each batch committed, as `sluice serve` writes them. What it measures is the stage
+//! batches and committed as it commits them, as `sluice serve` writes them. What it measures is the stage
 //! every event waits on at full load: indexing, the commit's segment serialisation, the
 //! document store's compression, and the merges that run beside it.
 //!
@@ -28,6 +28,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The processor's default batch (`processor.batch_max_records`).
 const BATCH: usize = 20_000;
 const BATCHES: usize = 5;
+/// The processor's default commit (`processor.commit_max_records`).
+const COMMIT_MAX_RECORDS: usize = 60_000;
 /// The default indexing buffer (`store.writer_memory_mb`).
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 
@@ -61,10 +63,21 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_write");
     group.throughput(Throughput::Elements((BATCH * BATCHES) as u64));
     group.sample_size(10);
+    // As the processor writes: batch by batch, committing every `COMMIT_MAX_RECORDS` documents
+    // and at the end.
     let write_all = |store: &TantivyStore| {
         runtime.block_on(async {
+            let mut uncommitted = 0;
             for batch in &batches {
-                black_box(store.index(Arc::clone(batch)).await.expect("indexed"));
+                black_box(store.write(Arc::clone(batch)).await.expect("written"));
+                uncommitted += batch.len();
+                if uncommitted >= COMMIT_MAX_RECORDS {
+                    store.commit().await.expect("committed");
+                    uncommitted = 0;
+                }
+            }
+            if uncommitted > 0 {
+                store.commit().await.expect("committed");
             }
         });
     };

@@ -8,6 +8,7 @@ mod document;
 mod pipeline;
 mod retry;
 mod service;
+mod uncommitted;
 
 pub use detect::OnDemandScorer;
 pub use pipeline::{BatchOutput, Pipeline, RecordFailure, Stage};

@@ -1,11 +1,12 @@
 //! The processor loop: batch in, documents out, commit. Owns the ordering guarantees:
-//! the queue position moves only after the store acknowledged the batch (or the records were
+//! the queue position moves only after the store made the batch durable (or the records were
 //! dead-lettered), and a shutdown lets the batch in flight finish.
 //!
 //! Two stages overlap: while the store writes batch N (on its own task), the loop reads and
-//! transforms batch N+1; then it waits for N, dead-letters what the store refused, and commits
-//! N's checkpoint, which covers N and nothing after it. At most one batch is being written and
-//! one transformed, so memory stays at two batches, and checkpoints are committed in order.
+//! transforms batch N+1; then it waits for N and dead-letters what the store refused. Written
+//! batches are committed together (see [`crate::uncommitted`]): the store commits, then the
+//! queue commits a checkpoint that covers them all and nothing after them. At most one batch
+//! is being written and one transformed; the written ones wait for their commit.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use sluice_queue::{BatchLimit, Checkpoint, DeadLetter, DeadLetterQueue, QueueCon
 use sluice_store::{EventStore, IndexReport, StoreDocument};
 use sluice_telemetry::emit;
 use sluice_telemetry::events::{
-    BatchProcessed, EventsDeadLettered, GeoIpDatabase, GeoIpLookups, QueueBacklog,
+    BatchProcessed, EventsDeadLettered, GeoIpDatabase, GeoIpLookups, QueueBacklog, StoreCommitted,
     StoreWriteFailed, StoreWritten,
 };
 use sluice_telemetry::health::Health;
@@ -30,6 +31,7 @@ use sluice_geoip::LookupCounts;
 
 use crate::pipeline::{BatchOutput, Pipeline, Stage};
 use crate::retry::Backoff;
+use crate::uncommitted::{CommitPolicy, Uncommitted};
 
 pub struct Processor {
     consumer: Box<dyn QueueConsumer>,
@@ -48,6 +50,13 @@ const DEAD_LETTERS: &str = "dead_letters";
 /// The loop was told to stop.
 struct Shutdown;
 
+/// Why a store write did not go through.
+enum WriteFailed {
+    /// The store failed as a whole: what it had not committed may be lost.
+    Store(String),
+    Shutdown,
+}
+
 /// A batch whose documents the store is writing, with what finishing it needs.
 struct InFlight {
     records: Vec<QueuedRecord>,
@@ -56,7 +65,7 @@ struct InFlight {
     origins: Vec<usize>,
     dead_letters: Vec<DeadLetter>,
     started: Instant,
-    write: JoinHandle<Result<IndexReport, Shutdown>>,
+    write: JoinHandle<Result<IndexReport, WriteFailed>>,
 }
 
 impl Processor {
@@ -98,7 +107,9 @@ impl Processor {
             "processor started"
         );
         let mut read_backoff = self.backoff();
+        let policy = CommitPolicy::of(&self.config);
         let mut in_flight: Option<InFlight> = None;
+        let mut uncommitted = Uncommitted::default();
         loop {
             let batch = tokio::select! {
                 biased;
@@ -121,11 +132,17 @@ impl Processor {
                 }
             };
             if batch.is_empty() {
-                // Idle: finish what is being written, and give a replaced GeoIP file its
-                // chance to load.
+                // Idle: finish what is being written and commit it, and give a replaced GeoIP
+                // file its chance to load.
                 if let Some(previous) = in_flight.take()
-                    && self.finish(previous, &shutdown).await.is_err()
+                    && self
+                        .finish(previous, &mut uncommitted, &shutdown)
+                        .await
+                        .is_err()
                 {
+                    break;
+                }
+                if self.commit(&mut uncommitted, &shutdown).await.is_err() {
                     break;
                 }
                 self.transform(batch.records).await;
@@ -133,17 +150,30 @@ impl Processor {
             }
             let started = Instant::now();
             let (records, output) = self.transform(batch.records).await;
-            if let Some(previous) = in_flight.take()
-                && self.finish(previous, &shutdown).await.is_err()
-            {
-                break;
+            if let Some(previous) = in_flight.take() {
+                if self
+                    .finish(previous, &mut uncommitted, &shutdown)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                if uncommitted.is_due(policy)
+                    && self.commit(&mut uncommitted, &shutdown).await.is_err()
+                {
+                    break;
+                }
             }
             in_flight =
                 Some(self.start_write(records, batch.checkpoint, output, started, &shutdown));
         }
-        if let Some(last) = in_flight.take() {
-            // Finished unless the shutdown came while a backend was being retried.
-            let _ = self.finish(last, &shutdown).await;
+        // Finished and committed unless the shutdown came while a backend was being retried.
+        let finished = match in_flight.take() {
+            Some(last) => self.finish(last, &mut uncommitted, &shutdown).await,
+            None => Ok(()),
+        };
+        if finished.is_ok() {
+            let _ = self.commit(&mut uncommitted, &shutdown).await;
         }
         info!("processor stopped; uncommitted records stay in the queue for the next start");
     }
@@ -165,7 +195,6 @@ impl Processor {
         let documents = Arc::new(documents);
         let write = tokio::spawn(write(
             Arc::clone(&self.store),
-            self.health.clone(),
             self.backoff(),
             Arc::clone(&documents),
             shutdown.clone(),
@@ -181,11 +210,13 @@ impl Processor {
         }
     }
 
-    /// Waits for the store to acknowledge the batch, keeps what it refused for good as dead
-    /// letters, and commits the batch's checkpoint.
+    /// Waits for the store to take the batch and keeps what it refused for good as dead letters;
+    /// the batch then waits for the next commit. Should the store have failed, everything
+    /// written since its last commit is written again first.
     async fn finish(
         &mut self,
         done: InFlight,
+        uncommitted: &mut Uncommitted,
         shutdown: &CancellationToken,
     ) -> Result<(), Shutdown> {
         let InFlight {
@@ -197,8 +228,8 @@ impl Processor {
             started,
             write,
         } = done;
-        let report = match write.await {
-            Ok(report) => report?,
+        let written = match write.await {
+            Ok(written) => written,
             Err(e) if e.is_panic() => {
                 error!(error = %e, "the store write panicked");
                 std::panic::resume_unwind(e.into_panic());
@@ -206,20 +237,112 @@ impl Processor {
             // The runtime is going away.
             Err(_) => return Err(Shutdown),
         };
+        let report = match written {
+            Ok(report) => {
+                self.health.recovered(STORE);
+                report
+            }
+            Err(WriteFailed::Store(failure)) => {
+                self.write_again(uncommitted, Some(&documents), failure, shutdown)
+                    .await?
+            }
+            Err(WriteFailed::Shutdown) => return Err(Shutdown),
+        };
         dead_letters.extend(index_dead_letters(&records, &documents, &origins, &report));
         self.dead_letter(dead_letters, shutdown).await?;
-        self.commit(&checkpoint, shutdown).await?;
-        let backlog = self.consumer.backlog();
-        emit(QueueBacklog {
-            records: backlog.records,
-            bytes: backlog.bytes,
-        });
+        uncommitted.add(&checkpoint, documents);
         emit(BatchProcessed {
             records: records.len(),
             indexed: report.indexed,
             duration: started.elapsed(),
         });
         Ok(())
+    }
+
+    /// Makes everything written since the last commit durable in the store, then moves the
+    /// queue position past it. A failed commit lost those batches: they are written again and
+    /// committed again, with back-off, until the store takes them.
+    async fn commit(
+        &mut self,
+        uncommitted: &mut Uncommitted,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Shutdown> {
+        let Some(checkpoint) = uncommitted.checkpoint().cloned() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        while let Err(e) = self.store.commit().await {
+            self.write_again(uncommitted, None, e.to_string(), shutdown)
+                .await?;
+        }
+        self.health.recovered(STORE);
+        emit(StoreCommitted {
+            documents: uncommitted.documents(),
+            duration: started.elapsed(),
+        });
+        self.commit_queue(&checkpoint, shutdown).await?;
+        uncommitted.clear();
+        let backlog = self.consumer.backlog();
+        emit(QueueBacklog {
+            records: backlog.records,
+            bytes: backlog.bytes,
+        });
+        Ok(())
+    }
+
+    /// After `failure`, writes again every batch written since the last commit, then `current`
+    /// (the batch whose write failed, if that is what happened), with back-off, until the store
+    /// takes them all; `/ready` shows the failure meanwhile. Returns `current`'s report (the
+    /// reports of the others were dealt with when they were first written).
+    async fn write_again(
+        &self,
+        uncommitted: &Uncommitted,
+        current: Option<&Arc<Vec<StoreDocument>>>,
+        mut failure: String,
+        shutdown: &CancellationToken,
+    ) -> Result<IndexReport, Shutdown> {
+        let mut backoff = self.backoff();
+        loop {
+            self.health.failing(STORE, &failure);
+            let retry_in = backoff.next_delay();
+            emit(StoreWriteFailed {
+                error: &failure,
+                attempt: backoff.attempt(),
+                retry_in,
+            });
+            sleep_or_shutdown(retry_in, shutdown).await?;
+            let mut report = IndexReport::default();
+            let batches = uncommitted.batches().iter().chain(current);
+            let mut rewritten = Ok(());
+            for documents in batches {
+                let written = write(
+                    Arc::clone(&self.store),
+                    self.backoff(),
+                    Arc::clone(documents),
+                    shutdown.clone(),
+                )
+                .await;
+                match written {
+                    Ok(written) => report = written,
+                    Err(e) => {
+                        rewritten = Err(e);
+                        break;
+                    }
+                }
+            }
+            match rewritten {
+                Ok(()) => {
+                    self.health.recovered(STORE);
+                    return Ok(if current.is_some() {
+                        report
+                    } else {
+                        IndexReport::default()
+                    });
+                }
+                Err(WriteFailed::Store(again)) => failure = again,
+                Err(WriteFailed::Shutdown) => return Err(Shutdown),
+            }
+        }
     }
 
     /// Runs the CPU-bound pipeline on a blocking thread so the async runtime stays responsive;
@@ -285,8 +408,8 @@ impl Processor {
         }
     }
 
-    /// Moves the queue position past the batch, retrying until the queue takes it.
-    async fn commit(
+    /// Moves the queue position through `checkpoint`, retrying until the queue takes it.
+    async fn commit_queue(
         &mut self,
         checkpoint: &Checkpoint,
         shutdown: &CancellationToken,
@@ -308,16 +431,16 @@ impl Processor {
     }
 }
 
-/// Writes until every document is indexed or refused for good. What the store refused for
-/// now (overload, a shard moving) is sent again on its own after a back-off, not with the
-/// whole batch; a failed write is retried whole. The queue position waits meanwhile.
+/// Writes until every document is taken or refused for good. What the store refused for now
+/// (overload, a shard moving) is sent again on its own after a back-off, not with the whole
+/// batch. A failure of the store as a whole is the caller's to handle: what the store had not
+/// committed may be lost with it.
 async fn write(
     store: Arc<dyn EventStore>,
-    health: Health,
     mut backoff: Backoff,
     documents: Arc<Vec<StoreDocument>>,
     shutdown: CancellationToken,
-) -> Result<IndexReport, Shutdown> {
+) -> Result<IndexReport, WriteFailed> {
     let mut outcome = IndexReport::default();
     if documents.is_empty() {
         return Ok(outcome);
@@ -325,48 +448,43 @@ async fn write(
     let mut pending = documents;
     loop {
         let started = Instant::now();
-        let failure = match store.index(Arc::clone(&pending)).await {
-            Ok(report) => {
-                health.recovered(STORE);
-                emit(StoreWritten {
-                    documents: report.indexed,
-                    duration: started.elapsed(),
-                });
-                outcome.indexed += report.indexed;
-                let (retry, refused): (Vec<_>, Vec<_>) =
-                    report.rejected.into_iter().partition(|r| r.retryable);
-                outcome.rejected.extend(refused);
-                if retry.is_empty() {
-                    return Ok(outcome);
-                }
-                let failure = format!(
-                    "{} documents refused for now (first: {})",
-                    retry.len(),
-                    retry[0].reason
-                );
-                let again: HashSet<&str> = retry.iter().map(|r| r.id.as_str()).collect();
-                pending = Arc::new(
-                    pending
-                        .iter()
-                        .filter(|d| again.contains(d.id.as_str()))
-                        .cloned()
-                        .collect(),
-                );
-                failure
-            }
-            Err(e) => {
-                let failure = e.to_string();
-                health.failing(STORE, &failure);
-                failure
-            }
-        };
+        let report = store
+            .write(Arc::clone(&pending))
+            .await
+            .map_err(|e| WriteFailed::Store(e.to_string()))?;
+        emit(StoreWritten {
+            documents: report.indexed,
+            duration: started.elapsed(),
+        });
+        outcome.indexed += report.indexed;
+        let (retry, refused): (Vec<_>, Vec<_>) =
+            report.rejected.into_iter().partition(|r| r.retryable);
+        outcome.rejected.extend(refused);
+        if retry.is_empty() {
+            return Ok(outcome);
+        }
+        let failure = format!(
+            "{} documents refused for now (first: {})",
+            retry.len(),
+            retry[0].reason
+        );
+        let again: HashSet<&str> = retry.iter().map(|r| r.id.as_str()).collect();
+        pending = Arc::new(
+            pending
+                .iter()
+                .filter(|d| again.contains(d.id.as_str()))
+                .cloned()
+                .collect(),
+        );
         let retry_in = backoff.next_delay();
         emit(StoreWriteFailed {
             error: &failure,
             attempt: backoff.attempt(),
             retry_in,
         });
-        sleep_or_shutdown(retry_in, &shutdown).await?;
+        sleep_or_shutdown(retry_in, &shutdown)
+            .await
+            .map_err(|Shutdown| WriteFailed::Shutdown)?;
     }
 }
 

@@ -27,7 +27,8 @@ struct Faulty<F> {
     fault: F,
 }
 
-/// How a [`Faulty`] store writes.
+/// How a [`Faulty`] store writes. A write that waits for the commit goes as a durable one
+/// unless the fault says otherwise.
 #[async_trait]
 trait WriteFault: Send + Sync {
     async fn index(
@@ -35,6 +36,18 @@ trait WriteFault: Send + Sync {
         store: &TantivyStore,
         documents: Arc<Vec<StoreDocument>>,
     ) -> Result<IndexReport, StoreError>;
+
+    async fn write(
+        &self,
+        store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError> {
+        self.index(store, documents).await
+    }
+
+    async fn commit(&self, store: &TantivyStore) -> Result<(), StoreError> {
+        store.commit().await
+    }
 }
 
 impl<F> Faulty<F> {
@@ -50,6 +63,14 @@ impl<F> Faulty<F> {
 impl<F: WriteFault> EventStore for Faulty<F> {
     async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
         self.fault.index(&self.store, documents).await
+    }
+
+    async fn write(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        self.fault.write(&self.store, documents).await
+    }
+
+    async fn commit(&self) -> Result<(), StoreError> {
+        self.fault.commit(&self.store).await
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
@@ -91,6 +112,66 @@ impl WriteFault for Outage {
             return Err(StoreError::Write("connection refused".into()));
         }
         store.index(documents).await
+    }
+}
+
+/// Writes wait for the commit; the first `failing_writes` writes and then the first
+/// `failures_left` commits fail and lose every write since the last commit, as the embedded
+/// store's writer does when the disk fills.
+struct LosingCommits {
+    failing_writes: AtomicUsize,
+    failures_left: AtomicUsize,
+    /// Documents written but not committed.
+    pending: std::sync::Mutex<Vec<StoreDocument>>,
+    lost: AtomicUsize,
+}
+
+#[async_trait]
+impl WriteFault for LosingCommits {
+    async fn index(
+        &self,
+        store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError> {
+        store.index(documents).await
+    }
+
+    async fn write(
+        &self,
+        _store: &TantivyStore,
+        documents: Arc<Vec<StoreDocument>>,
+    ) -> Result<IndexReport, StoreError> {
+        let mut pending = self.pending.lock().expect("lock");
+        if !pending.is_empty()
+            && self
+                .failing_writes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            self.lost.fetch_add(pending.len(), Ordering::SeqCst);
+            pending.clear();
+            return Err(StoreError::Write(
+                "adding documents: No space left on device".into(),
+            ));
+        }
+        pending.extend(documents.iter().cloned());
+        Ok(IndexReport {
+            indexed: documents.len(),
+            rejected: Vec::new(),
+        })
+    }
+
+    async fn commit(&self, store: &TantivyStore) -> Result<(), StoreError> {
+        let pending = std::mem::take(&mut *self.pending.lock().expect("lock"));
+        if self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            self.lost.fetch_add(pending.len(), Ordering::SeqCst);
+            return Err(StoreError::Write("commit: No space left on device".into()));
+        }
+        store.index(Arc::new(pending)).await.map(drop)
     }
 }
 
@@ -198,6 +279,9 @@ fn config() -> ProcessorConfig {
         batch_max_wait_ms: 20,
         retry_initial_ms: 10,
         retry_max_ms: 50,
+        // Several batches to a commit.
+        commit_interval_ms: 200,
+        commit_max_records: 250,
     }
 }
 
@@ -295,6 +379,51 @@ async fn store_outage_holds_the_queue_and_nothing_is_lost() {
     wait_for(async || wal.backlog().records == 0).await;
     assert!(store.fault.attempts.load(Ordering::SeqCst) >= 4);
     assert!(health.failures().is_empty(), "and recovered");
+
+    shutdown.cancel();
+    running.await.expect("clean stop");
+}
+
+/// Batches are committed together; a write or a commit that fails loses every batch written
+/// since the last commit, and those are written again before the queue moves past them: all
+/// indexed, once.
+#[tokio::test]
+async fn a_failed_commit_writes_again_everything_since_the_last_one() {
+    lost_batches_are_written_again(0, 2).await;
+}
+
+#[tokio::test]
+async fn a_failed_write_writes_again_everything_since_the_last_commit() {
+    lost_batches_are_written_again(2, 0).await;
+}
+
+async fn lost_batches_are_written_again(failing_writes: usize, failing_commits: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = wal_in(dir.path()).await;
+    let store = Arc::new(Faulty::new(
+        dir.path(),
+        LosingCommits {
+            failing_writes: AtomicUsize::new(failing_writes),
+            failures_left: AtomicUsize::new(failing_commits),
+            pending: std::sync::Mutex::new(Vec::new()),
+            lost: AtomicUsize::new(0),
+        },
+    ));
+    let health = Health::default();
+    wal.append((0..600).map(record).collect())
+        .await
+        .expect("append");
+    let (shutdown, running) = start_with(&wal, store.clone(), health.clone()).await;
+
+    wait_for(async || wal.backlog().records == 0).await;
+    let lost = store.fault.lost.load(Ordering::SeqCst);
+    assert!(lost >= 200, "writes of several batches were lost: {lost}");
+    let hits = store.search(&all()).await.expect("search");
+    assert_eq!(hits.total, 600, "every lost batch was written again");
+    let ids: std::collections::BTreeSet<&str> = hits.hits.iter().map(|hit| hit.id()).collect();
+    assert_eq!(ids.len(), 600, "and once");
+    assert_eq!(wal.newest(10).await.expect("dead letters").total, 0);
+    assert!(health.failures().is_empty(), "recovered");
 
     shutdown.cancel();
     running.await.expect("clean stop");

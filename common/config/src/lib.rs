@@ -174,6 +174,12 @@ pub struct ProcessorConfig {
     /// First delay before retrying a failed store write; doubles up to `retry_max_ms`.
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
+    /// The store commits (and the queue position moves) once the oldest batch written since
+    /// the last commit is this old, …
+    pub commit_interval_ms: u64,
+    /// … or once this many documents were written since it, whichever comes first. The
+    /// documents are kept until then, to be written again should the store lose them.
+    pub commit_max_records: usize,
 }
 
 impl Default for ProcessorConfig {
@@ -184,6 +190,8 @@ impl Default for ProcessorConfig {
             batch_max_wait_ms: 200,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
+            commit_interval_ms: 1_000,
+            commit_max_records: 60_000,
         }
     }
 }

@@ -104,6 +104,13 @@ impl Checkpoint {
         *entry = (*entry).max(next);
     }
 
+    /// Takes in where a later batch ends: committing the result commits both.
+    pub fn extend(&mut self, later: &Checkpoint) {
+        for (partition, next) in later.partitions() {
+            self.advance(partition, next);
+        }
+    }
+
     /// The position after the batch's last record of `partition`, if it read from it.
     pub fn next_of(&self, partition: i32) -> Option<u64> {
         self.next.get(&partition).copied()

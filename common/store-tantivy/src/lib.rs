@@ -48,6 +48,9 @@ use sluice_telemetry::events::SegmentReads;
 
 /// Operations sent to the indexing thread at a time.
 const DOCUMENTS_PER_MESSAGE: usize = 1_000;
+/// The id filter is rebuilt larger at a commit that leaves it room for fewer ids than this
+/// (the most a processor writes between two commits, many times over).
+const KNOWN_IDS_HEADROOM: usize = 500_000;
 
 #[derive(Clone)]
 pub struct TantivyStore {
@@ -215,22 +218,36 @@ impl TantivyStore {
         Ok(known)
     }
 
-    /// Writes `documents` and commits. A failure of the writer (which tantivy does not recover from) drops
-    /// it, and the next write opens a new one, so the store comes back by itself once the
-    /// disk has room again.
-    fn write(inner: &Inner, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+    /// Adds `documents`, if any, and with `commit` makes everything added durable. A failure of
+    /// the writer (which tantivy does not recover from) drops it and what it had not committed;
+    /// the next write opens a new one, so the store comes back by itself once the disk has room
+    /// again, and the caller writes again what it wrote since the last commit.
+    fn write(
+        inner: &Inner,
+        documents: Option<Arc<Vec<StoreDocument>>>,
+        commit: bool,
+    ) -> Result<IndexReport, StoreError> {
         // A panic while writing leaves the writer in an unknown state: it is replaced below.
         let mut writer = inner.writer.lock().unwrap_or_else(|poisoned| {
             let mut writer = poisoned.into_inner();
             writer.index = None;
             writer
         });
-        let written = Self::write_with(inner, &mut writer, documents);
+        let written = documents
+            .map_or_else(
+                || Ok(IndexReport::default()),
+                |documents| Self::add(inner, &mut writer, documents),
+            )
+            .and_then(|report| {
+                if commit {
+                    Self::commit(inner, &mut writer)?;
+                }
+                Ok(report)
+            });
         let mut failure = inner.failure.lock().unwrap_or_else(PoisonError::into_inner);
         match &written {
             Ok(_) => *failure = None,
             Err(e) => {
-                // Dropping it discards what it had not committed; the batch is sent again.
                 writer.index = None;
                 *failure = Some(e.to_string());
             }
@@ -238,7 +255,8 @@ impl TantivyStore {
         written
     }
 
-    fn write_with(
+    /// Hands `documents` to the indexing thread, deleting earlier copies of their ids first.
+    fn add(
         inner: &Inner,
         writer: &mut Writer,
         documents: Arc<Vec<StoreDocument>>,
@@ -247,14 +265,6 @@ impl TantivyStore {
             let reopened = open_writer(&inner.index, inner.writer_options)
                 .map_err(|e| StoreError::Write(format!("reopening the index writer: {e}")))?;
             writer.index = Some(reopened);
-        }
-        let count = documents.len();
-        if !writer.known_ids.has_room_for(count) {
-            inner
-                .reader
-                .reload()
-                .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
-            writer.known_ids = Self::known_ids(&inner.reader, &inner.fields, count)?;
         }
         let Writer { index, known_ids } = writer;
         let index = index
@@ -283,6 +293,20 @@ impl TantivyStore {
                     .map_err(|e| StoreError::Write(format!("adding documents: {e}")))?;
             }
         }
+        Ok(report)
+    }
+
+    /// Commits what was added, durably, and makes it searchable. A writer that failed since the
+    /// last commit lost what it had been given, so there is nothing to commit until that is
+    /// written again.
+    fn commit(inner: &Inner, writer: &mut Writer) -> Result<(), StoreError> {
+        let index = writer.index.as_mut().ok_or_else(|| {
+            StoreError::Write(
+                "the index writer failed since the last commit; what it was given is lost and \
+                 must be written again"
+                    .into(),
+            )
+        })?;
         index
             .commit()
             .map_err(|e| StoreError::Write(format!("commit: {e}")))?;
@@ -295,7 +319,25 @@ impl TantivyStore {
             .reader
             .reload()
             .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
-        Ok(report)
+        // The filter is rebuilt from the committed ids only here, where every id written is
+        // committed: rebuilt between commits, it would forget the ids not committed yet.
+        if !writer.known_ids.has_room_for(KNOWN_IDS_HEADROOM) {
+            let held = usize::try_from(inner.reader.searcher().num_docs()).unwrap_or(usize::MAX);
+            writer.known_ids = Self::known_ids(&inner.reader, &inner.fields, held)?;
+        }
+        Ok(())
+    }
+
+    /// [`TantivyStore::write`] on a blocking thread.
+    async fn write_blocking(
+        &self,
+        documents: Option<Arc<Vec<StoreDocument>>>,
+        commit: bool,
+    ) -> Result<IndexReport, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || Self::write(&inner, documents, commit))
+            .await
+            .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
     }
 
     fn query(
@@ -450,10 +492,19 @@ impl EventStore for TantivyStore {
         if documents.is_empty() {
             return Ok(IndexReport::default());
         }
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || Self::write(&inner, documents))
-            .await
-            .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
+        self.write_blocking(Some(documents), true).await
+    }
+
+    /// Adds without committing: [`EventStore::commit`] makes many writes durable at once.
+    async fn write(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        if documents.is_empty() {
+            return Ok(IndexReport::default());
+        }
+        self.write_blocking(Some(documents), false).await
+    }
+
+    async fn commit(&self) -> Result<(), StoreError> {
+        self.write_blocking(None, true).await.map(drop)
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError> {
@@ -514,6 +565,24 @@ mod tests {
         sluice_store::conformance::run(&store, || async {}).await;
     }
 
+    /// Batch `n`: 400 documents of about 1 KB of text, to fill a small disk quickly.
+    fn wordy_batch(n: usize) -> Arc<Vec<StoreDocument>> {
+        let text = format!("{n} {}", "lorem ipsum dolor sit amet ".repeat(40));
+        Arc::new(
+            (0..400)
+                .map(|i| {
+                    document(
+                        &format!("b{n}-{i}"),
+                        n as i64 * 1_000 + i as i64,
+                        LogType::Error,
+                        "error",
+                        &text,
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// A commit that fails for want of space kills tantivy's writer. The store says so on
     /// `ready`, refuses writes meanwhile, and once space is back writes again with a new
     /// writer, without being reopened; what was committed before stays.
@@ -522,29 +591,13 @@ mod tests {
         let disk = sluice_storage::small_disk::SmallDisk::mount("24m");
         let ballast = disk.path().join("ballast");
         let store = TantivyStore::open(&disk.path().join("index"), 15_000_000).expect("opens");
-        let batch = |n: usize| {
-            let text = format!("{n} {}", "lorem ipsum dolor sit amet ".repeat(40));
-            Arc::new(
-                (0..400)
-                    .map(|i| {
-                        document(
-                            &format!("b{n}-{i}"),
-                            n as i64 * 1_000 + i,
-                            LogType::Error,
-                            "error",
-                            &text,
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        };
-        store.index(batch(0)).await.expect("room at first");
+        store.index(wordy_batch(0)).await.expect("room at first");
         // Fill the disk, leaving the index no room for its next segment.
         let free = sluice_storage::available_bytes(disk.path()).expect("statvfs");
         std::fs::write(&ballast, vec![0u8; free as usize]).ok();
         let mut failed = None;
         for n in 1..50 {
-            if let Err(e) = store.index(batch(n)).await {
+            if let Err(e) = store.index(wordy_batch(n)).await {
                 failed = Some(e);
                 break;
             }
@@ -554,10 +607,10 @@ mod tests {
             store.ready().await.is_err(),
             "ready reports the failed write: {failed}"
         );
-        assert!(store.index(batch(99)).await.is_err(), "still full");
+        assert!(store.index(wordy_batch(99)).await.is_err(), "still full");
 
         std::fs::remove_file(&ballast).expect("free space");
-        let report = store.index(batch(100)).await.expect("writes again");
+        let report = store.index(wordy_batch(100)).await.expect("writes again");
         assert_eq!(report.indexed, 400);
         store.ready().await.expect("ready again");
         let found = store
@@ -572,6 +625,56 @@ mod tests {
             "batch 0 and batch 100 are there: {}",
             found.total
         );
+    }
+
+    /// Writes are searchable and durable once committed. A writer that failed lost what it was
+    /// given since the last commit, so a commit refuses until something is written again: it
+    /// must not report the lost documents durable.
+    #[tokio::test]
+    async fn writes_wait_for_the_commit_and_a_lost_writer_commits_nothing() {
+        let disk = sluice_storage::small_disk::SmallDisk::mount("24m");
+        let ballast = disk.path().join("ballast");
+        let store = TantivyStore::open(&disk.path().join("index"), 15_000_000).expect("opens");
+        let total = async || {
+            let all = SearchQuery {
+                size: 0,
+                ..SearchQuery::default()
+            };
+            store.search(&all).await.expect("search").total
+        };
+        store.write(wordy_batch(0)).await.expect("written");
+        assert_eq!(total().await, 0, "not committed yet");
+        store.commit().await.expect("committed");
+        assert_eq!(total().await, 400);
+
+        let free = sluice_storage::available_bytes(disk.path()).expect("statvfs");
+        std::fs::write(&ballast, vec![0u8; free as usize]).ok();
+        let mut failed = None;
+        for n in 1..50 {
+            let written = match store.write(wordy_batch(n)).await {
+                Ok(_) => store.commit().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                failed = Some(e);
+                break;
+            }
+        }
+        failed.expect("a write or commit fails on the full disk");
+        std::fs::remove_file(&ballast).expect("free space");
+        let refused = store
+            .commit()
+            .await
+            .expect_err("nothing of the lost writer is committed");
+        assert!(
+            refused.to_string().contains("must be written again"),
+            "{refused}"
+        );
+
+        store.write(wordy_batch(100)).await.expect("writes again");
+        store.commit().await.expect("commits again");
+        let committed = total().await;
+        assert!(committed >= 800 && committed % 400 == 0, "{committed}");
     }
 
     #[tokio::test]

@@ -247,6 +247,21 @@ pub trait EventStore: Send + Sync {
     /// default) in Elasticsearch. Shared, so a failed write can be retried as is.
     async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError>;
 
+    /// Takes documents as [`index`](EventStore::index) does, without waiting for them to be
+    /// durable: they are once [`commit`](EventStore::commit) returns. A store that makes each
+    /// write durable (Elasticsearch acknowledges a `_bulk` request once it is) indexes here.
+    /// After a failed `write` or `commit`, what was written since the last commit may be lost:
+    /// the caller writes it again.
+    async fn write(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
+        self.index(documents).await
+    }
+
+    /// Makes everything [`write`](EventStore::write) took durable and searchable, at once: the
+    /// embedded store commits many batches together, which makes fewer, larger segments.
+    async fn commit(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn search(&self, query: &SearchQuery) -> Result<SearchResults, StoreError>;
 
     /// Runs `aggregations` over the events `query` matches (its text, filters and time range;

@@ -23,6 +23,7 @@ pub const DEAD_LETTERED: &str = "sluice_events_dead_lettered_total";
 pub const BATCH_DURATION: &str = "sluice_processor_batch_duration_seconds";
 pub const BATCH_SIZE: &str = "sluice_processor_batch_size_records";
 pub const STORE_WRITE: &str = "sluice_store_write_duration_seconds";
+pub const STORE_COMMIT: &str = "sluice_store_commit_duration_seconds";
 pub const STORE_ERRORS: &str = "sluice_store_errors_total";
 pub const GEOIP_LOOKUPS: &str = "sluice_geoip_lookups_total";
 pub const GEOIP_LOADED: &str = "sluice_geoip_database_loaded";
@@ -124,7 +125,14 @@ pub(super) fn describe() {
     );
     describe_histogram!(BATCH_DURATION, "Processor batch time: read to queue commit");
     describe_histogram!(BATCH_SIZE, "Records per processor batch");
-    describe_histogram!(STORE_WRITE, "Event store write (bulk + commit) time");
+    describe_histogram!(
+        STORE_WRITE,
+        "Event store write time (a _bulk request, or handing a batch to the embedded index)"
+    );
+    describe_histogram!(
+        STORE_COMMIT,
+        "Event store commit time: the batches written since the last one made durable"
+    );
     describe_counter!(STORE_ERRORS, "Failed event store writes (retried)");
     describe_counter!(
         GEOIP_LOOKUPS,
@@ -259,6 +267,23 @@ impl InternalEvent for StoreWritten {
             "store write"
         );
         histogram!(STORE_WRITE).record(self.duration.as_secs_f64());
+    }
+}
+
+/// The store made the batches written since its last commit durable.
+pub struct StoreCommitted {
+    pub documents: usize,
+    pub duration: Duration,
+}
+
+impl InternalEvent for StoreCommitted {
+    fn emit(self) {
+        debug!(
+            documents = self.documents,
+            elapsed_ms = self.duration.as_millis() as u64,
+            "store commit"
+        );
+        histogram!(STORE_COMMIT).record(self.duration.as_secs_f64());
     }
 }
 
