@@ -291,6 +291,25 @@ mod one_parse {
             }
         }
     }
+
+    /// Found by the property test: serde_json's default float parser rounded
+    /// `213704457812.49866` to a neighbouring double, where simd-json and Elasticsearch
+    /// (Java's `Double.parseDouble`) round correctly; the reference reading parses floats
+    /// exactly (`float_roundtrip`), so both readings hold the number the text says.
+    #[test]
+    fn a_float_serde_json_rounded_wrongly_is_indexed_as_written() {
+        let (_dir, mut pipeline) = pipeline_with_geo();
+        let json = r#"{"log_type":"user_behavior","amount":213704457812.49866,"transaction_id":"t","user_id":"u","endpoint":"/e","response_time":2,"message":"m","action":"view"}"#;
+        let out = pipeline.process(&[record(json, None)]);
+        let document = &out.documents[0];
+        assert_indexed_values_are_the_documents(document);
+        let amount = document
+            .fields
+            .iter()
+            .find(|(field, _)| *field == Field::Amount)
+            .map(|(_, value)| format!("{value:?}"));
+        assert_eq!(amount.as_deref(), Some("Double(213704457812.49866)"));
+    }
 }
 
 /// For a store that reads the document itself, the processor skips the typed values and the
