@@ -191,7 +191,7 @@ impl Default for ProcessorConfig {
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
             commit_interval_ms: 1_000,
-            commit_max_records: 60_000,
+            commit_max_records: 30_000,
         }
     }
 }
