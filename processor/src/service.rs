@@ -40,6 +40,9 @@ pub struct Processor {
     pipeline: Option<Pipeline>,
     config: ProcessorConfig,
     health: Health,
+    /// Back-off for the store as a whole, kept from its first failure to its next commit: a
+    /// store that takes writes but cannot commit them is down, however often a write goes in.
+    store_retry: Backoff,
 }
 
 /// The processor's checks on `/ready`.
@@ -79,6 +82,7 @@ impl Processor {
     ) -> Processor {
         pipeline.set_validated_at_ingest(consumer.validated_at_ingest());
         Processor {
+            store_retry: backoff(&config),
             consumer,
             store,
             dead_letters,
@@ -212,7 +216,8 @@ impl Processor {
 
     /// Waits for the store to take the batch and keeps what it refused for good as dead letters;
     /// the batch then waits for the next commit. Should the store have failed, everything
-    /// written since its last commit is written again first.
+    /// written since its last commit is written again first. A write that goes in does not end
+    /// a store failure on `/ready`: only a commit does.
     async fn finish(
         &mut self,
         done: InFlight,
@@ -238,10 +243,7 @@ impl Processor {
             Err(_) => return Err(Shutdown),
         };
         let report = match written {
-            Ok(report) => {
-                self.health.recovered(STORE);
-                report
-            }
+            Ok(report) => report,
             Err(WriteFailed::Store(failure)) => {
                 self.write_again(uncommitted, Some(&documents), failure, shutdown)
                     .await?
@@ -276,6 +278,7 @@ impl Processor {
                 .await?;
         }
         self.health.recovered(STORE);
+        self.store_retry.reset();
         emit(StoreCommitted {
             documents: uncommitted.documents(),
             duration: started.elapsed(),
@@ -292,57 +295,56 @@ impl Processor {
 
     /// After `failure`, writes again every batch written since the last commit, then `current`
     /// (the batch whose write failed, if that is what happened), with back-off, until the store
-    /// takes them all; `/ready` shows the failure meanwhile. Returns `current`'s report (the
-    /// reports of the others were dealt with when they were first written).
+    /// takes them all; `/ready` shows the failure meanwhile, until the next commit. Returns
+    /// `current`'s report (the reports of the others were dealt with when they were first
+    /// written). The back-off goes on from where the last failure left it.
     async fn write_again(
-        &self,
+        &mut self,
         uncommitted: &Uncommitted,
         current: Option<&Arc<Vec<StoreDocument>>>,
         mut failure: String,
         shutdown: &CancellationToken,
     ) -> Result<IndexReport, Shutdown> {
-        let mut backoff = self.backoff();
         loop {
             self.health.failing(STORE, &failure);
-            let retry_in = backoff.next_delay();
+            let retry_in = self.store_retry.next_delay();
             emit(StoreWriteFailed {
                 error: &failure,
-                attempt: backoff.attempt(),
+                attempt: self.store_retry.attempt(),
                 retry_in,
             });
             sleep_or_shutdown(retry_in, shutdown).await?;
-            let mut report = IndexReport::default();
-            let batches = uncommitted.batches().iter().chain(current);
-            let mut rewritten = Ok(());
-            for documents in batches {
-                let written = write(
-                    Arc::clone(&self.store),
-                    self.backoff(),
-                    Arc::clone(documents),
-                    shutdown.clone(),
-                )
-                .await;
-                match written {
-                    Ok(written) => report = written,
-                    Err(e) => {
-                        rewritten = Err(e);
-                        break;
-                    }
+            let rewritten = async {
+                for documents in uncommitted.batches() {
+                    self.write_once_more(documents, shutdown).await?;
                 }
-            }
-            match rewritten {
-                Ok(()) => {
-                    self.health.recovered(STORE);
-                    return Ok(if current.is_some() {
-                        report
-                    } else {
-                        IndexReport::default()
-                    });
+                match current {
+                    Some(documents) => self.write_once_more(documents, shutdown).await,
+                    None => Ok(IndexReport::default()),
                 }
+            };
+            match rewritten.await {
+                Ok(report) => return Ok(report),
                 Err(WriteFailed::Store(again)) => failure = again,
                 Err(WriteFailed::Shutdown) => return Err(Shutdown),
             }
         }
+    }
+
+    /// One batch of [`Processor::write_again`], with [`write`]'s retries of what the store
+    /// refuses for now.
+    async fn write_once_more(
+        &self,
+        documents: &Arc<Vec<StoreDocument>>,
+        shutdown: &CancellationToken,
+    ) -> Result<IndexReport, WriteFailed> {
+        write(
+            Arc::clone(&self.store),
+            self.backoff(),
+            Arc::clone(documents),
+            shutdown.clone(),
+        )
+        .await
     }
 
     /// Runs the CPU-bound pipeline on a blocking thread so the async runtime stays responsive;

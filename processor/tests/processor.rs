@@ -126,6 +126,17 @@ struct LosingCommits {
     lost: AtomicUsize,
 }
 
+impl LosingCommits {
+    fn new(failing_writes: usize, failing_commits: usize) -> LosingCommits {
+        LosingCommits {
+            failing_writes: AtomicUsize::new(failing_writes),
+            failures_left: AtomicUsize::new(failing_commits),
+            pending: std::sync::Mutex::new(Vec::new()),
+            lost: AtomicUsize::new(0),
+        }
+    }
+}
+
 #[async_trait]
 impl WriteFault for LosingCommits {
     async fn index(
@@ -402,12 +413,7 @@ async fn lost_batches_are_written_again(failing_writes: usize, failing_commits: 
     let wal = wal_in(dir.path()).await;
     let store = Arc::new(Faulty::new(
         dir.path(),
-        LosingCommits {
-            failing_writes: AtomicUsize::new(failing_writes),
-            failures_left: AtomicUsize::new(failing_commits),
-            pending: std::sync::Mutex::new(Vec::new()),
-            lost: AtomicUsize::new(0),
-        },
+        LosingCommits::new(failing_writes, failing_commits),
     ));
     let health = Health::default();
     wal.append((0..600).map(record).collect())
@@ -424,6 +430,56 @@ async fn lost_batches_are_written_again(failing_writes: usize, failing_commits: 
     assert_eq!(ids.len(), 600, "and once");
     assert_eq!(wal.newest(10).await.expect("dead letters").total, 0);
     assert!(health.failures().is_empty(), "recovered");
+
+    shutdown.cancel();
+    running.await.expect("clean stop");
+}
+
+/// Regression: with every write going in and every commit failing (the embedded store on a
+/// disk that fails), each rewrite ended the failure on `/ready` and started the back-off over,
+/// so the store flapped between failing and ready, always at its first attempt.
+#[tokio::test]
+async fn a_store_that_takes_writes_but_cannot_commit_is_failing_until_it_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = wal_in(dir.path()).await;
+    let store = Arc::new(Faulty::new(dir.path(), LosingCommits::new(0, usize::MAX)));
+    let health = Health::default();
+    wal.append((0..300).map(record).collect())
+        .await
+        .expect("append");
+    let (shutdown, running) = start_with(&wal, store.clone(), health.clone()).await;
+
+    let mut since = None;
+    for _ in 0..200 {
+        let failing = health.failures();
+        if let Some((_, failure)) = failing.iter().find(|(check, _)| *check == "store") {
+            since.get_or_insert(failure.since_ms);
+            assert_eq!(
+                Some(failure.since_ms),
+                since,
+                "one failure from the first failed commit on: {failing:?}"
+            );
+            if failure.attempts >= 4 {
+                break;
+            }
+        } else {
+            assert!(since.is_none(), "the store stopped failing before a commit");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let failing = health.failures();
+    assert!(
+        failing
+            .iter()
+            .any(|(check, failure)| *check == "store" && failure.attempts >= 4),
+        "attempts count up while commits fail: {failing:?}"
+    );
+    assert_eq!(wal.backlog().records, 300, "nothing committed");
+
+    store.fault.failures_left.store(0, Ordering::SeqCst);
+    wait_for(async || wal.backlog().records == 0).await;
+    assert_eq!(store.search(&all()).await.expect("search").total, 300);
+    assert!(health.failures().is_empty(), "recovered by the commit");
 
     shutdown.cancel();
     running.await.expect("clean stop");
