@@ -1,5 +1,6 @@
 //! The processor's hot path, piece by piece and whole, with no I/O:
-//! parse + validate, GeoIP lookup, fraud scoring, and record → document.
+//! parse + validate, GeoIP lookup, fraud scoring, and record → document, for a record that
+//! reached the queue another way (validated here) and for one from the WAL (validated at ingest).
 //!
 //! `cargo bench -p sluice-benches --bench hot_path`. Set `SLUICE_BENCH_GEOIP=path.mmdb` to
 //! measure lookups against a real City database instead of the small generated one; a relative
@@ -148,6 +149,23 @@ fn bench(c: &mut Criterion) {
                     GeoResolver::open(Some(database.clone()), 100_000).expect("geo"),
                     FraudEngine::new(FraudConfig::default()),
                 )
+            },
+            |mut pipeline| black_box(pipeline.process(&records)),
+            BatchSize::LargeInput,
+        );
+    });
+    // The same records as the WAL delivers them: ingest validated them before it queued them,
+    // so the processor reads them without validating them again.
+    group.bench_function("wal_record_to_document", |b| {
+        b.iter_batched(
+            || {
+                let mut pipeline = Pipeline::new(
+                    limits,
+                    GeoResolver::open(Some(database.clone()), 100_000).expect("geo"),
+                    FraudEngine::new(FraudConfig::default()),
+                );
+                pipeline.set_validated_at_ingest(true);
+                pipeline
             },
             |mut pipeline| black_box(pipeline.process(&records)),
             BatchSize::LargeInput,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_config::{ProcessorConfig, StoreConfig};
 use sluice_event::validate::Limits;
 use sluice_fraud::{FraudConfig, FraudEngine};
 use sluice_geoip::GeoResolver;
@@ -28,10 +29,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The processor's default batch (`processor.batch_max_records`).
 const BATCH: usize = 20_000;
 const BATCHES: usize = 5;
+
 /// The processor's default commit (`processor.commit_max_records`).
-const COMMIT_MAX_RECORDS: usize = 60_000;
-/// The default indexing buffer (`store.writer_memory_mb`).
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+fn commit_max_records() -> usize {
+    ProcessorConfig::default().commit_max_records
+}
+
+/// The default indexing buffer (`store.writer_memory_mb`), in bytes.
+fn writer_memory() -> usize {
+    StoreConfig::default().writer_memory_mb * 1024 * 1024
+}
 
 fn documents() -> Vec<Arc<Vec<StoreDocument>>> {
     let records = support::records(BATCH * BATCHES);
@@ -63,15 +70,16 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_write");
     group.throughput(Throughput::Elements((BATCH * BATCHES) as u64));
     group.sample_size(10);
-    // As the processor writes: batch by batch, committing every `COMMIT_MAX_RECORDS` documents
+    // As the processor writes: batch by batch, committing every `processor.commit_max_records` documents
     // and at the end.
+    let commit_every = commit_max_records();
     let write_all = |store: &TantivyStore| {
         runtime.block_on(async {
             let mut uncommitted = 0;
             for batch in &batches {
                 black_box(store.write(Arc::clone(batch)).await.expect("written"));
                 uncommitted += batch.len();
-                if uncommitted >= COMMIT_MAX_RECORDS {
+                if uncommitted >= commit_every {
                     store.commit().await.expect("committed");
                     uncommitted = 0;
                 }
@@ -85,7 +93,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let store = TantivyStore::open(dir.path(), WRITER_MEMORY).expect("opens");
+                let store = TantivyStore::open(dir.path(), writer_memory()).expect("opens");
                 (dir, store)
             },
             |(dir, store)| {
@@ -103,7 +111,7 @@ fn bench(c: &mut Criterion) {
             let mut spent = Duration::ZERO;
             for _ in 0..iterations {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let store = TantivyStore::open(dir.path(), WRITER_MEMORY).expect("opens");
+                let store = TantivyStore::open(dir.path(), writer_memory()).expect("opens");
                 let before = process_cpu_time();
                 write_all(&store);
                 spent += process_cpu_time().saturating_sub(before);

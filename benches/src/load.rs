@@ -2,8 +2,10 @@
 //! running `sluice serve`, then reports, in one line, accepted events per second, indexed events
 //! per second (until all are searchable, or with `--until indexed` until the processor has
 //! acknowledged them all, for a null store), how long the last one took after its 202, and with
-//! `--server-pid` the server's peak RSS and the CPU it spent per event. `--json` prints the same
-//! as a JSON object.
+//! `--server-pid` the server's peak RSS (the kernel's VmHWM, which counts the index files
+//! tantivy maps, and the highest anonymous memory sampled every 100 ms, which is what the
+//! process cannot give back) and the CPU it spent per event. `--json` prints the same as a JSON
+//! object.
 //!
 //! `LOAD_TOKEN=$(…login…) cargo run --release -p sluice-benches --bin sluice-load -- \
 //!     --url http://127.0.0.1:8080 --events 1000000 --connections 4` (an analyst's or admin's
@@ -33,6 +35,11 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Offer this many events a second, as steady producers do, instead of sending as fast as
+    /// the server takes them: how fresh events are at a rate the server keeps up with. A
+    /// request that cannot start on time (all connections busy) starts as soon as one is free.
+    #[arg(long)]
+    rate: Option<u32>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Hours back from now the events' timestamps spread over.
@@ -94,6 +101,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("is sluice serve running at --url?")?;
     let cpu_before = args.server_pid.and_then(cpu_seconds);
+    // The server's anonymous memory, sampled for as long as the run lasts.
+    let peak_anon_kb = Arc::new(AtomicUsize::new(0));
+    let sampler = args.server_pid.map(|pid| {
+        let peak = Arc::clone(&peak_anon_kb);
+        tokio::spawn(async move {
+            loop {
+                if let Some(kb) = status_kb(pid, "RssAnon:") {
+                    peak.fetch_max(kb as usize, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
 
     eprintln!("generating {} events…", args.events);
     let now = sluice_event::now_ms();
@@ -130,15 +150,27 @@ async fn main() -> anyhow::Result<()> {
     let retries = Arc::new(AtomicUsize::new(0));
     let ingest = format!("{}/api/logs/ingest", args.url);
     let started = Instant::now();
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies)
-        .map(|body| {
+    // When each request is due: its first event's place at the offered rate.
+    let due = |request: usize| {
+        args.rate.map(|rate| {
+            let events = (request * args.batch) as f64;
+            tokio::time::Instant::from_std(started)
+                + Duration::from_secs_f64(events / f64::from(rate.max(1)))
+        })
+    };
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(bodies.into_iter().enumerate())
+        .map(|(request, body)| {
             let (http, ingest, accepted, retries) = (
                 http.clone(),
                 ingest.clone(),
                 Arc::clone(&accepted),
                 Arc::clone(&retries),
             );
+            let due = due(request);
             async move {
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due).await;
+                }
                 let mut transport_errors = 0;
                 loop {
                     let sent = http
@@ -198,6 +230,12 @@ async fn main() -> anyhow::Result<()> {
         searchable = done_count(http.clone(), args.url.clone()).await?;
     }
     let all_searchable = started.elapsed();
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
+    let peak_anon_mb = args
+        .server_pid
+        .map(|_| round(peak_anon_kb.load(Ordering::Relaxed) as f64 / 1024.0));
     let cpu = args
         .server_pid
         .and_then(cpu_seconds)
@@ -214,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
         "events": args.events,
         "accepted": accepted,
         "connections": args.connections,
+        "offered_per_second": args.rate,
         "batch": args.batch,
         "mean_body_mb": mean_body_mb,
         "send_seconds": round(send_time.as_secs_f64()),
@@ -224,6 +263,7 @@ async fn main() -> anyhow::Result<()> {
         "backpressure_retries": retries.load(Ordering::Relaxed),
         "all_searchable": searchable >= expected,
         "server_peak_rss_mb": args.server_pid.and_then(peak_rss_mb),
+        "server_peak_anon_rss_mb": peak_anon_mb,
         "server_cpu_seconds": cpu.map(round),
         "server_cpu_us_per_event": cpu_us_per_event,
     });
@@ -236,11 +276,12 @@ async fn main() -> anyhow::Result<()> {
         };
         println!(
             "{accepted} events: accepted {}/s, {done} {}/s, all {done} {} s after the last 202, \
-             peak RSS {} MB, server CPU {} µs/event, {} back-pressure retries",
+             peak RSS {} MB ({} MB anonymous), server CPU {} µs/event, {} back-pressure retries",
             show("accepted_per_second"),
             show("end_to_end_events_per_second"),
             show("searchable_lag_after_last_202_seconds"),
             show("server_peak_rss_mb"),
+            show("server_peak_anon_rss_mb"),
             show("server_cpu_us_per_event"),
             show("backpressure_retries"),
         );
@@ -295,15 +336,19 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 fn peak_rss_mb(pid: u32) -> Option<f64> {
+    Some(round(status_kb(pid, "VmHWM:")? as f64 / 1024.0))
+}
+
+/// A figure of `/proc/PID/status` in kB (`VmHWM:`, `RssAnon:`).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
+    status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
-        .ok()?;
-    Some(round(kb / 1024.0))
+        .ok()
 }
 
 fn round(x: f64) -> f64 {
