@@ -244,6 +244,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
             answer_ttl: std::time::Duration::from_secs(config.cache.answer_ttl_secs),
             fraud,
             kibana_dashboard_url: config.kibana_dashboard_url()?,
+            registration_open: registration_open(&config, roles),
             openapi: crate::openapi::json()?.into(),
         }));
     }
@@ -293,6 +294,26 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     }
     info!("stopped cleanly");
     Ok(())
+}
+
+/// Whether this process takes new accounts, said once at start: open by default only to a
+/// `serve` on a loopback address (local mode).
+fn registration_open(config: &Config, roles: Roles) -> bool {
+    let local = roles == Roles::ALL && config.listen.ip().is_loopback();
+    let open = config.auth.registration_open(local);
+    match (open, config.auth.allow_registration) {
+        (true, None) => info!(
+            listen = %config.listen,
+            "registration is open: local mode (serve on a loopback address); set \
+             auth.allow_registration = false to close it"
+        ),
+        (false, None) => info!(
+            "registration is closed: accounts come from an administrator (sluice user create, \
+             the users page); auth.allow_registration = true opens it"
+        ),
+        (open, Some(_)) => info!(open, "registration as auth.allow_registration says"),
+    }
+    open
 }
 
 async fn not_found(uri: axum::http::Uri) -> sluice_http::ApiError {

@@ -238,6 +238,7 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         Expect::AtLeast(Role::Admin),
     ),
     ("POST", "/api/auth/register", Expect::Public),
+    ("GET", "/api/auth/registration", Expect::Public),
     ("POST", "/api/auth/login", Expect::Public),
     ("POST", "/api/auth/refresh", Expect::Public),
     ("POST", "/api/auth/logout", Expect::AtLeast(Role::Viewer)),
@@ -364,6 +365,82 @@ async fn role_matrix_every_route_every_role_and_no_token() {
 async fn register_login_call_refresh_logout_then_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     account_flow(&start(dir.path(), &[])).await;
+}
+
+/// Whether anyone may sign up: by default only `serve` on a loopback address (local mode) takes
+/// new accounts; the api role of a deployment does not, and the setting decides either way.
+#[tokio::test]
+async fn registration_is_open_only_in_local_mode_unless_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let attempt = json!({"username": "walk-in", "password": PASSWORD});
+    let registration = async |server: &Server| {
+        let (status, answer, _) = call(
+            server,
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(attempt.clone()),
+        )
+        .await;
+        let (_, open, _) = call(server, "GET", "/api/auth/registration", None, None).await;
+        (
+            status,
+            answer["error"]["code"].clone(),
+            open["open"].clone(),
+        )
+    };
+    let closed = (403, json!("registration_closed"), json!(false));
+
+    let mut local = start(&dir.path().join("local"), &[]);
+    assert_eq!(
+        registration(&local).await,
+        (201, Value::Null, json!(true)),
+        "serve on 127.0.0.1"
+    );
+    local.stop();
+
+    let closed_dir = dir.path().join("closed");
+    let mut closed_by_setting = start(&closed_dir, &[("SLUICE_AUTH__ALLOW_REGISTRATION", "false")]);
+    assert_eq!(registration(&closed_by_setting).await, closed);
+    closed_by_setting.stop();
+
+    // The api role alone, the front of a deployment (whose store is Elasticsearch).
+    let elasticsearch = std::env::var("TEST_ELASTICSEARCH_URL")
+        .expect("TEST_ELASTICSEARCH_URL: run the suite through scripts/test.sh");
+    let prefix = format!("registration-{}", std::process::id());
+    let data_dir = closed_dir.display().to_string();
+    let deployment = [
+        // The accounts the serve above made, the admin among them.
+        ("SLUICE_DATA_DIR", data_dir.as_str()),
+        ("SLUICE_STORE__URL", elasticsearch.as_str()),
+        ("SLUICE_STORE__ELASTICSEARCH__INDEX_PREFIX", prefix.as_str()),
+        (
+            "SLUICE_AUTH__JWT_SECRET",
+            "a-secret-every-api-process-shares-0123456789",
+        ),
+    ];
+    let mut api = Server::start_role("api", &closed_dir, &deployment, None);
+    assert_eq!(registration(&api).await, closed, "the api role");
+    api.stop();
+    let log = std::fs::read_to_string(closed_dir.join("api.log")).expect("api log");
+    assert!(
+        log.contains("registration is closed"),
+        "the start says which applies: {log}"
+    );
+
+    let opened = [
+        deployment[0],
+        deployment[1],
+        deployment[2],
+        deployment[3],
+        ("SLUICE_AUTH__ALLOW_REGISTRATION", "true"),
+    ];
+    let api = Server::start_role("api", &closed_dir, &opened, None);
+    assert_eq!(
+        registration(&api).await,
+        (201, Value::Null, json!(true)),
+        "opened by the setting"
+    );
 }
 
 /// The same accounts, kept in MongoDB (the Mongo-wire stand-in) with Redis as the cache.

@@ -42,6 +42,9 @@ pub struct ApiState {
     pub fraud: Arc<dyn sluice_fraud::FraudDetector>,
     /// The Kibana dashboard the web UI embeds (`Config::kibana_dashboard_url`).
     pub kibana_dashboard_url: Option<String>,
+    /// Whether `POST /api/auth/register` takes new accounts
+    /// ([`AuthConfig::registration_open`](sluice_config::AuthConfig::registration_open)).
+    pub registration_open: bool,
     /// The OpenAPI document of every role, as `/api/openapi.json` serves it. The binary puts it
     /// together, since it alone knows every role ([`openapi`] is this role's part).
     pub openapi: axum::body::Bytes,
@@ -88,6 +91,7 @@ fn other_routes(kibana_dashboard_url: Option<&str>) -> OpenApiRouter<ApiState> {
         .routes(routes!(dead_letters::list))
         .routes(routes!(openapi_document))
         .routes(routes!(auth::register))
+        .routes(routes!(auth::registration))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))

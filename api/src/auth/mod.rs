@@ -84,7 +84,7 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     JsonBody(registration): JsonBody<Registration>,
 ) -> Result<Response, ApiError> {
-    if !state.accounts.config().allow_registration {
+    if !state.registration_open {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "registration_closed",
@@ -104,6 +104,30 @@ pub async fn register(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(UserAnswer::from(user))).into_response())
+}
+
+/// Whether this server takes new accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationAnswer {
+    /// `POST /api/auth/register` creates viewer accounts; when false, an administrator creates
+    /// them.
+    open: bool,
+}
+
+/// Whether anyone may create an account here, so the login page offers it only where it works.
+#[utoipa::path(
+    get,
+    path = "/api/auth/registration",
+    tag = "auth",
+    summary = "Whether registration is open here",
+    responses(
+        (status = 200, description = "Whether `POST /api/auth/register` takes new accounts", body = RegistrationAnswer),
+    )
+)]
+pub async fn registration(State(state): State<ApiState>) -> Json<RegistrationAnswer> {
+    Json(RegistrationAnswer {
+        open: state.registration_open,
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

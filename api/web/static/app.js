@@ -616,13 +616,16 @@ function renderLogin(view, query) {
   const username = el('input', { name: 'username', autocomplete: 'username', required: true, autofocus: true });
   const password = el('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const submit = el('button', { type: 'submit', class: 'primary' }, 'Log in');
+  // Offered only where the server takes new accounts; elsewhere an administrator makes them.
+  const signUp = el('p', { class: 'muted', hidden: true }, 'No account? ', el('a', { href: '#/register' }, 'Register'), ' (new accounts can see the dashboard).');
+  registrationOpen().then((open) => { signUp.hidden = !open; });
   const form = el('form', { class: 'card narrow', 'aria-labelledby': 'login-title' },
     el('h1', { id: 'login-title' }, 'Log in to Sluice'),
     status,
     field('Username', username),
     field('Password', password),
     submit,
-    el('p', { class: 'muted' }, 'No account? ', el('a', { href: '#/register' }, 'Register'), ' (new accounts can see the dashboard).'));
+    signUp);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     submit.disabled = true;

@@ -148,9 +148,12 @@ test('the login and registration forms', async (t) => {
   assert.match(page.url(), /#\/dashboard/);
   assert.deepEqual(await menuLinks(page), ['Dashboard', 'Search', 'Upload', 'Fraud', 'Performance', 'Kibana']);
 
-  // A new account, made in the form, is a viewer.
+  // A new account, made in the form the login page offers (serve on 127.0.0.1 takes them), is
+  // a viewer.
   const { page: newcomer } = await open(t, { expectedStatuses: [400] });
-  await newcomer.goto(`${BASE}/ui/#/register`);
+  await newcomer.goto(`${BASE}/ui/`);
+  await newcomer.getByRole('link', { name: 'Register' }).click();
+  await newcomer.getByRole('heading', { name: 'Create an account' }).waitFor();
   await newcomer.getByLabel('Username').fill('nina');
   await newcomer.getByLabel('Display name').fill('Nina N.');
   await newcomer.getByLabel('Password').fill('short');

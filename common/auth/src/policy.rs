@@ -141,6 +141,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     // Accounts.
     ("POST", "/api/auth/register", Access::Public),
+    ("GET", "/api/auth/registration", Access::Public),
     ("POST", "/api/auth/login", Access::Public),
     ("POST", "/api/auth/refresh", Access::Public),
     ("POST", "/api/auth/logout", Access::User(Role::Viewer)),

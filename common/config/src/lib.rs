@@ -244,8 +244,9 @@ pub struct AuthConfig {
     pub refresh_ttl_secs: u64,
     /// bcrypt work factor; 12 in production, lower only to make tests fast.
     pub bcrypt_cost: u32,
-    /// Whether `POST /api/auth/register` is open (new accounts are viewers).
-    pub allow_registration: bool,
+    /// Whether `POST /api/auth/register` is open (new accounts are viewers). Unset, it is open
+    /// only in local mode ([`AuthConfig::registration_open`]).
+    pub allow_registration: Option<bool>,
     pub login: LoginLimits,
 }
 
@@ -258,9 +259,20 @@ impl Default for AuthConfig {
             access_ttl_secs: 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
             bcrypt_cost: 12,
-            allow_registration: true,
+            allow_registration: None,
             login: LoginLimits::default(),
         }
+    }
+}
+
+impl AuthConfig {
+    /// Whether anyone who reaches the API may make themselves an account. Unless the operator
+    /// says, only in local mode — every role in one process (`sluice serve`) listening on a
+    /// loopback address, where whoever reaches the API is on the machine already. Anywhere
+    /// else an open sign-up would let any passer-by read revenue, error and fraud figures;
+    /// accounts come from an administrator (`sluice user create`, the users page).
+    pub fn registration_open(&self, local: bool) -> bool {
+        self.allow_registration.unwrap_or(local)
     }
 }
 
@@ -546,6 +558,17 @@ mod tests {
             config.store_backend().expect("default store"),
             StoreBackend::Tantivy(PathBuf::from("./data/index"))
         );
+    }
+
+    #[test]
+    fn registration_is_open_by_default_only_in_local_mode() {
+        let mut auth = AuthConfig::default();
+        assert!(auth.registration_open(true));
+        assert!(!auth.registration_open(false));
+        auth.allow_registration = Some(false);
+        assert!(!auth.registration_open(true));
+        auth.allow_registration = Some(true);
+        assert!(auth.registration_open(false));
     }
 
     #[test]
