@@ -20,6 +20,7 @@ use sluice_http::{discard_unread_body, track_latency};
 use sluice_ingest::IngestState;
 use sluice_processor::{OnDemandScorer, Pipeline, Processor};
 use sluice_storage::DiskGuard;
+use sluice_store::RetentionPolicy;
 use sluice_telemetry::emit;
 use sluice_telemetry::events::GeoIpDatabase;
 use sluice_telemetry::health::Health;
@@ -194,6 +195,15 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
                 config.processor.clone(),
                 health.clone(),
             );
+            tokio::spawn(sluice_processor::run_retention(
+                store.clone(),
+                RetentionPolicy {
+                    retention_days: config.store.retention_days,
+                    max_disk_bytes: config.store.max_disk_bytes,
+                },
+                std::time::Duration::from_secs(config.store.retention_check_secs),
+                shutdown.clone(),
+            ));
             let running = tokio::spawn(processor.run(shutdown.clone()));
             let ended = processor_ended.clone();
             Some(tokio::spawn(async move {

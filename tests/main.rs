@@ -17,6 +17,7 @@ mod faults;
 mod kafka;
 mod kibana_setup;
 mod pipeline;
+mod retention;
 mod search_conformance;
 mod search_features;
 mod web_ui;

@@ -6,11 +6,13 @@
 mod detect;
 mod document;
 mod pipeline;
+mod retention;
 mod retry;
 mod service;
 mod uncommitted;
 
 pub use detect::OnDemandScorer;
 pub use pipeline::{BatchOutput, Pipeline, RecordFailure, Stage};
+pub use retention::run_retention;
 pub use retry::Backoff;
 pub use service::Processor;

@@ -15,7 +15,7 @@ use sluice_queue::{DeadLetterQueue, Queue};
 use sluice_queue_wal::{WalConfig, WalQueue};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, IndexReport, RejectedDocument, SearchQuery,
-    SearchResults, StoreDocument, StoreError,
+    SearchResults, StoreDocument, StoreError, StoreUsage,
 };
 use sluice_store_tantivy::TantivyStore;
 use sluice_telemetry::health::Health;
@@ -87,6 +87,14 @@ impl<F: WriteFault> EventStore for Faulty<F> {
 
     async fn ready(&self) -> Result<(), StoreError> {
         self.store.ready().await
+    }
+
+    async fn usage(&self) -> Result<StoreUsage, StoreError> {
+        self.store.usage().await
+    }
+
+    async fn drop_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.store.drop_before(cutoff_ms).await
     }
 }
 

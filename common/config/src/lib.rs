@@ -112,6 +112,12 @@ pub struct StoreConfig {
     /// Aggregation results of large segments the embedded store keeps for repeated questions
     /// (0: none).
     pub kept_aggregations: usize,
+    /// Days of events kept, by event time; older days are dropped whole (0: forever).
+    pub retention_days: u32,
+    /// Bytes the store may take on disk before its oldest days are dropped (0: no bound).
+    pub max_disk_bytes: u64,
+    /// Seconds between retention passes (which also refresh the store's size metrics).
+    pub retention_check_secs: u64,
     /// Settings of the Elasticsearch store (`[store.elasticsearch]`).
     pub elasticsearch: ElasticsearchConfig,
 }
@@ -125,6 +131,9 @@ impl Default for StoreConfig {
             merge_threads: 0,
             max_docs_per_merge: DEFAULT_MAX_DOCS_PER_MERGE,
             kept_aggregations: DEFAULT_KEPT_AGGREGATIONS,
+            retention_days: 30,
+            max_disk_bytes: 0,
+            retention_check_secs: 300,
             elasticsearch: ElasticsearchConfig::default(),
         }
     }
@@ -547,6 +556,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn registration_is_open_by_default_only_in_local_mode() {
+        let mut auth = AuthConfig::default();
+        assert!(auth.registration_open(true));
+        assert!(!auth.registration_open(false));
+        auth.allow_registration = Some(false);
+        assert!(!auth.registration_open(true));
+        auth.allow_registration = Some(true);
+        assert!(auth.registration_open(false));
+    }
+
+    #[test]
     fn defaults_need_nothing() {
         let config = Config::default();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
@@ -558,17 +578,6 @@ mod tests {
             config.store_backend().expect("default store"),
             StoreBackend::Tantivy(PathBuf::from("./data/index"))
         );
-    }
-
-    #[test]
-    fn registration_is_open_by_default_only_in_local_mode() {
-        let mut auth = AuthConfig::default();
-        assert!(auth.registration_open(true));
-        assert!(!auth.registration_open(false));
-        auth.allow_registration = Some(false);
-        assert!(!auth.registration_open(true));
-        auth.allow_registration = Some(true);
-        assert!(auth.registration_open(false));
     }
 
     #[test]

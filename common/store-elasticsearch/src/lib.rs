@@ -13,6 +13,7 @@
 
 mod bulk;
 mod query;
+mod retention;
 mod retry;
 pub mod template;
 #[cfg(test)]
@@ -23,13 +24,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use elasticsearch::auth::Credentials;
+use elasticsearch::cat::CatIndicesParts;
 use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::Url;
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{
     MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
 };
-use elasticsearch::indices::IndicesPutIndexTemplateParts;
+use elasticsearch::indices::{IndicesDeleteParts, IndicesPutIndexTemplateParts};
+use elasticsearch::params::Bytes;
 use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
 use futures::StreamExt;
 
@@ -38,7 +41,7 @@ pub use sluice_config::ElasticsearchConfig;
 use sluice_store::aggregation;
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, IndexReport, RejectedDocument, SearchQuery,
-    SearchResults, StoreDocument, StoreError,
+    SearchResults, StoreDocument, StoreError, StoreUsage,
 };
 use sluice_telemetry::emit;
 use sluice_telemetry::events::BulkRequestSent;
@@ -153,6 +156,25 @@ impl ElasticStore {
         checked(response, "search")
             .await
             .map_err(StoreError::Search)
+    }
+
+    /// Sluice's daily indices, with their sizes (every copy) and event counts.
+    async fn daily_indices(&self) -> Result<Vec<retention::DailyIndex>, StoreError> {
+        let pattern = format!("{}-*", self.config.index_prefix);
+        let response = self
+            .client
+            .cat()
+            .indices(CatIndicesParts::Index(&[&pattern]))
+            .format("json")
+            .bytes(Bytes::B)
+            .h(&["index", "store.size", "docs.count"])
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let answer = checked(response, "listing the daily indices")
+            .await
+            .map_err(StoreError::Search)?;
+        retention::daily_indices(&self.config.index_prefix, &answer).map_err(StoreError::Search)
     }
 
     fn unreachable(&self, e: &elasticsearch::Error) -> StoreError {
@@ -312,6 +334,48 @@ impl EventStore for ElasticStore {
                 path: self.url.clone(),
                 detail: e,
             })
+    }
+
+    async fn usage(&self) -> Result<StoreUsage, StoreError> {
+        let bytes = self
+            .daily_indices()
+            .await?
+            .iter()
+            .map(|index| index.bytes)
+            .sum();
+        Ok(StoreUsage {
+            bytes,
+            oldest_ms: sluice_store::retention::oldest_event_ms(self).await?,
+        })
+    }
+
+    /// Deletes the daily indices of days wholly before `cutoff_ms`.
+    async fn drop_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut dropped = 0;
+        for index in self.daily_indices().await? {
+            if index.day_ms + sluice_store::retention::MS_PER_DAY > cutoff_ms {
+                continue;
+            }
+            let response = self
+                .client
+                .indices()
+                .delete(IndicesDeleteParts::Index(&[&index.name]))
+                .send()
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            // Another processor's retention pass may have deleted it first.
+            if response.status_code().as_u16() == 404 {
+                continue;
+            }
+            checked(
+                response,
+                &format!("deleting the expired index {}", index.name),
+            )
+            .await
+            .map_err(StoreError::Write)?;
+            dropped += index.events;
+        }
+        Ok(dropped)
     }
 
     /// Elasticsearch types the fields from the document, by the index template.

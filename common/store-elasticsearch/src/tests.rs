@@ -59,6 +59,15 @@ async fn elasticsearch_passes_the_conformance_suite() {
         .await;
 }
 
+#[tokio::test]
+async fn elasticsearch_passes_the_retention_conformance_check() {
+    let store = store("retention", |_| {}).await;
+    sluice_store::conformance::retention_drops_whole_days_before_the_cutoff(&store, || {
+        refresh(&store)
+    })
+    .await;
+}
+
 /// With `manage_template` (the default) the first write installs the template.
 #[tokio::test]
 async fn daily_indices_take_the_template() {

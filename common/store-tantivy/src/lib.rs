@@ -11,6 +11,7 @@ mod document;
 mod fast_queries;
 mod known_ids;
 mod query;
+mod retention;
 mod schema;
 mod segment_aggregations;
 mod sorted;
@@ -33,15 +34,17 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 use self::document::{Batch, BatchDocument};
 use self::known_ids::KnownIds;
 use self::query::QueryBuilder;
+use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
 use self::sorted::{SortedSearch, ValueType};
+use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
 use sluice_store::fields::FieldKind;
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
-    SortField, StoreDocument, StoreError,
+    SortField, StoreDocument, StoreError, StoreUsage,
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::SegmentReads;
@@ -66,6 +69,8 @@ struct Inner {
     /// Why the last write failed, until one succeeds: what `/ready` reports.
     failure: Mutex<Option<String>>,
     reader: IndexReader,
+    /// Each segment's day, for the merge policy.
+    days: SegmentDays,
     aggregations: SegmentAggregations,
 }
 
@@ -74,14 +79,33 @@ struct Writer {
     /// not come back from that, so a new one is opened for the next write.
     index: Option<IndexWriter<BatchDocument>>,
     known_ids: KnownIds,
+    /// The writer died in a retention pass, losing what the processor wrote since its last
+    /// commit without the processor seeing a failure: its next write or commit is refused once,
+    /// so that it writes everything since that commit again.
+    lost_unseen: bool,
+}
+
+/// What a write or commit says after the writer lost what it had not committed.
+const LOST: &str = "the index writer failed since the last commit; what it was given is lost and \
+                    must be written again";
+
+impl Writer {
+    /// Refuses, once, after a loss the writer's caller has not been told of.
+    fn report_loss(&mut self) -> Result<(), StoreError> {
+        match std::mem::take(&mut self.lost_unseen) {
+            true => Err(StoreError::Write(LOST.into())),
+            false => Ok(()),
+        }
+    }
 }
 
 /// The writer: `index_threads` indexing threads sharing the memory budget, each with at least
 /// the 15 MB tantivy needs, merging on `merge_threads` threads segments of up to
-/// `max_docs_per_merge` documents.
+/// `max_docs_per_merge` documents, never across days (see [`retention`]).
 fn open_writer(
     index: &Index,
     options: WriterOptions,
+    days: &SegmentDays,
 ) -> Result<IndexWriter<BatchDocument>, String> {
     let threads = options.index_threads.max(1);
     let writer = index
@@ -93,9 +117,12 @@ fn open_writer(
                 .build(),
         )
         .map_err(|e| format!("cannot take the index writer lock: {e}"))?;
-    let mut policy = LogMergePolicy::default();
-    policy.set_max_docs_before_merge(options.max_docs_per_merge.max(1));
-    writer.set_merge_policy(Box::new(policy));
+    let mut within_a_day = LogMergePolicy::default();
+    within_a_day.set_max_docs_before_merge(options.max_docs_per_merge.max(1));
+    writer.set_merge_policy(Box::new(DayMergePolicy {
+        within_a_day,
+        days: days.clone(),
+    }));
     Ok(writer)
 }
 
@@ -164,12 +191,17 @@ impl TantivyStore {
         let (schema, fields) = schema::schema();
         let directory =
             tantivy::directory::MmapDirectory::open(dir).map_err(|e| open_err(e.to_string()))?;
-        let mut index = Index::open_or_create(directory, schema).map_err(|e| {
-            open_err(format!(
-                "{e} (an index written by another Sluice version? move it away to start afresh)"
-            ))
-        })?;
-        let writer = open_writer(&index, writer_options).map_err(open_err)?;
+        let mut index = tantivy::IndexBuilder::new()
+            .schema(schema)
+            .settings(schema::settings())
+            .open_or_create(directory)
+            .map_err(|e| {
+                open_err(format!(
+                    "{e} (an index written by another Sluice version? move it away to start afresh)"
+                ))
+            })?;
+        let days = SegmentDays::default();
+        let writer = open_writer(&index, writer_options, &days).map_err(open_err)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -181,6 +213,8 @@ impl TantivyStore {
             .map_err(|e| open_err(format!("search threads: {e}")))?;
         let known_ids =
             Self::known_ids(&reader, &fields, 0).map_err(|e| open_err(e.to_string()))?;
+        days.update(&reader.searcher())
+            .map_err(|e| open_err(format!("reading segment days: {e}")))?;
         Ok(TantivyStore {
             inner: Arc::new(Inner {
                 path: dir.to_owned(),
@@ -190,9 +224,11 @@ impl TantivyStore {
                 writer: Mutex::new(Writer {
                     index: Some(writer),
                     known_ids,
+                    lost_unseen: false,
                 }),
                 failure: Mutex::new(None),
                 reader,
+                days,
                 aggregations: SegmentAggregations::new(options.kept_aggregations),
             }),
         })
@@ -261,12 +297,11 @@ impl TantivyStore {
         writer: &mut Writer,
         documents: Arc<Vec<StoreDocument>>,
     ) -> Result<IndexReport, StoreError> {
-        if writer.index.is_none() {
-            let reopened = open_writer(&inner.index, inner.writer_options)
-                .map_err(|e| StoreError::Write(format!("reopening the index writer: {e}")))?;
-            writer.index = Some(reopened);
-        }
-        let Writer { index, known_ids } = writer;
+        writer.report_loss()?;
+        Self::reopen_if_dead(inner, writer)?;
+        let Writer {
+            index, known_ids, ..
+        } = writer;
         let index = index
             .as_mut()
             .ok_or_else(|| StoreError::Write("no index writer".into()))?;
@@ -300,13 +335,26 @@ impl TantivyStore {
     /// last commit lost what it had been given, so there is nothing to commit until that is
     /// written again.
     fn commit(inner: &Inner, writer: &mut Writer) -> Result<(), StoreError> {
-        let index = writer.index.as_mut().ok_or_else(|| {
-            StoreError::Write(
-                "the index writer failed since the last commit; what it was given is lost and \
-                 must be written again"
-                    .into(),
-            )
-        })?;
+        writer.report_loss()?;
+        Self::commit_now(inner, writer)
+    }
+
+    /// A new writer in place of one a failure killed.
+    fn reopen_if_dead(inner: &Inner, writer: &mut Writer) -> Result<(), StoreError> {
+        if writer.index.is_none() {
+            let reopened = open_writer(&inner.index, inner.writer_options, &inner.days)
+                .map_err(|e| StoreError::Write(format!("reopening the index writer: {e}")))?;
+            writer.index = Some(reopened);
+        }
+        Ok(())
+    }
+
+    /// [`TantivyStore::commit`] without asking whether the caller missed a loss.
+    fn commit_now(inner: &Inner, writer: &mut Writer) -> Result<(), StoreError> {
+        let index = writer
+            .index
+            .as_mut()
+            .ok_or_else(|| StoreError::Write(LOST.into()))?;
         index
             .commit()
             .map_err(|e| StoreError::Write(format!("commit: {e}")))?;
@@ -325,7 +373,10 @@ impl TantivyStore {
             let held = usize::try_from(inner.reader.searcher().num_docs()).unwrap_or(usize::MAX);
             writer.known_ids = Self::known_ids(&inner.reader, &inner.fields, held)?;
         }
-        Ok(())
+        inner
+            .days
+            .update(&inner.reader.searcher())
+            .map_err(|e| StoreError::Write(format!("reading segment days: {e}")))
     }
 
     /// [`TantivyStore::write`] on a blocking thread.
@@ -338,6 +389,80 @@ impl TantivyStore {
         tokio::task::spawn_blocking(move || Self::write(&inner, documents, commit))
             .await
             .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
+    }
+
+    /// Deletes every event before `cutoff_ms` and commits: segments wholly before it go whole.
+    /// The commit also makes durable what the processor wrote since its own last commit, which
+    /// is harmless (its queue position still moves only at its own commit); a failure here
+    /// loses that, and the processor is told at its next write or commit.
+    fn drop_with(inner: &Inner, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let expired = WindowQuery::new(inner.fields.timestamp, None, Some(cutoff_ms - 1));
+        let count = inner
+            .reader
+            .searcher()
+            .search(&expired, &Count)
+            .map_err(|e| StoreError::Search(format!("counting expired events: {e}")))?;
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut writer = inner.writer.lock().unwrap_or_else(|poisoned| {
+            let mut writer = poisoned.into_inner();
+            writer.index = None;
+            writer
+        });
+        if writer.lost_unseen {
+            return Err(StoreError::Write(
+                "the index writer failed in the last retention pass and the processor has not \
+                 written again what it lost; retention waits for that"
+                    .into(),
+            ));
+        }
+        let dropped = Self::reopen_if_dead(inner, &mut writer).and_then(|()| {
+            let index = writer
+                .index
+                .as_mut()
+                .ok_or_else(|| StoreError::Write("no index writer".into()))?;
+            index
+                .delete_query(Box::new(expired))
+                .map_err(|e| StoreError::Write(format!("deleting expired events: {e}")))?;
+            Self::commit_now(inner, &mut writer)
+        });
+        if dropped.is_err() {
+            // As after a failed write: the writer does not come back from a failed commit.
+            writer.index = None;
+            writer.lost_unseen = true;
+        }
+        dropped.map(|()| count as u64)
+    }
+
+    /// Bytes of the committed index: the files of its segments and its meta file. Not what a
+    /// merge in progress is writing, nor the files of segments merged or dropped that the next
+    /// garbage collection removes: counting those, a retention pass would drop whole days for
+    /// bytes that are about to go anyway.
+    fn bytes_of_committed_segments(inner: &Inner) -> Result<u64, StoreError> {
+        let metas = inner
+            .index
+            .searchable_segment_metas()
+            .map_err(|e| StoreError::Search(format!("reading the index's segments: {e}")))?;
+        let files = metas
+            .iter()
+            .flat_map(|meta| meta.list_files())
+            .chain(std::iter::once(PathBuf::from("meta.json")));
+        let mut bytes = 0;
+        for file in files {
+            match std::fs::metadata(inner.path.join(&file)) {
+                Ok(metadata) => bytes += metadata.len(),
+                // A segment merged away since the metas were read: no longer counted.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Search(format!(
+                        "reading {}: {e}",
+                        inner.path.join(&file).display()
+                    )));
+                }
+            }
+        }
+        Ok(bytes)
     }
 
     fn query(
@@ -549,6 +674,24 @@ impl EventStore for TantivyStore {
             None => Ok(()),
         }
     }
+
+    async fn usage(&self) -> Result<StoreUsage, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let bytes = tokio::task::spawn_blocking(move || Self::bytes_of_committed_segments(&inner))
+            .await
+            .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))??;
+        Ok(StoreUsage {
+            bytes,
+            oldest_ms: sluice_store::retention::oldest_event_ms(self).await?,
+        })
+    }
+
+    async fn drop_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || Self::drop_with(&inner, cutoff_ms))
+            .await
+            .map_err(|e| StoreError::Write(format!("indexing thread failed: {e}")))?
+    }
 }
 
 #[cfg(test)]
@@ -581,6 +724,75 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[tokio::test]
+    async fn tantivy_passes_the_retention_conformance_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        sluice_store::conformance::retention_drops_whole_days_before_the_cutoff(&store, || async {
+        })
+        .await;
+    }
+
+    /// Merges keep to one day, so that retention removes segments whole instead of leaving
+    /// tombstones: after many one-day writes on two days have merged, dropping the older day
+    /// leaves only segments of the newer one, none with a deleted document.
+    #[tokio::test]
+    async fn retention_drops_whole_segments_because_merges_keep_to_one_day() {
+        use sluice_store::retention::{MS_PER_DAY, day_start};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        let newer = day_start(1_796_000_000_000);
+        let older = newer - MS_PER_DAY;
+        // Alternating days, so that a merge policy blind to days would mix them.
+        for n in 0..24i64 {
+            let at = if n % 2 == 0 { older } else { newer } + n * 1_000;
+            let id = format!("doc-{n}");
+            store
+                .index(Arc::new(vec![document(
+                    &id,
+                    at,
+                    LogType::Error,
+                    "error",
+                    "m",
+                )]))
+                .await
+                .expect("index");
+        }
+        let searcher = || store.inner.reader.searcher();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // tantivy merges eight segments of a level at a time, in the background: twelve a day
+        // become one and four.
+        while searcher().segment_readers().len() > 10 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "segments did not merge"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            store.inner.reader.reload().expect("reload");
+        }
+        store.inner.days.update(&searcher()).expect("days");
+        for segment in searcher().segment_readers() {
+            let (first, last) = window::time_bounds(segment)
+                .expect("bounds")
+                .expect("events");
+            assert_eq!(
+                day_start(first),
+                day_start(last),
+                "a segment spans two days"
+            );
+        }
+        assert_eq!(store.drop_before(newer).await.expect("drop"), 12);
+        let left = searcher();
+        assert_eq!(left.num_docs(), 12);
+        for segment in left.segment_readers() {
+            assert_eq!(
+                segment.num_deleted_docs(),
+                0,
+                "a segment was tombstoned, not dropped"
+            );
+        }
     }
 
     /// A commit that fails for want of space kills tantivy's writer. The store says so on
@@ -627,6 +839,15 @@ mod tests {
         );
     }
 
+    /// Documents the store holds, committed.
+    async fn total_of(store: &TantivyStore) -> u64 {
+        let all = SearchQuery {
+            size: 0,
+            ..SearchQuery::default()
+        };
+        store.search(&all).await.expect("search").total
+    }
+
     /// Writes are searchable and durable once committed. A writer that failed lost what it was
     /// given since the last commit, so a commit refuses until something is written again: it
     /// must not report the lost documents durable.
@@ -635,13 +856,7 @@ mod tests {
         let disk = sluice_storage::small_disk::SmallDisk::mount("24m");
         let ballast = disk.path().join("ballast");
         let store = TantivyStore::open(&disk.path().join("index"), 15_000_000).expect("opens");
-        let total = async || {
-            let all = SearchQuery {
-                size: 0,
-                ..SearchQuery::default()
-            };
-            store.search(&all).await.expect("search").total
-        };
+        let total = async || total_of(&store).await;
         store.write(wordy_batch(0)).await.expect("written");
         assert_eq!(total().await, 0, "not committed yet");
         store.commit().await.expect("committed");
@@ -675,6 +890,55 @@ mod tests {
         store.commit().await.expect("commits again");
         let committed = total().await;
         assert!(committed >= 800 && committed % 400 == 0, "{committed}");
+    }
+
+    /// A retention pass that fails on a full disk kills the writer and, with it, what the
+    /// processor wrote since its last commit, without the processor seeing a failure: its next
+    /// write is refused once, so that it writes everything since its commit again.
+    #[tokio::test]
+    async fn a_failed_retention_pass_makes_the_next_write_say_what_was_lost() {
+        use sluice_store::retention::MS_PER_DAY;
+        let disk = sluice_storage::small_disk::SmallDisk::mount("24m");
+        let ballast = disk.path().join("ballast");
+        let store = TantivyStore::open(&disk.path().join("index"), 15_000_000).expect("opens");
+        let total = async || total_of(&store).await;
+        // Events of 1970: past any retention.
+        store.write(wordy_batch(0)).await.expect("written");
+        store.commit().await.expect("committed");
+        store
+            .write(wordy_batch(1))
+            .await
+            .expect("written, not committed");
+
+        let free = sluice_storage::available_bytes(disk.path()).expect("statvfs");
+        std::fs::write(&ballast, vec![0u8; free as usize]).ok();
+        store
+            .drop_before(MS_PER_DAY)
+            .await
+            .expect_err("retention cannot commit on the full disk");
+        std::fs::remove_file(&ballast).expect("free space");
+
+        let refused = store
+            .write(wordy_batch(2))
+            .await
+            .expect_err("the processor is told its writes were lost");
+        assert!(
+            refused.to_string().contains("must be written again"),
+            "{refused}"
+        );
+        for n in [1, 2] {
+            store.write(wordy_batch(n)).await.expect("written again");
+        }
+        store.commit().await.expect("committed");
+        assert_eq!(total().await, 1_200);
+        assert_eq!(
+            store
+                .drop_before(MS_PER_DAY)
+                .await
+                .expect("retention again"),
+            1_200
+        );
+        assert_eq!(total().await, 0);
     }
 
     #[tokio::test]

@@ -491,3 +491,48 @@ where
     assert_eq!(empty.percentile("latency", 50.0), None);
     assert_eq!(empty.stats("nothing").count, 0);
 }
+
+/// Retention drops whole days before the cutoff and nothing after it, says how many events
+/// went, and a second pass finds nothing left to drop. Run on a store of its own: it drops
+/// everything before the cutoff.
+pub async fn retention_drops_whole_days_before_the_cutoff<S, F>(store: &dyn EventStore, settle: S)
+where
+    S: Fn() -> F,
+    F: Future<Output = ()>,
+{
+    use super::retention::{MS_PER_DAY, day_start, oldest_event_ms};
+    let today = day_start(1_796_000_000_000);
+    // One write per day, as live traffic arrives.
+    for (day, ids) in [(-2, &["d-2a", "d-2b"][..]), (-1, &["d-1"]), (0, &["d0"])] {
+        let at = today + day * MS_PER_DAY;
+        let documents = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| document(id, at + 1_000 * n as i64, LogType::Error, "error", "kept"))
+            .collect();
+        store.index(Arc::new(documents)).await.expect("index");
+    }
+    settle().await;
+    let usage = store.usage().await.expect("usage");
+    assert!(usage.bytes > 0, "{usage:?}");
+    assert_eq!(usage.oldest_ms, Some(today - 2 * MS_PER_DAY));
+
+    // The cutoff is the start of yesterday: the day before it goes, yesterday stays whole,
+    // even its first millisecond.
+    let dropped = store.drop_before(today - MS_PER_DAY).await.expect("drop");
+    assert_eq!(dropped, 2);
+    settle().await;
+    assert_eq!(
+        ids(store.search(&all(10)).await.expect("search")),
+        ["d0", "d-1"]
+    );
+    assert_eq!(
+        oldest_event_ms(store).await.expect("oldest"),
+        Some(today - MS_PER_DAY)
+    );
+    assert_eq!(
+        store.drop_before(today - MS_PER_DAY).await.expect("again"),
+        0,
+        "a pass is idempotent"
+    );
+}

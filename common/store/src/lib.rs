@@ -11,6 +11,7 @@ pub mod fields;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod null;
+pub mod retention;
 pub mod text_query;
 
 use std::ops::Bound;
@@ -23,6 +24,7 @@ pub use aggregation::{
     Aggregation, AggregationResult, AggregationResults, Aggregations, Stats, TermBucket, TimeBucket,
 };
 pub use fields::{Field, FieldKind, FieldValue, FieldValues, FieldValuesIter, JsonScalar};
+pub use retention::{RetentionPass, RetentionPolicy, StoreUsage};
 pub use text_query::{QuerySyntaxError, TextField, TextQuery};
 
 #[derive(Debug, Error)]
@@ -295,6 +297,14 @@ pub trait EventStore: Send + Sync {
 
     /// Whether the store answers; `/ready` reports it.
     async fn ready(&self) -> Result<(), StoreError>;
+
+    /// Bytes on disk and the oldest event kept, for retention and its metrics.
+    async fn usage(&self) -> Result<StoreUsage, StoreError>;
+
+    /// Drops every event whose time is before `cutoff_ms`, a UTC day boundary, by whole
+    /// partitions (daily indices, segments), and says how many events went. Retention
+    /// ([`RetentionPolicy::enforce`]) is its one caller.
+    async fn drop_before(&self, cutoff_ms: i64) -> Result<u64, StoreError>;
 
     /// Whether the store indexes [`StoreDocument::fields`]. One that reads the document itself
     /// (Elasticsearch maps it by its template) or keeps nothing is handed documents without

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{
     AggregationResults, Aggregations, EventStore, IndexReport, SearchQuery, SearchResults,
-    StoreDocument, StoreError, aggregation,
+    StoreDocument, StoreError, StoreUsage, aggregation,
 };
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +39,14 @@ impl EventStore for NullStore {
 
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn usage(&self) -> Result<StoreUsage, StoreError> {
+        Ok(StoreUsage::default())
+    }
+
+    async fn drop_before(&self, _: i64) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     fn reads_field_values(&self) -> bool {

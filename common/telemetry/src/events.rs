@@ -44,6 +44,10 @@ pub const BACKEND_FAILURES: &str = "sluice_backend_failures_total";
 pub const RECORDS_REPAIRED: &str = "sluice_events_repaired_total";
 pub const FREE_BYTES: &str = "sluice_storage_free_bytes";
 pub const LOG_LINES_LOST: &str = "sluice_log_lines_lost_total";
+pub const STORE_BYTES: &str = "sluice_store_bytes";
+pub const STORE_OLDEST_EVENT: &str = "sluice_store_oldest_event_timestamp_seconds";
+pub const RETENTION_DROPPED: &str = "sluice_store_retention_dropped_events_total";
+pub const RETENTION_FAILURES: &str = "sluice_store_retention_failures_total";
 
 /// Refusals of whole requests are logged at most once per key every ten seconds.
 static REFUSALS: LogThrottle = LogThrottle::new(Duration::from_secs(10));
@@ -117,6 +121,19 @@ pub(super) fn describe() {
         QUEUE_BACKLOG_BYTES,
         "Bytes held by the queue waiting for the processor"
     );
+    describe_gauge!(
+        STORE_BYTES,
+        "Bytes the event store takes on disk, every copy"
+    );
+    describe_gauge!(
+        STORE_OLDEST_EVENT,
+        "Event time of the oldest event the store keeps (0 when empty)"
+    );
+    describe_counter!(
+        RETENTION_DROPPED,
+        "Events dropped by retention, by reason (age: past store.retention_days; disk: over store.max_disk_bytes)"
+    );
+    describe_counter!(RETENTION_FAILURES, "Retention passes that failed");
     describe_counter!(PROCESSED, "Records read from the queue by the processor");
     describe_counter!(INDEXED, "Documents acknowledged by the event store");
     describe_counter!(
@@ -303,6 +320,57 @@ impl InternalEvent for StoreWriteFailed<'_> {
             "event store write failed; retrying, queue position held"
         );
         counter!(STORE_ERRORS).increment(1);
+    }
+}
+
+/// A retention pass ended: what it dropped and what the store holds now.
+pub struct RetentionEnforced {
+    pub expired: u64,
+    pub evicted: u64,
+    pub bytes: u64,
+    pub oldest_ms: Option<i64>,
+    /// The current day alone is over `store.max_disk_bytes`.
+    pub over_disk_bound: bool,
+    pub max_disk_bytes: u64,
+}
+
+impl InternalEvent for RetentionEnforced {
+    fn emit(self) {
+        if self.expired + self.evicted > 0 {
+            info!(
+                expired = self.expired,
+                evicted = self.evicted,
+                bytes = self.bytes,
+                "retention dropped old events"
+            );
+        }
+        if self.over_disk_bound {
+            warn!(
+                bytes = self.bytes,
+                max_disk_bytes = self.max_disk_bytes,
+                "the event store is over store.max_disk_bytes with only the current day left; \
+                 raise the bound or give the store more disk"
+            );
+        }
+        counter!(RETENTION_DROPPED, "reason" => "age").increment(self.expired);
+        counter!(RETENTION_DROPPED, "reason" => "disk").increment(self.evicted);
+        gauge!(STORE_BYTES).set(self.bytes as f64);
+        gauge!(STORE_OLDEST_EVENT).set(self.oldest_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
+    }
+}
+
+/// A retention pass failed; the next one tries again.
+pub struct RetentionFailed<'a> {
+    pub error: &'a str,
+}
+
+impl InternalEvent for RetentionFailed<'_> {
+    fn emit(self) {
+        warn!(
+            error = self.error,
+            "retention pass failed; trying again at the next one"
+        );
+        counter!(RETENTION_FAILURES).increment(1);
     }
 }
 
