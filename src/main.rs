@@ -2,6 +2,7 @@
 //! its flags and hands over to a module that wires the library crates together.
 
 mod backends;
+mod config_check;
 mod generate;
 mod logging;
 mod openapi;
@@ -52,6 +53,9 @@ enum Command {
     /// Manage users in the meta store directly (the first admin, a lost admin password).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Check the configuration (file, then `SLUICE_*` variables) as a role does at start and
+    /// print it, secrets hidden, without connecting to anything.
+    Config(ConfigArgs),
     /// Print the OpenAPI 3.1 document of the API (what `/api/openapi.json` serves), for client
     /// generators and reviews.
     Openapi,
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => setup::run(args),
         Command::Gen(args) => generate::run(args),
         Command::User(command) => user::run(command),
+        Command::Config(args) => config_check::run(args),
         Command::Openapi => openapi::json().map(|document| println!("{document}")),
     };
     match result {

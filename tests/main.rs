@@ -16,6 +16,7 @@ mod durability;
 mod faults;
 mod kafka;
 mod kibana_setup;
+mod kubernetes;
 mod pipeline;
 mod retention;
 mod search_conformance;
