@@ -607,6 +607,16 @@ function field(label, input, hint) {
   return el('div', { class: 'field' }, el('label', { for: input.id }, label), input, hintNode);
 }
 
+/** Whether the server takes new accounts (`GET /api/auth/registration`); closed if it cannot say. */
+async function registrationOpen() {
+  try {
+    const response = await fetch('/api/auth/registration');
+    return response.ok && (await response.json()).open === true;
+  } catch {
+    return false;
+  }
+}
+
 function renderLogin(view, query) {
   if (session.read() && !query.reason) {
     navigate(`#/${query.next || DEFAULT_PAGE}`);
@@ -666,6 +676,12 @@ function renderRegister(view) {
     field('Password', inputs.password, 'At least 10 characters, not your username'),
     submit,
     el('p', { class: 'muted' }, 'Have an account? ', el('a', { href: '#/login' }, 'Log in')));
+  registrationOpen().then((open) => {
+    if (open) return;
+    status.className = 'notice';
+    status.textContent = 'This server does not take new accounts: ask an administrator for one.';
+    submit.disabled = true;
+  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     submit.disabled = true;
