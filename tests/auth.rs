@@ -262,6 +262,11 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         "/api/auth/api-keys/{id}",
         Expect::AtLeast(Role::Analyst),
     ),
+    (
+        "PUT",
+        "/api/auth/api-keys/{id}/quota",
+        Expect::AtLeast(Role::Admin),
+    ),
     ("GET", "/api/users", Expect::AtLeast(Role::Moderator)),
     ("GET", "/api/users/{id}", Expect::AtLeast(Role::Moderator)),
     ("PUT", "/api/users/{id}", Expect::AtLeast(Role::Moderator)),

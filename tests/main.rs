@@ -18,6 +18,7 @@ mod kafka;
 mod kibana_setup;
 mod kubernetes;
 mod pipeline;
+mod quotas;
 mod retention;
 mod search_conformance;
 mod search_features;

@@ -100,6 +100,7 @@ fn other_routes(kibana_dashboard_url: Option<&str>) -> OpenApiRouter<ApiState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(auth::verify))
         .routes(routes!(auth::create_api_key, auth::list_api_keys))
+        .routes(routes!(auth::set_api_key_quota))
         .routes(routes!(auth::delete_api_key))
         .routes(routes!(users::list))
         .routes(routes!(users::get, users::update, users::delete))

@@ -39,6 +39,15 @@ pub struct RawRecord {
     pub id: Option<String>,
 }
 
+impl RecordBatch {
+    /// What the batch offers, as quotas charge it: records (those the splitter already
+    /// refused included) and their bytes.
+    pub fn offered(&self) -> (usize, usize) {
+        let bytes = self.records.iter().map(|r| r.bytes.len()).sum();
+        (self.records.len() + self.issues.len(), bytes)
+    }
+}
+
 /// The outcome of a batch, in the shape answered to producers.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Accepted {

@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use http_body::Body as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sluice_auth::Principal;
 use sluice_event::Source;
 use sluice_event::validate::RecordError;
 use utoipa::ToSchema;
@@ -21,6 +22,7 @@ use crate::IngestState;
 use crate::accept::{RawRecord, RecordBatch, Report, accept, check_room};
 use crate::body::{BodyError, read_split};
 use crate::elasticsearch::product_header;
+use crate::quota::Producer;
 use crate::split::NdjsonSplitter;
 
 #[utoipa::path(
@@ -33,12 +35,16 @@ use crate::split::NdjsonSplitter;
     responses(
         (status = 200, description = BULK_OK, body = BulkAnswer),
         (status = 400, description = "The request as a whole cannot be read (a malformed action line, no body, no actions)", body = EsErrorBody),
-        (status = 413, description = "The body (after decompression) is over `ingest.max_body_bytes`", body = EsErrorBody),
+        (status = 413, description = "The body (after decompression) is over `ingest.max_body_bytes`, or holds more than the producer's quota allows at once", body = EsErrorBody),
         (status = 429, description = BULK_REFUSED, body = EsErrorBody),
     )
 )]
-pub async fn bulk(State(state): State<IngestState>, body: Body) -> Response {
-    run(state, None, body).await
+pub async fn bulk(
+    State(state): State<IngestState>,
+    principal: Option<Extension<Principal>>,
+    body: Body,
+) -> Response {
+    run(state, Producer::of(principal.as_deref()), None, body).await
 }
 
 #[utoipa::path(
@@ -58,10 +64,11 @@ pub async fn bulk(State(state): State<IngestState>, body: Body) -> Response {
 )]
 pub async fn bulk_into(
     State(state): State<IngestState>,
+    principal: Option<Extension<Principal>>,
     Path(index): Path<String>,
     body: Body,
 ) -> Response {
-    run(state, Some(index), body).await
+    run(state, Producer::of(principal.as_deref()), Some(index), body).await
 }
 
 const BULK_DESCRIPTION: &str = "`index` and `create` actions are taken (each source line is a \
@@ -74,7 +81,8 @@ const BULK_OK: &str = "Items taken are durable in the queue (`status` 201); refu
     Elasticsearch's error, with the validation reason (`document_parsing_exception`)";
 const BULK_REFUSED: &str = "Nothing was taken; send again after Retry-After, as to a busy \
     Elasticsearch node (`es_rejected_execution_exception`: the queue is full or unavailable) \
-    or one past its flood-stage watermark (`cluster_block_exception`: the disk is below its floor)";
+    or one past its flood-stage watermark (`cluster_block_exception`: the disk is below its floor); \
+    also the answer to a producer over its quota (`[ingest.quota]`)";
 
 /// The answer to a bulk request, as Elasticsearch gives it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,7 +175,12 @@ pub(crate) struct ItemError {
     reason: String,
 }
 
-async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Response {
+async fn run(
+    state: IngestState,
+    producer: Producer,
+    path_index: Option<String>,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let source = Source::Bulk;
     if let Err(e) = check_room(&state, source) {
@@ -227,6 +240,10 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
     }
     let mut items = items;
     if !batch.records.is_empty() {
+        let (records, bytes) = batch.offered();
+        if let Err(e) = state.quotas.admit(&producer, records, bytes) {
+            return refused(e);
+        }
         let outcome = match accept(&state, batch, source, Report::PerRecord).await {
             Ok(outcome) => outcome,
             Err(e) => return refused(e),
@@ -282,6 +299,11 @@ async fn run(state: IngestState, path_index: Option<String>, body: Body) -> Resp
 /// it again: a busy node answers 429 `es_rejected_execution_exception`; a node whose disk passed
 /// the flood-stage watermark answers 429 `cluster_block_exception` (Sluice's 507 elsewhere).
 fn refused(e: sluice_http::ApiError) -> Response {
+    // More than a quota takes at once: as Elasticsearch answers a body over its limit, on which
+    // Beats and Logstash split the request.
+    if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+        return es_error(e.status, "illegal_argument_exception", &e.message, None);
+    }
     let kind = match e.status {
         StatusCode::INSUFFICIENT_STORAGE => "cluster_block_exception",
         _ => "es_rejected_execution_exception",

@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sluice_auth::Principal;
 use sluice_event::{LogRecord, Source};
 use sluice_http::ApiError;
 use sluice_http::responses::{
-    InsufficientStorage, PayloadTooLarge, Unavailable, UnsupportedMediaType,
+    InsufficientStorage, PayloadTooLarge, TooManyRequests, Unavailable, UnsupportedMediaType,
 };
 use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
@@ -17,6 +18,7 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::IngestState;
 use crate::accept::{Accepted, FailedWithOutcome, RecordBatch, Report, accept, check_room};
 use crate::body::{BodyError, body_format, read_split};
+use crate::quota::Producer;
 use crate::split::BodySplitter;
 
 #[utoipa::path(
@@ -40,12 +42,14 @@ use crate::split::BodySplitter;
         (status = 400, description = "No record was valid (each is named in `errors`), or the body is empty or not JSON", body = FailedWithOutcome),
         PayloadTooLarge,
         UnsupportedMediaType,
+        TooManyRequests,
         Unavailable,
         InsufficientStorage,
     )
 )]
 pub async fn ingest(
     State(state): State<IngestState>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -76,6 +80,9 @@ pub async fn ingest(
             "the body holds no records: send a JSON object, an array of objects, or NDJSON",
         ));
     }
+    let (records, bytes) = batch.offered();
+    let producer = Producer::of(principal.as_deref());
+    state.quotas.admit(&producer, records, bytes)?;
     let outcome = accept(&state, batch, source, Report::Summary).await?;
     Ok(answer(outcome))
 }

@@ -16,6 +16,7 @@ mod encoding;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod http;
+mod quota;
 mod split;
 mod upload;
 
@@ -30,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use admission::Admission;
+pub use quota::{Producer, Quotas};
 
 /// What the ingest handlers share.
 #[derive(Clone)]
@@ -40,6 +42,8 @@ pub struct IngestState {
     pub disk: Arc<DiskGuard>,
     /// Bytes of request bodies held at once, across all requests.
     pub admission: Arc<Admission>,
+    /// What each producer may send.
+    pub quotas: Arc<Quotas>,
 }
 
 impl IngestState {
@@ -48,8 +52,10 @@ impl IngestState {
             config.max_in_flight_bytes,
             std::time::Duration::from_millis(config.admission_wait_ms),
         );
+        let quotas = Quotas::new(config.quota);
         IngestState {
             queue,
+            quotas: Arc::new(quotas),
             config: Arc::new(config),
             disk: Arc::new(disk),
             admission: Arc::new(admission),

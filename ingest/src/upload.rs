@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Extension, FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use sluice_auth::Principal;
 use sluice_event::Source;
 use sluice_http::responses::{InsufficientStorage, Unavailable, UnsupportedMediaType};
 use sluice_http::{ApiError, ErrorObject, QueryParams};
@@ -27,6 +28,7 @@ use crate::accept::{
 };
 use crate::body::{refuse, too_large_error};
 use crate::csv::{CsvError, CsvRecords};
+use crate::quota::Producer;
 use crate::split::{ArraySplitter, NdjsonSplitter, Splitter};
 
 /// How long an upload may wait for room in the queue before it is answered 503.
@@ -86,7 +88,8 @@ struct UploadForm {
     description = "The file is streamed and appended to the queue in chunks, so it may be as \
                    large as `ingest.max_upload_bytes` (100 MB by default); the answer comes once \
                    every chunk is durable. The format is taken from `format`, else the file name, \
-                   the part's type and its first byte.",
+                   the part's type and its first byte. A producer with a quota (`[ingest.quota]`) \
+                   is slowed to it, chunk by chunk, rather than refused.",
     params(UploadParams),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
@@ -100,9 +103,11 @@ struct UploadForm {
 )]
 pub async fn upload(
     State(state): State<IngestState>,
+    principal: Option<Extension<Principal>>,
     QueryParams(params): QueryParams<UploadParams>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let producer = Producer::of(principal.as_deref());
     let source = Source::Upload;
     let limit = state.config.max_upload_bytes;
     let declared = request
@@ -158,7 +163,7 @@ pub async fn upload(
         });
         let lines = Arc::new(LineCount::default());
         let stream = limited(field, limit, Arc::clone(&lines));
-        return read_file(&state, stream, hint, limit, &lines).await;
+        return read_file(&state, producer, stream, hint, limit, &lines).await;
     }
 }
 
@@ -241,6 +246,7 @@ fn sniff(first: &[u8]) -> FileFormat {
 /// Appends full chunks as the file streams in, so memory holds one chunk at a time.
 struct ChunkedAccept<'a> {
     state: &'a IngestState,
+    producer: Producer,
     batch: RecordBatch,
     outcome: Accepted,
     /// Records of `batch` counted into `batch_bytes` so far.
@@ -249,9 +255,10 @@ struct ChunkedAccept<'a> {
 }
 
 impl ChunkedAccept<'_> {
-    fn new(state: &IngestState) -> ChunkedAccept<'_> {
+    fn new(state: &IngestState, producer: Producer) -> ChunkedAccept<'_> {
         ChunkedAccept {
             state,
+            producer,
             batch: RecordBatch::default(),
             outcome: Accepted::default(),
             counted: 0,
@@ -281,6 +288,8 @@ impl ChunkedAccept<'_> {
         // A file is worth finishing: when the queue is at its high-water mark, stop reading the
         // upload (TCP pushes back on the client) until the processor has caught up.
         wait_for_room(self.state.queue.as_ref(), UPLOAD_STALL_LIMIT).await;
+        let (records, bytes) = batch.offered();
+        self.state.quotas.wait(&self.producer, records, bytes).await;
         let outcome = accept(self.state, batch, Source::Upload, Report::Summary)
             .await
             .map_err(|e| {
@@ -300,6 +309,7 @@ impl ChunkedAccept<'_> {
 
 async fn read_file<S>(
     state: &IngestState,
+    producer: Producer,
     mut stream: S,
     hint: Option<FileFormat>,
     limit: usize,
@@ -313,7 +323,7 @@ where
         None => Bytes::new(),
     };
     let format = hint.unwrap_or_else(|| sniff(&first));
-    let mut chunks = ChunkedAccept::new(state);
+    let mut chunks = ChunkedAccept::new(state, producer);
     let max_record = state.config.limits.max_record_bytes;
     let rest = futures::stream::iter(std::iter::once(Ok(first))).chain(stream);
     let read = match format {

@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sluice_auth::accounts::{
-    ApiKey, NewApiKey, NewUser, ProfileChange, PublicUser, TokenPair, User,
+    ApiKey, KeyQuota, NewApiKey, NewUser, ProfileChange, PublicUser, TokenPair, User,
 };
 use sluice_auth::{AccountError, Role};
 use sluice_http::responses::{
-    BadRequest, Conflict, NotFound, TooManyRequests, Unavailable, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unavailable, UnsupportedMediaType,
 };
 use sluice_http::{ApiError, JsonBody};
 use sluice_telemetry::emit;
@@ -437,6 +437,9 @@ pub struct ApiKeyRequest {
         pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
     )]
     name: String,
+    /// The key's own quota instead of `[ingest.quota]`'s defaults; administrators only.
+    #[serde(default)]
+    quota: Option<KeyQuota>,
 }
 
 /// A new producer API key; its secret is in this answer and nowhere else.
@@ -449,6 +452,7 @@ pub struct ApiKeyRequest {
     responses(
         (status = 201, description = "The key, with its secret (`api_key`) and the form Elasticsearch clients send (`encoded`)", body = NewApiKey),
         BadRequest,
+        Forbidden,
         UnsupportedMediaType,
         Unavailable,
     )
@@ -459,7 +463,14 @@ pub async fn create_api_key(
     JsonBody(request): JsonBody<ApiKeyRequest>,
 ) -> Result<Response, ApiError> {
     let owner = current_user(&state, &claims).await?;
-    let created = state.accounts.create_api_key(&owner, &request.name).await?;
+    if request.quota.is_some() && owner.role < Role::Admin {
+        return Err(quota_needs_admin(&owner));
+    }
+    let quota = request.quota.unwrap_or_default();
+    let created = state
+        .accounts
+        .create_api_key(&owner, &request.name, quota)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -482,6 +493,44 @@ pub async fn list_api_keys(
 ) -> Result<Json<ApiKeys>, ApiError> {
     let keys = state.accounts.api_keys_of(&claims.sub).await?;
     Ok(Json(ApiKeys { api_keys: keys }))
+}
+
+fn quota_needs_admin(user: &User) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_role",
+        format!(
+            "a key's own quota is an administrator's to give; {} is {}: leave quota out to take \
+             the defaults",
+            user.username, user.role
+        ),
+    )
+    .field("quota")
+}
+
+/// Gives a key its own quota, in place of `[ingest.quota]`'s defaults, from its next request.
+#[utoipa::path(
+    put,
+    path = "/api/auth/api-keys/{id}/quota",
+    tag = "auth",
+    summary = "Set an API key's own quota (administrators)",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = KeyQuota,
+    responses(
+        (status = 200, description = "The key, with its quota", body = ApiKey),
+        BadRequest,
+        Forbidden,
+        NotFound,
+        UnsupportedMediaType,
+        Unavailable,
+    )
+)]
+pub async fn set_api_key_quota(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(quota): JsonBody<KeyQuota>,
+) -> Result<Json<ApiKey>, ApiError> {
+    Ok(Json(state.accounts.set_api_key_quota(&id, quota).await?))
 }
 
 /// Revokes one of the caller's keys (an admin may revoke anyone's).

@@ -162,6 +162,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/api/auth/api-keys/{id}",
         Access::User(Role::Analyst),
     ),
+    // A quota is the operator's brake on a producer: its owner may not lift it.
+    (
+        "PUT",
+        "/api/auth/api-keys/{id}/quota",
+        Access::User(Role::Admin),
+    ),
     ("GET", "/api/users", Access::User(Role::Moderator)),
     ("GET", "/api/users/{id}", Access::User(Role::Moderator)),
     ("PUT", "/api/users/{id}", Access::User(Role::Moderator)),

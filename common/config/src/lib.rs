@@ -155,6 +155,8 @@ pub struct IngestConfig {
     pub admission_wait_ms: u64,
     /// Bounds on each record (`[ingest.limits]`).
     pub limits: Limits,
+    /// What each producer may send (`[ingest.quota]`).
+    pub quota: QuotaConfig,
 }
 
 impl Default for IngestConfig {
@@ -166,6 +168,32 @@ impl Default for IngestConfig {
             max_in_flight_bytes: 256 * 1024 * 1024,
             admission_wait_ms: 2_000,
             limits: Limits::default(),
+            quota: QuotaConfig::default(),
+        }
+    }
+}
+
+/// Producer quotas (`[ingest.quota]`): the rate each API key, and each user sending with a
+/// token, may send at, so that one greedy producer cannot starve the others. These are the
+/// defaults; an administrator can give a key its own. 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Records a second (valid or not: each costs the server its parse).
+    pub events_per_sec: u32,
+    /// Record bytes a second, decompressed.
+    pub bytes_per_sec: u32,
+    /// Seconds of quota a producer may use at once after a quiet spell: the burst, and so the
+    /// largest request a producer may send (a larger one is refused with 413).
+    pub burst_secs: u32,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            events_per_sec: 0,
+            bytes_per_sec: 0,
+            burst_secs: 1,
         }
     }
 }

@@ -14,6 +14,7 @@ pub const RECEIVED: &str = "sluice_events_received_total";
 pub const ACCEPTED: &str = "sluice_events_accepted_total";
 pub const REJECTED: &str = "sluice_events_rejected_total";
 pub const REQUESTS_REFUSED: &str = "sluice_ingest_requests_refused_total";
+pub const THROTTLED: &str = "sluice_ingest_throttled_total";
 pub const QUEUE_APPEND: &str = "sluice_queue_append_duration_seconds";
 pub const QUEUE_LAG: &str = "sluice_queue_lag_records";
 pub const QUEUE_BACKLOG_BYTES: &str = "sluice_queue_backlog_bytes";
@@ -84,6 +85,10 @@ pub(super) fn describe() {
     describe_counter!(
         REQUESTS_REFUSED,
         "Whole ingest requests refused, by reason (too_large, queue_full, disk_full, in_flight_limit, …)"
+    );
+    describe_counter!(
+        THROTTLED,
+        "Ingest requests refused for the producer's quota, by producer (key:<id>, user:<id>) and limit"
     );
     describe_gauge!(
         IN_FLIGHT_BYTES,
@@ -232,6 +237,27 @@ impl InternalEvent for RequestRefused<'_> {
         }
         counter!(REQUESTS_REFUSED, "source" => self.source.as_str(), "reason" => self.reason)
             .increment(1);
+    }
+}
+
+/// A producer was turned away for its quota (`[ingest.quota]`, or its key's own).
+pub struct IngestThrottled<'a> {
+    /// `key:<id>` or `user:<id>`: bounded by the keys and users there are.
+    pub producer: &'a str,
+    pub limit: &'static str,
+}
+
+impl InternalEvent for IngestThrottled<'_> {
+    fn emit(self) {
+        if let Some(held_back) = REFUSALS.admit("quota_exceeded") {
+            warn!(
+                producer = self.producer,
+                limit = self.limit,
+                more_refused_since_last_logged = held_back,
+                "producer over its quota (logged at most every 10 s; the metric counts all)"
+            );
+        }
+        counter!(THROTTLED, "key" => self.producer.to_owned(), "limit" => self.limit).increment(1);
     }
 }
 

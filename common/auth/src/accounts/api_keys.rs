@@ -35,6 +35,71 @@ pub struct ApiKey {
     /// The first characters of the secret, to tell keys apart.
     pub prefix: String,
     pub created_at: i64,
+    /// The key's own quota, where an administrator gave it one.
+    #[serde(default)]
+    pub quota: KeyQuota,
+}
+
+/// A key's own quota, in place of the defaults of `[ingest.quota]`: a measure left unset (null)
+/// takes the default; 0 is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+// For the schema (`additionalProperties: false`); the deserializer below refuses them.
+#[serde(deny_unknown_fields)]
+pub struct KeyQuota {
+    /// Records a second.
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub events_per_sec: Option<u32>,
+    /// Record bytes a second, decompressed.
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub bytes_per_sec: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for KeyQuota {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<KeyQuota, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            #[serde(default, deserialize_with = "rate")]
+            events_per_sec: Option<u32>,
+            #[serde(default, deserialize_with = "rate")]
+            bytes_per_sec: Option<u32>,
+        }
+        // An object only: serde would also take the fields, in order, from an array.
+        let object = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+        let fields: Fields =
+            serde_json::from_value(Value::Object(object)).map_err(serde::de::Error::custom)?;
+        Ok(KeyQuota {
+            events_per_sec: fields.events_per_sec,
+            bytes_per_sec: fields.bytes_per_sec,
+        })
+    }
+}
+
+/// The most a quota's rate may be, as a JSON Schema `int32` may be.
+const MAX_RATE: u32 = i32::MAX as u32;
+
+/// A rate: a whole number from 0 to [`MAX_RATE`] in any form JSON writes one (`1830`,
+/// `1830.0`), or null.
+fn rate<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = match number.as_u64() {
+        Some(whole) => Some(whole),
+        None => number
+            .as_f64()
+            .filter(|value| value.fract() == 0.0 && *value >= 0.0 && *value <= f64::from(MAX_RATE))
+            .map(|value| value as u64),
+    };
+    whole
+        .and_then(|whole| u32::try_from(whole).ok())
+        .filter(|whole| *whole <= MAX_RATE)
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "a rate is a whole number from 0 to {MAX_RATE}, or null; got {number}"
+            ))
+        })
 }
 
 /// A key just created, with the one copy of its secret.
@@ -54,6 +119,9 @@ pub struct ApiKeyPrincipal {
     pub key_id: String,
     pub name: String,
     pub user_id: String,
+    /// Read with the key, so ingest needs no lookup of its own.
+    #[serde(default)]
+    pub quota: KeyQuota,
 }
 
 fn digest(secret: &str) -> String {
@@ -99,10 +167,12 @@ impl ApiKey {
 }
 
 impl Accounts {
+    /// A new key for `owner`, with its own `quota` (the caller decides who may give one).
     pub async fn create_api_key(
         &self,
         owner: &User,
         name: &str,
+        quota: KeyQuota,
     ) -> Result<NewApiKey, AccountError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -121,6 +191,7 @@ impl Accounts {
             hash: digest(&secret),
             prefix: secret[..KEY_PREFIX.len() + 6].to_owned(),
             created_at: sluice_event::now_ms(),
+            quota,
         };
         self.meta.insert(&API_KEYS, &key.id, &key.stored()).await?;
         let encoded = STANDARD.encode(format!("{}:{secret}", key.id));
@@ -147,19 +218,44 @@ impl Accounts {
             .collect()
     }
 
-    /// Revokes key `id`: its owner's, or anyone's for an admin.
-    pub async fn revoke_api_key(&self, actor: &User, id: &str) -> Result<(), AccountError> {
-        let key = self
-            .meta
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, AccountError> {
+        self.meta
             .get(&API_KEYS, id)
             .await?
             .map(|document| ApiKey::from_stored(id.to_owned(), document))
-            .transpose()?
+            .transpose()
+    }
+
+    /// Revokes key `id`: its owner's, or anyone's for an admin.
+    pub async fn revoke_api_key(&self, actor: &User, id: &str) -> Result<(), AccountError> {
+        let key = self
+            .api_key(id)
+            .await?
             .filter(|key| key.user_id == actor.id || actor.role == crate::Role::Admin)
             .ok_or(AccountError::NotFound("API key"))?;
         self.meta.delete(&API_KEYS, id).await?;
         self.cache.delete(&cache_key(&key.hash)).await?;
         Ok(())
+    }
+
+    /// Gives key `id` its own quota (an administrator's decision: the caller checks). It holds
+    /// from the key's next request where the cache is shared (Redis, or one process), within a
+    /// minute elsewhere, as a revocation does.
+    pub async fn set_api_key_quota(
+        &self,
+        id: &str,
+        quota: KeyQuota,
+    ) -> Result<ApiKey, AccountError> {
+        let mut key = self
+            .api_key(id)
+            .await?
+            .ok_or(AccountError::NotFound("API key"))?;
+        key.quota = quota;
+        if !self.meta.replace(&API_KEYS, id, &key.stored(), &[]).await? {
+            return Err(AccountError::NotFound("API key"));
+        }
+        self.cache.delete(&cache_key(&key.hash)).await?;
+        Ok(key)
     }
 
     pub(super) async fn revoke_api_keys_of(&self, user_id: &str) -> Result<(), AccountError> {
@@ -191,6 +287,7 @@ impl Accounts {
             key_id: key.id,
             name: key.name,
             user_id: key.user_id,
+            quota: key.quota,
         };
         let remembered = serde_json::to_vec(&principal).unwrap_or_default();
         self.cache
@@ -203,6 +300,25 @@ impl Accounts {
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn a_rate_is_a_whole_number_in_range_however_json_writes_it() {
+        let quota = |text: &str| serde_json::from_str::<KeyQuota>(text);
+        let read = quota(r#"{"events_per_sec": 1830.0, "bytes_per_sec": null}"#).expect("whole");
+        assert_eq!(read.events_per_sec, Some(1830));
+        assert_eq!(read.bytes_per_sec, None);
+        assert_eq!(quota("{}").expect("empty").events_per_sec, None);
+        for refused in [
+            r#"{"events_per_sec": -1}"#,
+            r#"{"events_per_sec": 1.5}"#,
+            r#"{"bytes_per_sec": 2147483648}"#,
+            r#"{"bytes_per_sec": "100"}"#,
+            r#"{"rate": 1}"#,
+            "[null, null]",
+        ] {
+            assert!(quota(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn both_credential_forms_give_the_secret() {

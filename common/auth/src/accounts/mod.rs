@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use rand::RngCore;
 use thiserror::Error;
 
-pub use api_keys::{ApiKey, ApiKeyPrincipal, NewApiKey};
+pub use api_keys::{ApiKey, ApiKeyPrincipal, KeyQuota, NewApiKey};
 pub use sessions::TokenPair;
 pub use users::{NewUser, ProfileChange, PublicUser, User, UserFilter};
 

@@ -289,7 +289,7 @@ async fn api_keys_authenticate_in_both_forms_until_revoked() {
     let ada = user(&accounts, "ada", Role::Analyst).await;
     let other = user(&accounts, "bob", Role::Analyst).await;
     let created = accounts
-        .create_api_key(&ada, "filebeat on web-1")
+        .create_api_key(&ada, "filebeat on web-1", KeyQuota::default())
         .await
         .expect("created");
     assert!(created.api_key.starts_with("slk_"));
@@ -322,5 +322,50 @@ async fn api_keys_authenticate_in_both_forms_until_revoked() {
     assert!(matches!(
         accounts.authenticate_api_key(&created.api_key).await,
         Err(AccountError::InvalidApiKey)
+    ));
+}
+
+/// A key's quota travels with it to ingest, and a new one holds from the key's next request,
+/// though the key was cached with the old one.
+#[tokio::test]
+async fn a_keys_quota_is_read_with_it_and_a_change_holds_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let accounts = accounts(dir.path()).await;
+    let ada = user(&accounts, "ada", Role::Analyst).await;
+    let slow = KeyQuota {
+        events_per_sec: Some(100),
+        bytes_per_sec: None,
+    };
+    let created = accounts
+        .create_api_key(&ada, "greedy batch job", slow)
+        .await
+        .expect("created");
+    let cached = accounts
+        .authenticate_api_key(&created.api_key)
+        .await
+        .expect("authenticated");
+    assert_eq!(cached.quota, slow);
+
+    let unbounded = KeyQuota {
+        events_per_sec: Some(0),
+        bytes_per_sec: Some(1_000_000),
+    };
+    let changed = accounts
+        .set_api_key_quota(&created.key.id, unbounded)
+        .await
+        .expect("set");
+    assert_eq!(changed.quota, unbounded);
+    let principal = accounts
+        .authenticate_api_key(&created.api_key)
+        .await
+        .expect("authenticated");
+    assert_eq!(principal.quota, unbounded, "not the cached quota");
+    assert_eq!(
+        accounts.api_keys_of(&ada.id).await.expect("list")[0].quota,
+        unbounded
+    );
+    assert!(matches!(
+        accounts.set_api_key_quota("k_gone", slow).await,
+        Err(AccountError::NotFound(_))
     ));
 }
