@@ -31,6 +31,14 @@ if ! command -v mkfs.ext4 >/dev/null || ! command -v fallocate >/dev/null; then
     || fail "could not install e2fsprogs and util-linux"
 fi
 
+# The TLS tests (tests/tls.rs) make their certificates with openssl and check them with curl, as
+# an operator would.
+if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
+  step "installing openssl and curl (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl curl >/dev/null \
+    || fail "could not install openssl and curl"
+fi
+
 # A run builds each crate once: incremental state would only fill the disk (tens of GB here).
 export CARGO_INCREMENTAL=0
 

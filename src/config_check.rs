@@ -20,6 +20,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
     config.store_backend()?;
     config.meta_backend()?;
     config.cache_backend()?;
+    config.tls.files()?;
     let mut shown = serde_json::to_value(&config).context("showing the configuration")?;
     hide_secrets(&mut shown);
     println!("{}", serde_json::to_string_pretty(&shown)?);

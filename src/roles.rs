@@ -16,7 +16,7 @@ use sluice_auth::authorize;
 use sluice_config::Config;
 use sluice_fraud::FraudEngine;
 use sluice_geoip::GeoResolver;
-use sluice_http::{discard_unread_body, track_latency};
+use sluice_http::{TlsListener, discard_unread_body, strict_transport_security, track_latency};
 use sluice_ingest::IngestState;
 use sluice_processor::{OnDemandScorer, Pipeline, Processor};
 use sluice_storage::DiskGuard;
@@ -129,6 +129,11 @@ const ON_DEMAND_GEOIP_CACHE: usize = 1_024;
 
 pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     let metrics = sluice_telemetry::install_prometheus().map_err(anyhow::Error::msg)?;
+    // Before any backend opens: a certificate that does not load stops the start at once.
+    let tls = match config.tls.files()? {
+        Some((cert, key)) => Some(Arc::new(TlsListener::open(cert, key)?)),
+        None => None,
+    };
     if roles == Roles::ALL {
         sluice_storage::create_dir_all_durably(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
@@ -272,24 +277,31 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     if let Some(accounts) = accounts {
         app = app.layer(axum::middleware::from_fn_with_state(accounts, authorize));
     }
-    let app = app
+    let mut app = app
         .layer(axum::middleware::from_fn(discard_unread_body))
         .layer(axum::middleware::from_fn(track_latency));
+    if let Some(tls) = &tls {
+        let every = std::time::Duration::from_secs(config.tls.reload_check_secs);
+        tokio::spawn(Arc::clone(tls).watch(every));
+        app = app.layer(axum::middleware::from_fn(strict_transport_security));
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
-    info!(%address, roles = %roles.names(), "sluice serving");
+    info!(%address, roles = %roles.names(), scheme, "sluice serving");
     // On stdout, for people and for tests started on port 0.
-    println!("sluice listening on http://{address}");
+    println!("sluice listening on {scheme}://{address}");
     if roles.api {
-        println!("web UI: http://{address}/ui/");
+        println!("web UI: {scheme}://{address}/ui/");
     }
 
     sluice_http::serve(
         listener,
         app,
+        tls,
         stop_requested(processor_ended.clone(), shutdown.clone()),
     )
     .await

@@ -7,13 +7,12 @@
 use crate::support;
 
 use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use serde_json::{Value, json};
-use support::{Server, memory, service};
+use support::{Server, memory, python_report};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -282,22 +281,7 @@ async fn the_official_elasticsearch_client_ships_gzipped_bulks() {
         .await;
     assert_eq!(status, 201, "{created}");
     let key = created["encoded"].as_str().expect("encoded key").to_owned();
-    let python = service("TEST_PYTHON");
-    let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args(["-c", ELASTICSEARCH_CLIENT, &base, &key])
-            .output()
-            .expect("python runs")
-    })
-    .await
-    .expect("joined");
-    assert!(
-        output.status.success(),
-        "the client failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("the client's report");
+    let report = python_report(ELASTICSEARCH_CLIENT, vec![server.base.clone(), key]).await;
     assert_eq!(report["ok"], 500, "{report}");
     assert_eq!(report["errors"], json!([]), "{report}");
     server

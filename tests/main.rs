@@ -22,4 +22,5 @@ mod quotas;
 mod retention;
 mod search_conformance;
 mod search_features;
+mod tls;
 mod web_ui;

@@ -170,9 +170,22 @@ impl Server {
             args.push("--geoip".to_owned());
             args.push(geoip.display().to_string());
         }
-        let mut server = Server::launch(&args, data_dir, "serve.log", env);
+        let mut server = Server::launch(&args, data_dir, "serve.log", env, None);
         server.log_in();
         server
+    }
+
+    /// Starts `sluice serve` over HTTPS (`env` names the certificate and key); its clients trust
+    /// `ca`. Nobody is logged in: `http` sends no credentials until the test logs in.
+    pub fn start_tls(data_dir: &Path, env: &[(&str, &str)], ca: &reqwest::Certificate) -> Server {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        ensure_user(data_dir, ADMIN, "admin", ADMIN_PASSWORD, env);
+        let args = [
+            "serve".to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+        ];
+        Server::launch(&args, data_dir, "serve.log", env, Some(ca))
     }
 
     /// Starts one role (`ingest`, `process`, `api`) on a free port; its log goes to
@@ -185,7 +198,13 @@ impl Server {
         token: Option<&str>,
     ) -> Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
-        let mut server = Server::launch(&[role.to_owned()], data_dir, &format!("{role}.log"), env);
+        let mut server = Server::launch(
+            &[role.to_owned()],
+            data_dir,
+            &format!("{role}.log"),
+            env,
+            None,
+        );
         if role == "api" {
             server.log_in();
         } else if let Some(token) = token {
@@ -195,8 +214,15 @@ impl Server {
         server
     }
 
-    /// Spawns `sluice ARGS --listen 127.0.0.1:0` and waits for the address it listens on.
-    fn launch(args: &[String], data_dir: &Path, log_name: &str, env: &[(&str, &str)]) -> Server {
+    /// Spawns `sluice ARGS --listen 127.0.0.1:0` and waits for the address it listens on; its
+    /// clients trust `ca` besides the usual roots.
+    fn launch(
+        args: &[String],
+        data_dir: &Path,
+        log_name: &str,
+        env: &[(&str, &str)],
+        ca: Option<&reqwest::Certificate>,
+    ) -> Server {
         let log_path = data_dir.join(log_name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -233,10 +259,11 @@ impl Server {
                 panic!("sluice {args:?} did not start listening within 30 s; its log:\n{log}");
             }
         };
-        let anonymous = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("http client");
+        let mut anonymous = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if let Some(ca) = ca {
+            anonymous = anonymous.add_root_certificate(ca.clone());
+        }
+        let anonymous = anonymous.build().expect("http client");
         // Owned by a `Server` before anything else can panic, so a failed login still stops it.
         Server {
             child: Some(child),
@@ -401,6 +428,28 @@ pub fn ndjson(events: &[Value]) -> String {
         body.push('\n');
     }
     body
+}
+
+/// Runs `script` with the test venv's Python (`TEST_PYTHON`: the official Elasticsearch client
+/// beside it) and `args`; what it printed, as JSON. Fails with its errors if it fails.
+pub async fn python_report(script: &'static str, args: Vec<String>) -> Value {
+    let python = service("TEST_PYTHON");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        output.status.success(),
+        "the Python client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the client's report, in JSON")
 }
 
 /// `count` generated events spread over `span_hours` ending `end_hours_ago` before now.

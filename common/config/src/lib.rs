@@ -53,6 +53,7 @@ pub struct Config {
     pub meta: MetaConfig,
     pub cache: CacheConfig,
     pub kibana: KibanaConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -72,6 +73,47 @@ impl Default for Config {
             meta: MetaConfig::default(),
             cache: CacheConfig::default(),
             kibana: KibanaConfig::default(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+/// HTTPS on the listener of every role (`[tls]`): a certificate chain and its private key, PEM.
+/// Both or neither; with neither the listener speaks plain HTTP (behind a proxy that ends TLS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Seconds between looks at the two files: a changed pair is served from the next
+    /// connection on, so a renewed certificate needs no restart.
+    pub reload_check_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            reload_check_secs: 10,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The two files, if TLS is on; an error naming the missing one if only one is set.
+    pub fn files(&self) -> Result<Option<(&Path, &Path)>, ConfigError> {
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::Invalid(
+                "tls.cert is set but tls.key is not: set both (SLUICE_TLS__KEY) or neither".into(),
+            )),
+            (None, Some(_)) => Err(ConfigError::Invalid(
+                "tls.key is set but tls.cert is not: set both (SLUICE_TLS__CERT) or neither".into(),
+            )),
         }
     }
 }

@@ -6,12 +6,14 @@ mod linger;
 mod query;
 pub mod responses;
 mod server;
+mod tls;
 
 pub use json::JsonBody;
 pub use linger::discard_unread_body;
 pub use query::QueryParams;
 pub use responses::{ErrorBody, ErrorObject};
 pub use server::{READ_BUFFER_BYTES, serve};
+pub use tls::{TlsError, TlsListener};
 
 use std::time::Instant;
 
@@ -114,6 +116,17 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Tells browsers to come back over HTTPS only, for a year (HSTS): added to every answer of a
+/// listener that speaks TLS, so the web UI is never loaded over plain HTTP again.
+pub async fn strict_transport_security(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .entry(header::STRICT_TRANSPORT_SECURITY)
+        .or_insert(HeaderValue::from_static("max-age=31536000"));
+    response
 }
 
 /// Records each request's latency under its route template (`/api/logs/{id}`, not the raw path,

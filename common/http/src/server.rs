@@ -7,32 +7,44 @@
 //! costs nothing but a few more, smaller reads. `axum::serve` does not expose hyper's builder,
 //! hence this loop; it keeps the rest of `axum::serve`'s behaviour: the peer address for
 //! `ConnectInfo`, accept errors retried, and a graceful shutdown that stops accepting and waits
-//! for the requests in progress.
+//! for the requests in progress. With TLS on, each connection's handshake runs in its own task,
+//! bounded in time, so a slow or silent client holds up nobody.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use sluice_telemetry::emit;
+use sluice_telemetry::events::TlsHandshakeFailed;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
+
+use crate::tls::TlsListener;
 
 /// The most a connection buffers of what it reads. Request heads must fit in it too: 64 KiB is
 /// four times Elasticsearch's `http.max_header_size`.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Serves `app` on `listener` until `shutdown` completes, then waits for the connections that
-/// were open to finish the request they are answering.
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` completes, then waits for
+/// the connections that were open to finish the request they are answering.
 pub async fn serve(
     mut listener: TcpListener,
     app: Router,
+    tls: Option<Arc<TlsListener>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     // Every connection holds a receiver; the sender learns when the last one is gone.
@@ -43,7 +55,23 @@ pub async fn serve(
             accepted = Listener::accept(&mut listener) => accepted,
             () = &mut shutdown => break,
         };
-        tokio::spawn(serve_connection(stream, peer, app.clone(), stop_rx.clone()));
+        let (app, stop) = (app.clone(), stop_rx.clone());
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(stream, peer, app, stop));
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, stop).await,
+                        // Plain HTTP to the TLS port, a client that does not trust the
+                        // certificate, a scanner: that client's business, counted.
+                        Ok(Err(_)) | Err(_) => emit(TlsHandshakeFailed),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     drop(stop_rx);
@@ -53,12 +81,14 @@ pub async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         // The peer address feeds the login throttle.
         request.extensions_mut().insert(ConnectInfo(peer));

@@ -15,6 +15,8 @@ pub const ACCEPTED: &str = "sluice_events_accepted_total";
 pub const REJECTED: &str = "sluice_events_rejected_total";
 pub const REQUESTS_REFUSED: &str = "sluice_ingest_requests_refused_total";
 pub const THROTTLED: &str = "sluice_ingest_throttled_total";
+pub const TLS_RELOAD_FAILURES: &str = "sluice_tls_reload_failures_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "sluice_tls_handshake_failures_total";
 pub const QUEUE_APPEND: &str = "sluice_queue_append_duration_seconds";
 pub const QUEUE_LAG: &str = "sluice_queue_lag_records";
 pub const QUEUE_BACKLOG_BYTES: &str = "sluice_queue_backlog_bytes";
@@ -89,6 +91,14 @@ pub(super) fn describe() {
     describe_counter!(
         THROTTLED,
         "Ingest requests refused for the producer's quota, by producer (key:<id>, user:<id>) and limit"
+    );
+    describe_counter!(
+        TLS_RELOAD_FAILURES,
+        "Changed TLS certificate files that did not load (the previous pair is still served)"
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "Connections whose TLS handshake failed or timed out (plain HTTP to the TLS port, untrusted certificate)"
     );
     describe_gauge!(
         IN_FLIGHT_BYTES,
@@ -258,6 +268,41 @@ impl InternalEvent for IngestThrottled<'_> {
             );
         }
         counter!(THROTTLED, "key" => self.producer.to_owned(), "limit" => self.limit).increment(1);
+    }
+}
+
+/// A TLS certificate and key were loaded (at start, or after the files changed).
+pub struct TlsCertificateLoaded<'a> {
+    pub path: &'a std::path::Path,
+}
+
+impl InternalEvent for TlsCertificateLoaded<'_> {
+    fn emit(self) {
+        info!(cert = %self.path.display(), "TLS certificate loaded");
+    }
+}
+
+/// Changed TLS files did not load; the pair loaded before is still served.
+pub struct TlsReloadFailed<'a> {
+    pub error: &'a str,
+}
+
+impl InternalEvent for TlsReloadFailed<'_> {
+    fn emit(self) {
+        error!(
+            error = self.error,
+            "the changed TLS certificate or key did not load; still serving the previous pair"
+        );
+        counter!(TLS_RELOAD_FAILURES).increment(1);
+    }
+}
+
+/// A client's TLS handshake failed or timed out.
+pub struct TlsHandshakeFailed;
+
+impl InternalEvent for TlsHandshakeFailed {
+    fn emit(self) {
+        counter!(TLS_HANDSHAKE_FAILURES).increment(1);
     }
 }
 
