@@ -3,6 +3,7 @@
 
 mod backends;
 mod config_check;
+mod dead_letters;
 mod generate;
 mod logging;
 mod openapi;
@@ -53,6 +54,9 @@ enum Command {
     /// Manage users in the meta store directly (the first admin, a lost admin password).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// List, replay and purge dead letters through a running Sluice's API, as an administrator.
+    #[command(subcommand)]
+    DeadLetters(dead_letters::DeadLetterCommand),
     /// Check the configuration (file, then `SLUICE_*` variables) as a role does at start and
     /// print it, secrets hidden, without connecting to anything.
     Config(ConfigArgs),
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => setup::run(args),
         Command::Gen(args) => generate::run(args),
         Command::User(command) => user::run(command),
+        Command::DeadLetters(command) => dead_letters::run(command),
         Command::Config(args) => config_check::run(args),
         Command::Openapi => openapi::json().map(|document| println!("{document}")),
     };

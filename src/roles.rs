@@ -148,7 +148,8 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
     let mut queues = open_queue(
         &config,
         QueueFaces {
-            produce: roles.ingest,
+            // The api role replays dead letters into the queue.
+            produce: roles.ingest || roles.api,
             consume: roles.process,
             dead_letters: roles.process || roles.api,
         },
@@ -251,6 +252,7 @@ pub async fn run(config: Config, roles: Roles) -> anyhow::Result<()> {
         app = app.merge(sluice_api::router(sluice_api::ApiState {
             store: store.clone(),
             dead_letters: dead_letters.clone(),
+            queue: queues.queue.clone(),
             login: Arc::new(sluice_api::auth::LoginThrottle::new(
                 config.auth.login.clone(),
                 accounts.cache().clone(),

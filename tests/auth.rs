@@ -207,6 +207,21 @@ const EXPECTED: &[(&str, &str, Expect)] = &[
         Expect::AtLeast(Role::Analyst),
     ),
     ("GET", "/api/dead-letters", Expect::AtLeast(Role::Admin)),
+    (
+        "POST",
+        "/api/dead-letters/replay",
+        Expect::AtLeast(Role::Admin),
+    ),
+    (
+        "POST",
+        "/api/dead-letters/purge",
+        Expect::AtLeast(Role::Admin),
+    ),
+    (
+        "GET",
+        "/api/dead-letters/actions",
+        Expect::AtLeast(Role::Admin),
+    ),
     // The web UI: the shell is anyone's, each page's script only its roles'.
     ("GET", "/ui", Expect::Public),
     ("GET", "/ui/", Expect::Public),

@@ -34,6 +34,9 @@ use utoipa_axum::routes;
 pub struct ApiState {
     pub store: Arc<dyn EventStore>,
     pub dead_letters: Arc<dyn DeadLetterQueue>,
+    /// Where replayed dead letters go: the queue ingest writes to (none where this process does
+    /// not write to it).
+    pub queue: Option<Arc<dyn sluice_queue::Queue>>,
     pub accounts: Arc<Accounts>,
     pub login: Arc<auth::LoginThrottle>,
     /// How long analytics answers are reused (`cache.answer_ttl_secs`); zero: not at all.
@@ -89,6 +92,9 @@ fn other_routes(kibana_dashboard_url: Option<&str>) -> OpenApiRouter<ApiState> {
         .routes(routes!(search::saved::delete))
         .routes(routes!(search::saved::recent))
         .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::replay))
+        .routes(routes!(dead_letters::purge))
+        .routes(routes!(dead_letters::list_actions))
         .routes(routes!(openapi_document))
         .routes(routes!(auth::register))
         .routes(routes!(auth::registration))
@@ -138,11 +144,15 @@ async fn openapi_document(
     )
 }
 
-/// Creates the api's own meta store collections (saved searches, fraud reviews) where missing;
-/// idempotent.
+/// Creates the api's own meta store collections (saved searches, fraud reviews, dead-letter
+/// actions) where missing; idempotent.
 pub async fn prepare_meta(meta: &dyn sluice_meta::MetaStore) -> Result<(), sluice_meta::MetaError> {
-    meta.prepare(&[search::saved::SAVED_SEARCHES, fraud::FRAUD_REVIEWS])
-        .await
+    meta.prepare(&[
+        search::saved::SAVED_SEARCHES,
+        fraud::FRAUD_REVIEWS,
+        dead_letters::DEAD_LETTER_ACTIONS,
+    ])
+    .await
 }
 
 /// For optional fields that can be cleared: absent is `None`, `null` is `Some(None)`.

@@ -37,6 +37,8 @@ impl ToSchema for TimeBound {}
 #[serde(untagged)]
 pub enum TimeParam {
     Millis(i64),
+    /// Milliseconds written as JSON may write a whole number (`1700000000000.0`).
+    WholeMillis(f64),
     Text(String),
 }
 
@@ -44,6 +46,12 @@ impl TimeParam {
     pub fn to_ms(&self) -> Result<i64, String> {
         match self {
             TimeParam::Millis(ms) => check_epoch_ms_value(*ms).map_err(|e| e.to_string()),
+            TimeParam::WholeMillis(ms) if ms.fract() == 0.0 && ms.abs() < 1e18 => {
+                check_epoch_ms_value(*ms as i64).map_err(|e| e.to_string())
+            }
+            TimeParam::WholeMillis(ms) => Err(format!(
+                "{ms} is not a whole number of milliseconds since the epoch"
+            )),
             TimeParam::Text(text) => parse_timestamp(text.trim()).map_err(|e| e.to_string()),
         }
     }
@@ -128,6 +136,10 @@ mod tests {
     #[test]
     fn text_and_number_forms() {
         assert_eq!(TimeParam::Millis(5).to_ms(), Ok(5));
+        let whole: TimeParam = serde_json::from_str("1700000000000.0").expect("a number");
+        assert_eq!(whole.to_ms(), Ok(1_700_000_000_000));
+        let fraction: TimeParam = serde_json::from_str("1.5").expect("a number");
+        assert!(fraction.to_ms().is_err());
         assert_eq!(
             TimeParam::Text("2024-05-01T12:00:00Z".into()).to_ms(),
             Ok(1_714_564_800_000)

@@ -358,6 +358,7 @@ fn dead_letter(record: &QueuedRecord, failure: RecordFailure) -> DeadLetter {
         .collect::<Vec<_>>()
         .join("; ");
     DeadLetter {
+        letter_id: String::new(),
         id: record.id.clone(),
         failed_at_ms: sluice_event::now_ms(),
         received_at_ms: record.received_at_ms,

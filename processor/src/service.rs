@@ -541,6 +541,7 @@ fn index_dead_letters(
                 .get(rejected.id.as_str())
                 .and_then(|&at| batch.get(at));
             DeadLetter {
+                letter_id: String::new(),
                 id: Some(rejected.id.clone()),
                 failed_at_ms: sluice_event::now_ms(),
                 received_at_ms: record.map_or(0, |r| r.received_at_ms),

@@ -412,6 +412,27 @@ test('fraud reviews, users, dead letters and Kibana for the roles that have them
   assert.match(letters.join('\n'), /malformed_json/);
   assert.match(letters.join('\n'), /amount.*at least 0/);
   await shot(page, 'dead-letters');
+  // Filtered to the malformed one and purged, counted first.
+  await page.getByLabel('Reason code').fill('malformed_json');
+  await page.getByLabel('Reason code').press('Tab');
+  await page.locator('#dead-letters tbody tr').nth(1).waitFor({ state: 'detached' });
+  let asked = '';
+  page.once('dialog', (dialog) => { asked = dialog.message(); dialog.accept(); });
+  await page.getByRole('button', { name: 'Purge…' }).click();
+  await page.locator('#toast').filter({ hasText: '1 dead letter purged' }).waitFor();
+  assert.match(asked, /^Purge 1 dead letter\?/);
+  await page.getByLabel('Reason code').fill('');
+  await page.getByLabel('Reason code').press('Tab');
+  await page.locator('#dead-letters tbody tr').first().filter({ hasText: 'invalid_value' }).waitFor();
+  assert.equal(await page.locator('#dead-letters tbody tr').count(), 1, 'the purged letter left the list');
+  // The other one replayed: its record goes through validation again.
+  page.once('dialog', (dialog) => { asked = dialog.message(); dialog.accept(); });
+  await page.getByRole('button', { name: 'Replay…' }).click();
+  await page.locator('#toast').filter({ hasText: '1 dead letter replayed' }).waitFor();
+  assert.match(asked, /^Replay 1 dead letter\?/);
+  const { body: history } = await apiFromPage(page, '/api/dead-letters/actions');
+  assert.deepEqual(history.actions.map((action) => [action.action, action.count, action.by]),
+    [['replay', 1, 'admin'], ['purge', 1, 'admin']]);
 
   await visit(page, 'Kibana');
   const frame = page.locator('#kibana-frame');

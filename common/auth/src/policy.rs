@@ -116,6 +116,17 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("POST", "/api/fraud/detect", Access::User(Role::Analyst)),
     ("GET", "/api/dead-letters", Access::User(Role::Admin)),
+    (
+        "POST",
+        "/api/dead-letters/replay",
+        Access::User(Role::Admin),
+    ),
+    ("POST", "/api/dead-letters/purge", Access::User(Role::Admin)),
+    (
+        "GET",
+        "/api/dead-letters/actions",
+        Access::User(Role::Admin),
+    ),
     // The web UI. The shell and its assets hold no data. Each page's script is served only to
     // the roles that may use the page, so a page a role may not use is neither linked nor served.
     ("GET", "/ui", Access::Public),

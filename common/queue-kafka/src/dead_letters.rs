@@ -2,8 +2,6 @@
 //! the full description as JSON in one header) so any Kafka tool can read why. Listing reads the
 //! topic back with a consumer outside any group.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +12,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{KafkaTarget, unavailable};
-use sluice_queue::{DeadLetter, DeadLetterPage, DeadLetterQueue, QueueError};
+use sluice_queue::{
+    DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQueue, NewestMatching, QueueError,
+};
 
 const DESCRIPTION: &str = "sluice-dead-letter";
 const REASON: &str = "sluice-reason";
@@ -38,15 +38,16 @@ impl KafkaDeadLetters {
     }
 }
 
-/// The newest `limit` dead letters of `topic`, newest first, and how many there are, read from
-/// the start of every partition to its end without joining a group. Counting by reading, not by
-/// offsets, stays right where offsets have gaps (compaction, transaction markers); the topic's
-/// retention bounds the work.
+/// The newest `limit` dead letters of `topic` that `filter` matches, newest first, and how many
+/// it matches, read from the start of every partition to its end without joining a group.
+/// Counting by reading, not by offsets, stays right where offsets have gaps (compaction,
+/// transaction markers); the topic's retention bounds the work.
 fn read_newest(
     target: &KafkaTarget,
     topic: &str,
+    filter: &DeadLetterFilter,
     limit: usize,
-) -> Result<(u64, Vec<DeadLetter>), QueueError> {
+) -> Result<DeadLetterPage, QueueError> {
     let consumer: BaseConsumer = target
         .client_config(&[
             ("group.id", "sluice-dead-letter-reader".into()),
@@ -73,8 +74,7 @@ fn read_newest(
     consumer
         .assign(&assignment)
         .map_err(|e| unavailable("dead-letter assignment", e))?;
-    let mut newest = BinaryHeap::new();
-    let mut total = 0u64;
+    let mut newest = NewestMatching::new(filter, limit);
     let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
     while unfinished > 0 && std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
@@ -86,12 +86,10 @@ fn read_newest(
                         .and_then(|h| serde_json::from_slice::<DeadLetter>(h.value?).ok())
                 });
                 if let Some(mut letter) = described {
-                    total += 1;
+                    let offset = u64::try_from(message.offset()).unwrap_or_default();
+                    letter.letter_id = format!("k{}-{offset}", message.partition());
                     letter.payload = message.payload().unwrap_or_default().to_vec();
-                    newest.push(Reverse(Newest(letter)));
-                    if newest.len() > limit {
-                        newest.pop();
-                    }
+                    newest.offer(letter, offset);
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => unfinished -= 1,
@@ -99,36 +97,7 @@ fn read_newest(
             None => {}
         }
     }
-    // Ascending in `Reverse` is newest first.
-    let letters = newest
-        .into_sorted_vec()
-        .into_iter()
-        .map(|Reverse(Newest(letter))| letter)
-        .collect();
-    Ok((total, letters))
-}
-
-/// Orders dead letters by when they failed, for keeping the newest in a bounded heap.
-struct Newest(DeadLetter);
-
-impl PartialEq for Newest {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.failed_at_ms == other.0.failed_at_ms
-    }
-}
-
-impl Eq for Newest {}
-
-impl PartialOrd for Newest {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Newest {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.failed_at_ms.cmp(&other.0.failed_at_ms)
-    }
+    Ok(newest.into_page())
 }
 
 #[async_trait]
@@ -167,15 +136,19 @@ impl DeadLetterQueue for KafkaDeadLetters {
         Ok(())
     }
 
-    async fn newest(&self, limit: usize) -> Result<DeadLetterPage, QueueError> {
+    async fn newest_matching(
+        &self,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> Result<DeadLetterPage, QueueError> {
         let target = self.target.clone();
-        let (total, letters) = tokio::task::spawn_blocking(move || {
+        let filter = filter.clone();
+        tokio::task::spawn_blocking(move || {
             let topic = target.config.dead_letter_topic.clone();
-            read_newest(&target, &topic, limit)
+            read_newest(&target, &topic, &filter, limit)
         })
         .await
-        .map_err(|e| unavailable("dead-letter reader", e))??;
-        Ok(DeadLetterPage { total, letters })
+        .map_err(|e| unavailable("dead-letter reader", e))?
     }
 
     /// The brokers answer a metadata request for the dead-letter topic.

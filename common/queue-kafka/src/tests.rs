@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::*;
 use sluice_event::validate::RejectCode;
-use sluice_queue::{Batch, DeadLetter, DeadLetterQueue, Queue, QueueConsumer};
+use sluice_queue::{Batch, DeadLetter, DeadLetterFilter, DeadLetterQueue, Queue, QueueConsumer};
 
 fn target(name: &str) -> KafkaTarget {
     static RUN: AtomicUsize = AtomicUsize::new(0);
@@ -189,6 +189,7 @@ async fn dead_letters_keep_bytes_and_reason_newest_first() {
     let target = target("dead");
     let dead = KafkaDeadLetters::connect(&target).expect("producer");
     let letter = |n: i64| DeadLetter {
+        letter_id: String::new(),
         id: Some(format!("d-{n}")),
         failed_at_ms: 10_000 + n,
         received_at_ms: 9_000,
@@ -204,7 +205,42 @@ async fn dead_letters_keep_bytes_and_reason_newest_first() {
         .expect("pushed");
     let page = dead.newest(2).await.expect("listed");
     assert_eq!(page.total, 3);
-    assert_eq!(page.letters, vec![letter(2), letter(1)]);
+    // Each letter is named by where it sits in the topic.
+    let named: Vec<String> = page.letters.iter().map(|l| l.letter_id.clone()).collect();
+    assert!(
+        named
+            .iter()
+            .all(|id| id.starts_with('k') && id.contains('-')),
+        "{named:?}"
+    );
+    let unnamed: Vec<DeadLetter> = page
+        .letters
+        .into_iter()
+        .map(|letter| DeadLetter {
+            letter_id: String::new(),
+            ..letter
+        })
+        .collect();
+    assert_eq!(unnamed, vec![letter(2), letter(1)]);
+    // Found again by that name, and left out once settled.
+    let by_name = DeadLetterFilter {
+        letter_ids: Some([named[1].clone()].into()),
+        ..DeadLetterFilter::default()
+    };
+    let found = dead.newest_matching(&by_name, 10).await.expect("listed");
+    assert_eq!(found.total, 1);
+    assert_eq!(found.letters[0].reason, "reason 1");
+    let settled = DeadLetterFilter {
+        settled: [named[0].clone()].into(),
+        ..DeadLetterFilter::default()
+    };
+    assert_eq!(
+        dead.newest_matching(&settled, 10)
+            .await
+            .expect("listed")
+            .total,
+        2
+    );
 }
 
 #[test]

@@ -34,8 +34,8 @@ use self::log::{AppendError, Cursor, FrameSpan, Log, ReadFrame, WrittenGroup};
 pub use sluice_config::WalConfig;
 use sluice_event::{QueuedRecord, Source};
 use sluice_queue::{
-    Backlog, Batch, BatchLimit, Checkpoint as QueueCheckpoint, DeadLetter, DeadLetterPage,
-    DeadLetterQueue, Queue, QueueConsumer, QueueError,
+    Backlog, Batch, BatchLimit, Checkpoint as QueueCheckpoint, DeadLetter, DeadLetterFilter,
+    DeadLetterPage, DeadLetterQueue, NewestMatching, Queue, QueueConsumer, QueueError,
 };
 use sluice_storage::{available_bytes, create_dir_all_durably, is_out_of_space};
 
@@ -615,27 +615,28 @@ impl DeadLetterQueue for WalQueue {
         pushed.map_err(|e| self.append_error(&self.inner.dir.join(DEAD_LETTERS), e))
     }
 
-    async fn newest(&self, limit: usize) -> Result<DeadLetterPage, QueueError> {
+    /// Reads every kept letter (`queue.wal.max_dead_letters` bound them), holding at most
+    /// `limit` of them.
+    async fn newest_matching(
+        &self,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> Result<DeadLetterPage, QueueError> {
         let inner = Arc::clone(&self.inner);
+        let filter = filter.clone();
         let read = tokio::task::spawn_blocking(move || {
             let dead = lock(&inner.dead_letters);
-            let next = dead.log.next_position();
-            let from = next.saturating_sub(limit as u64).max(dead.first_kept);
-            let mut cursor = Cursor::at(from);
-            let mut letters = Vec::new();
+            let mut newest = NewestMatching::new(&filter, limit);
+            let mut cursor = Cursor::at(dead.first_kept);
             while let Some(frame) = cursor.next_frame(|position| dead.log.segment_for(position))? {
-                letters.extend(
-                    frame
-                        .records
-                        .iter()
-                        .filter_map(|(_, bytes)| decode_dead_letter(bytes)),
-                );
+                for (position, bytes) in &frame.records {
+                    if let Some(mut letter) = decode_dead_letter(bytes) {
+                        letter.letter_id = format!("w{position}");
+                        newest.offer(letter, *position);
+                    }
+                }
             }
-            letters.reverse();
-            Ok::<_, io::Error>(DeadLetterPage {
-                total: next - dead.first_kept,
-                letters,
-            })
+            Ok::<_, io::Error>(newest.into_page())
         })
         .await
         .map_err(|e| QueueError::Unavailable(format!("the dead-letter thread failed: {e}")))?;

@@ -121,8 +121,10 @@ async fn full_backlog_refuses_appends() {
     assert!(matches!(err, QueueError::Full { .. }));
 }
 
+/// The `n`th letter pushed, as it reads back: named by its position in the log.
 fn letter(n: usize) -> DeadLetter {
     DeadLetter {
+        letter_id: format!("w{n}"),
         id: None,
         failed_at_ms: n as i64,
         received_at_ms: 0,

@@ -9,7 +9,7 @@
 //! checkpoint marks everything through it done and nothing after it, so the processor can read
 //! and transform the next batch while the store still writes this one, and commit each in turn.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -174,6 +174,10 @@ pub trait QueueConsumer: Send + Sync {
 /// A record the pipeline could not index, kept with its original bytes and the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    /// Where the letter sits in the dead-letter queue, given when it is read back (`w<position>`
+    /// in the WAL, `k<partition>-<offset>` in Kafka): what a purge names it by.
+    #[serde(skip)]
+    pub letter_id: String,
     /// Id of the document the record would have become, when one could be derived.
     pub id: Option<String>,
     pub failed_at_ms: i64,
@@ -189,9 +193,141 @@ pub struct DeadLetter {
     pub payload: Vec<u8>,
 }
 
+/// Which dead letters a listing or a purge is about: those meeting every condition given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeadLetterFilter {
+    /// The stage that gave up (`validate`, `index`, `process`).
+    pub stage: Option<String>,
+    /// The reason's code (`invalid_value`, `mapping_conflict`, …).
+    pub code: Option<String>,
+    /// Failed at or after (epoch ms).
+    pub from_ms: Option<i64>,
+    /// Failed at or before (epoch ms).
+    pub to_ms: Option<i64>,
+    /// Only these letters, by [`DeadLetter::letter_id`].
+    pub letter_ids: Option<BTreeSet<String>>,
+    /// Letters dealt with already (purged): never matched, whatever else holds.
+    pub settled: HashSet<String>,
+    /// Record bytes a page may hold (0: no bound): records are up to a megabyte each.
+    pub max_bytes: usize,
+}
+
+impl DeadLetterFilter {
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        !self.settled.contains(&letter.letter_id)
+            && self
+                .stage
+                .as_ref()
+                .is_none_or(|stage| *stage == letter.stage)
+            && self
+                .code
+                .as_ref()
+                .is_none_or(|code| code == letter.code.as_str())
+            && self.from_ms.is_none_or(|from| letter.failed_at_ms >= from)
+            && self.to_ms.is_none_or(|to| letter.failed_at_ms <= to)
+            && self
+                .letter_ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&letter.letter_id))
+    }
+}
+
+/// The newest letters a filter matches, gathered while a backend reads its letters in any
+/// order: at most `limit` are held, and at most [`DeadLetterFilter::max_bytes`] of records
+/// (but always the newest one), whatever the number read.
+pub struct NewestMatching<'a> {
+    filter: &'a DeadLetterFilter,
+    limit: usize,
+    total: u64,
+    bytes: usize,
+    /// The oldest of those kept on top, to be dropped first.
+    kept: std::collections::BinaryHeap<std::cmp::Reverse<ByFailure>>,
+}
+
+/// A letter ordered by when it failed, then by where it sits in its log (letters of one batch
+/// fail in the same millisecond).
+struct ByFailure(DeadLetter, u64);
+
+impl ByFailure {
+    fn key(&self) -> (i64, u64) {
+        (self.0.failed_at_ms, self.1)
+    }
+}
+
+impl PartialEq for ByFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByFailure {}
+
+impl PartialOrd for ByFailure {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByFailure {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl<'a> NewestMatching<'a> {
+    pub fn new(filter: &'a DeadLetterFilter, limit: usize) -> NewestMatching<'a> {
+        NewestMatching {
+            filter,
+            limit,
+            total: 0,
+            bytes: 0,
+            kept: std::collections::BinaryHeap::new(),
+        }
+    }
+
+    /// Counts `letter`, found at `position` of its log, if the filter matches it, and keeps it
+    /// while it is among the newest.
+    pub fn offer(&mut self, letter: DeadLetter, position: u64) {
+        if !self.filter.matches(&letter) {
+            return;
+        }
+        self.total += 1;
+        if self.limit == 0 {
+            return;
+        }
+        self.bytes += letter.payload.len();
+        self.kept
+            .push(std::cmp::Reverse(ByFailure(letter, position)));
+        let max_bytes = match self.filter.max_bytes {
+            0 => usize::MAX,
+            bound => bound,
+        };
+        while self.kept.len() > self.limit || (self.bytes > max_bytes && self.kept.len() > 1) {
+            if let Some(std::cmp::Reverse(ByFailure(dropped, _))) = self.kept.pop() {
+                self.bytes -= dropped.payload.len();
+            }
+        }
+    }
+
+    /// The page: the kept letters newest first, and how many matched.
+    pub fn into_page(self) -> DeadLetterPage {
+        // Ascending in `Reverse` is newest first.
+        let letters = self
+            .kept
+            .into_sorted_vec()
+            .into_iter()
+            .map(|std::cmp::Reverse(ByFailure(letter, _))| letter)
+            .collect();
+        DeadLetterPage {
+            total: self.total,
+            letters,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetterPage {
-    /// How many dead letters are kept in all.
+    /// How many dead letters match (with no filter, how many are kept and not purged).
     pub total: u64,
     /// Newest first.
     pub letters: Vec<DeadLetter>,
@@ -202,12 +338,124 @@ pub trait DeadLetterQueue: Send + Sync {
     /// Stores dead letters durably.
     async fn push(&self, letters: Vec<DeadLetter>) -> Result<(), QueueError>;
 
+    /// The newest `limit` dead letters that `filter` matches, newest first, and how many it
+    /// matches in all.
+    async fn newest_matching(
+        &self,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> Result<DeadLetterPage, QueueError>;
+
     /// The newest `limit` dead letters, newest first.
-    async fn newest(&self, limit: usize) -> Result<DeadLetterPage, QueueError>;
+    async fn newest(&self, limit: usize) -> Result<DeadLetterPage, QueueError> {
+        self.newest_matching(&DeadLetterFilter::default(), limit)
+            .await
+    }
 
     /// Whether the queue behind answers, for `/ready` of roles that hold no producer (the
     /// processor, the api). An embedded queue that opened is always ready.
     async fn ready(&self) -> Result<(), QueueError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(n: u64, stage: &str, code: RejectCode, bytes: usize) -> DeadLetter {
+        DeadLetter {
+            letter_id: format!("w{n}"),
+            id: None,
+            failed_at_ms: 1_000 + n as i64,
+            received_at_ms: 0,
+            source: Source::Queue,
+            stage: stage.into(),
+            code,
+            field: None,
+            reason: "because".into(),
+            payload: vec![b'x'; bytes],
+        }
+    }
+
+    fn page(filter: &DeadLetterFilter, limit: usize, letters: Vec<DeadLetter>) -> DeadLetterPage {
+        let mut newest = NewestMatching::new(filter, limit);
+        // In no particular order, as Kafka's partitions interleave.
+        for (position, letter) in letters.into_iter().rev().enumerate() {
+            newest.offer(letter, position as u64);
+        }
+        newest.into_page()
+    }
+
+    fn ids(page: &DeadLetterPage) -> Vec<&str> {
+        page.letters.iter().map(|l| l.letter_id.as_str()).collect()
+    }
+
+    #[test]
+    fn every_condition_must_hold_and_settled_letters_never_match() {
+        let letters = || {
+            vec![
+                letter(0, "validate", RejectCode::Oversized, 1),
+                letter(1, "validate", RejectCode::MalformedJson, 1),
+                letter(2, "index", RejectCode::StoreRefused, 1),
+                letter(3, "validate", RejectCode::Oversized, 1),
+            ]
+        };
+        let everything = page(&DeadLetterFilter::default(), 10, letters());
+        assert_eq!(ids(&everything), ["w3", "w2", "w1", "w0"], "newest first");
+        assert_eq!(everything.total, 4);
+        let oversized = DeadLetterFilter {
+            stage: Some("validate".into()),
+            code: Some("oversized".into()),
+            ..DeadLetterFilter::default()
+        };
+        assert_eq!(ids(&page(&oversized, 10, letters())), ["w3", "w0"]);
+        let window = DeadLetterFilter {
+            from_ms: Some(1_001),
+            to_ms: Some(1_002),
+            ..DeadLetterFilter::default()
+        };
+        assert_eq!(
+            ids(&page(&window, 10, letters())),
+            ["w2", "w1"],
+            "both ends in"
+        );
+        let named = DeadLetterFilter {
+            letter_ids: Some(["w0".to_owned(), "w2".to_owned()].into()),
+            settled: ["w2".to_owned()].into(),
+            ..DeadLetterFilter::default()
+        };
+        let named = page(&named, 10, letters());
+        assert_eq!(ids(&named), ["w0"]);
+        assert_eq!(named.total, 1, "a settled letter is not counted");
+    }
+
+    #[test]
+    fn a_page_holds_the_newest_within_its_count_and_bytes_but_counts_all() {
+        let letters = || {
+            (0..10)
+                .map(|n| letter(n, "index", RejectCode::StoreRefused, 100))
+                .collect()
+        };
+        let few = page(&DeadLetterFilter::default(), 3, letters());
+        assert_eq!(ids(&few), ["w9", "w8", "w7"]);
+        assert_eq!(few.total, 10);
+        let bounded = DeadLetterFilter {
+            max_bytes: 250,
+            ..DeadLetterFilter::default()
+        };
+        let small = page(&bounded, 100, letters());
+        assert_eq!(ids(&small), ["w9", "w8"]);
+        assert_eq!(small.total, 10);
+        let tiny = DeadLetterFilter {
+            max_bytes: 10,
+            ..DeadLetterFilter::default()
+        };
+        assert_eq!(
+            ids(&page(&tiny, 100, letters())),
+            ["w9"],
+            "always the newest"
+        );
+        assert_eq!(page(&DeadLetterFilter::default(), 0, letters()).total, 10);
     }
 }
