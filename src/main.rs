@@ -2,6 +2,7 @@
 //! its flags and hands over to a module that wires the library crates together.
 
 mod backends;
+mod backup;
 mod config_check;
 mod dead_letters;
 mod generate;
@@ -54,6 +55,10 @@ enum Command {
     /// Manage users in the meta store directly (the first admin, a lost admin password).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Copy the data directory of `sluice serve` while it runs: queue, index, meta store.
+    Backup(backup::BackupArgs),
+    /// Put a backup into a new data directory.
+    Restore(backup::RestoreArgs),
     /// List, replay and purge dead letters through a running Sluice's API, as an administrator.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLetterCommand),
@@ -84,6 +89,8 @@ fn main() -> ExitCode {
         Command::Gen(args) => generate::run(args),
         Command::User(command) => user::run(command),
         Command::DeadLetters(command) => dead_letters::run(command),
+        Command::Backup(args) => backup::run_backup(args),
+        Command::Restore(args) => backup::run_restore(args),
         Command::Config(args) => config_check::run(args),
         Command::Openapi => openapi::json().map(|document| println!("{document}")),
     };

@@ -59,7 +59,7 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 impl Target {
-    fn config(&self) -> anyhow::Result<Config> {
+    pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(self.config.config.as_deref())?;
         if let Some(dir) = &self.data_dir {
             config.data_dir = dir.clone();

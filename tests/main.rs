@@ -6,6 +6,7 @@
 mod support;
 
 mod auth;
+mod backup;
 mod bad_input;
 mod compose;
 mod compression;

@@ -36,6 +36,20 @@ impl SqliteMetaStore {
         })
     }
 
+    /// Copies the database at `path` to `out` with SQLite's online backup API, from a
+    /// connection of its own: a consistent copy while another process (a running `sluice
+    /// serve`) reads and writes it.
+    pub fn back_up(path: &Path, out: &Path) -> Result<(), MetaError> {
+        let source = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| unavailable(path, e))?;
+        source
+            .backup(rusqlite::MAIN_DB, out, None)
+            .map_err(|e| unavailable(out, e))
+    }
+
     async fn with<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, MetaError> + Send + 'static,

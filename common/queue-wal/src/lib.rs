@@ -13,6 +13,7 @@
 //! The consumer's position is a [`checkpoint`]; segments whose records are all committed are
 //! deleted, which is what frees disk space as the processor catches up.
 
+pub mod backup;
 mod checkpoint;
 mod envelope;
 mod frame;

@@ -22,7 +22,7 @@ use tracing::{error, warn};
 
 use super::frame::{self, EncodedFrame, FrameHeader, HEADER_LEN, Parts};
 
-const EXTENSION: &str = "wal";
+pub(super) const EXTENSION: &str = "wal";
 
 /// A frame found on disk: where it is and what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -105,6 +105,16 @@ pub fn write_durably(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result
     sync_dir(parent_of(path).unwrap_or(Path::new(".")))
 }
 
+/// Puts `from`'s bytes at `to` for a backup: a hard link where both are on one filesystem (for
+/// a file nobody writes again, instant and free), a copy where they are not.
+pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => std::fs::copy(from, to).map(drop),
+        Err(e) => Err(e),
+    }
+}
+
 /// A filesystem below the floor: which path, how much is free, and the floor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

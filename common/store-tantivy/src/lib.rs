@@ -7,6 +7,7 @@
 //! write deletes any earlier document with the same id first. Searches, sorting and aggregations
 //! run on blocking threads too.
 
+pub mod backup;
 mod document;
 mod fast_queries;
 mod known_ids;

@@ -26,7 +26,7 @@ use sluice_store::fields::{Field, FieldKind};
 /// format 2 indexed the id twice (`id` and `ingest_id`) and stored it a third time; format 3
 /// stored the document as bytes and kept field norms.
 pub const FORMAT: u32 = 4;
-const FORMAT_FILE: &str = "sluice-index-format";
+pub(crate) const FORMAT_FILE: &str = "sluice-index-format";
 /// The event time in milliseconds, a fast column.
 pub(super) const TIMESTAMP: &str = "timestamp_ms";
 
