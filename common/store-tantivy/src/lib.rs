@@ -1209,4 +1209,76 @@ mod tests {
             assert_eq!(ids, expected[offset..end], "offset {offset}");
         }
     }
+
+    /// A backup taken while the index commits and merges is always one whole commit: it opens,
+    /// and holds whole batches only, never fewer than the one before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backups_taken_while_commits_and_merges_run_are_whole_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Arc::new(TantivyStore::open(&dir.path().join("index"), 20_000_000).expect("opens"));
+        store.write(wordy_batch(0)).await.expect("written");
+        store.commit().await.expect("committed");
+        let writer = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for n in 1..40 {
+                    store.write(wordy_batch(n)).await.expect("written");
+                    store.commit().await.expect("committed");
+                }
+            })
+        };
+        let mut last = 0;
+        for attempt in 0..15 {
+            let out = dir.path().join(format!("backup-{attempt}"));
+            let index = dir.path().join("index");
+            let taken = tokio::task::spawn_blocking(move || backup::back_up(&index, &out))
+                .await
+                .expect("joined")
+                .expect("backed up");
+            assert_eq!(
+                taken.documents % 400,
+                0,
+                "whole batches: {}",
+                taken.documents
+            );
+            assert!(taken.documents >= last, "{} after {last}", taken.documents);
+            last = taken.documents;
+        }
+        writer.await.expect("writer");
+        let out = dir.path().join("backup-last");
+        let index = dir.path().join("index");
+        let taken = tokio::task::spawn_blocking(move || backup::back_up(&index, &out))
+            .await
+            .expect("joined")
+            .expect("backed up");
+        assert_eq!(taken.documents, 40 * 400);
+    }
+
+    /// A segment file that `meta.json` names but that is gone (a merge removed it between the
+    /// two reads) is noticed: the backup starts again from a newer `meta.json`, and says so when
+    /// none comes, rather than keeping a copy that would not open.
+    #[tokio::test]
+    async fn a_backup_notices_a_segment_merged_away_under_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = dir.path().join("index");
+        let store = TantivyStore::open(&index, 20_000_000).expect("opens");
+        store.write(wordy_batch(0)).await.expect("written");
+        store.commit().await.expect("committed");
+        drop(store);
+        let postings = std::fs::read_dir(&index)
+            .expect("index dir")
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "idx"))
+            .expect("a segment");
+        std::fs::remove_file(postings).expect("removed");
+        let refused = backup::back_up(&index, &dir.path().join("backup")).expect_err("incomplete");
+        assert!(
+            refused
+                .to_string()
+                .contains("merged away while it was copied"),
+            "{refused}"
+        );
+    }
 }
