@@ -58,7 +58,7 @@ pub struct ServerArgs {
 /// The letters a command is about: all of the conditions given.
 #[derive(Debug, clap::Args)]
 pub struct FilterArgs {
-    /// validate, index or process.
+    /// validate, document, process or index.
     #[arg(long)]
     stage: Option<String>,
     /// The reason's code (oversized, malformed_json, store_refused, …).

@@ -196,6 +196,9 @@ async fn replay_after_the_mistake_is_fixed(backend: Backend, queue_env: Vec<(Str
         .await;
     assert_eq!(by_id["total"], 1, "{by_id}");
     assert_eq!(by_id["dead_letters"][0]["letter_id"], one.as_str());
+    // Every stage the processor names can be asked for (`document` was once refused).
+    let documents = server.get_json("/api/dead-letters?stage=document").await;
+    assert_eq!(documents["total"], 0, "{documents}");
     let future = sluice_event::now_ms() + 3_600_000;
     let later = server
         .get_json(&format!("/api/dead-letters?from={future}"))

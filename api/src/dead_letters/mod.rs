@@ -34,21 +34,24 @@ const REPLAY_CHUNK: usize = 1_000;
 /// Record bytes one listing, replay or purge holds: records are up to a megabyte each.
 const MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// The stage that gave up on a record.
+/// The stage that gave up on a record, as the processor names it
+/// (`sluice_processor::Stage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Validate,
-    Index,
+    Document,
     Process,
+    Index,
 }
 
 impl Stage {
     fn as_str(self) -> &'static str {
         match self {
             Stage::Validate => "validate",
-            Stage::Index => "index",
+            Stage::Document => "document",
             Stage::Process => "process",
+            Stage::Index => "index",
         }
     }
 }
@@ -150,7 +153,7 @@ struct Letter {
     received_at: String,
     /// How it came: http, upload, bulk or queue.
     source: &'static str,
-    /// Where it failed: `validate`, `index` or `process`.
+    /// Where it failed: `validate`, `document`, `process` or `index`.
     stage: String,
     #[schema(value_type = sluice_event::validate::RejectCode)]
     code: &'static str,

@@ -2,7 +2,7 @@
 // they failed and why, and the original record; filtered by stage and reason, and sent through
 // the processor again (once the cause is fixed) or purged, each counted before it is done.
 
-const STAGES = ['validate', 'index', 'process'];
+const STAGES = ['validate', 'document', 'process', 'index'];
 
 export default async function deadLetters(view, ui) {
   const { el, fmt } = ui;
