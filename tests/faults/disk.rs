@@ -33,12 +33,15 @@ struct Filled {
     least_free: u64,
 }
 
-/// Runs the producers until the disk has turned them away for a while, then frees it.
+/// Runs the producers until the disk has turned them away for a while, then frees it. With a
+/// `floor`, the disk is then taken below it (ingest refuses a request that would cross the
+/// floor, so the disk itself may stay just above it) and `/ready` watched until it says so.
 async fn fill_and_free(
     server: &Server,
     disk: &LoopDisk,
     ballast: std::path::PathBuf,
     tally: &Tally,
+    floor: Option<u64>,
 ) -> Filled {
     let started = Instant::now();
     let mut seen_not_ready = Vec::new();
@@ -56,6 +59,22 @@ async fn fill_and_free(
             seen_not_ready.push(ready["checks"].to_string());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if let Some(floor) = floor {
+        let below = disk.fill_leaving(floor / 2);
+        let watched = Instant::now();
+        while !seen_not_ready
+            .iter()
+            .any(|checks| checks.contains("storage.min_free_bytes"))
+            && watched.elapsed() < Duration::from_secs(10)
+        {
+            let ready: Value = server.get_json("/ready").await;
+            if ready["status"] != "ready" {
+                seen_not_ready.push(ready["checks"].to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        std::fs::remove_file(&below).expect("free the second ballast");
     }
     std::fs::remove_file(&ballast).expect("free the ballast");
     Filled {
@@ -95,7 +114,8 @@ fn assert_clean_507(tally: &Tally) {
 async fn a_filling_disk_is_turned_away_at_the_floor_and_resumes_when_freed() {
     let disk = LoopDisk::mount(200);
     let data = disk.path().join("data");
-    let floor = (40 * MIB).to_string();
+    let floor_bytes = 40 * MIB;
+    let floor = floor_bytes.to_string();
     let env = [
         ("SLUICE_STORAGE__MIN_FREE_BYTES", floor.as_str()),
         ("SLUICE_QUEUE__WAL__SEGMENT_BYTES", "4194304"),
@@ -104,7 +124,7 @@ async fn a_filling_disk_is_turned_away_at_the_floor_and_resumes_when_freed() {
     let ballast = disk.fill_leaving(64 * MIB);
     let target = Arc::new(RwLock::new(load::target(&server)));
     let (tally, producers) = load::start(Arc::clone(&target), shape(400), "floor");
-    let filled = fill_and_free(&server, &disk, ballast, &tally).await;
+    let filled = fill_and_free(&server, &disk, ballast, &tally, Some(floor_bytes)).await;
     assert!(
         filled
             .not_ready
@@ -154,7 +174,7 @@ async fn a_disk_full_to_the_last_byte_loses_nothing_acknowledged() {
     let ballast = disk.fill_leaving(16 * MIB);
     let target = Arc::new(RwLock::new(load::target(&server)));
     let (tally, producers) = load::start(Arc::clone(&target), shape(400), "full");
-    let filled = fill_and_free(&server, &disk, ballast, &tally).await;
+    let filled = fill_and_free(&server, &disk, ballast, &tally, None).await;
     load::finish(producers, &tally, Duration::from_secs(180)).await;
     assert_clean_507(&tally);
     let acked = tally.acked().len();
