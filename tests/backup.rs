@@ -2,14 +2,13 @@
 //! into a new data directory: everything acknowledged before the backup started is there, once,
 //! with the same answers, and the meta store and the JWT secret came with it.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, ndjson};
+use crate::support::{Server, ndjson, sluice_command};
 
 const PER_BATCH: usize = 200;
 
@@ -20,14 +19,6 @@ fn batch(n: usize) -> Vec<Value> {
                    "error_message": format!("batch {n} event {i}"), "service": format!("batch-{n}")})
         })
         .collect()
-}
-
-fn sluice(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("sluice runs")
 }
 
 async fn count(server: &Server, n: usize) -> u64 {
@@ -83,13 +74,12 @@ async fn a_backup_under_load_restores_everything_acknowledged_before_it_once() {
     let taken = {
         let (data, backup) = (data.clone(), backup.clone());
         tokio::task::spawn_blocking(move || {
-            sluice(&[
-                "backup".as_ref(),
-                "--data-dir".as_ref(),
-                data.as_os_str(),
-                "--out".as_ref(),
-                backup.as_os_str(),
-            ])
+            sluice_command(
+                &data,
+                &["backup", "--out", &backup.to_string_lossy()],
+                "",
+                &[],
+            )
         })
         .await
         .expect("joined")
@@ -112,12 +102,7 @@ async fn a_backup_under_load_restores_everything_acknowledged_before_it_once() {
     );
 
     let restored = dir.path().join("restored");
-    let put_back = sluice(&[
-        "restore".as_ref(),
-        backup.as_os_str(),
-        "--data-dir".as_ref(),
-        restored.as_os_str(),
-    ]);
+    let put_back = sluice_command(&restored, &["restore", &backup.to_string_lossy()], "", &[]);
     assert!(
         put_back.status.success(),
         "{}",
@@ -195,37 +180,37 @@ fn a_backup_refuses_a_used_directory_and_a_restore_anything_but_a_whole_backup()
     std::fs::write(used.join("keep.txt"), "mine").expect("file");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("data");
-    let refused = sluice(&[
-        "backup".as_ref(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "--out".as_ref(),
-        used.as_os_str(),
-    ]);
+    let refused = sluice_command(
+        &data,
+        &["backup", "--out", &used.to_string_lossy()],
+        "",
+        &[],
+    );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is not empty"));
     assert_eq!(
         std::fs::read_to_string(used.join("keep.txt")).expect("kept"),
         "mine"
     );
-    let distributed = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["backup", "--out"])
-        .arg(dir.path().join("elsewhere"))
-        .env("SLUICE_QUEUE__URL", "kafka://127.0.0.1:1")
-        .output()
-        .expect("sluice runs");
+    let elsewhere = dir.path().join("elsewhere");
+    let distributed = sluice_command(
+        &data,
+        &["backup", "--out", &elsewhere.to_string_lossy()],
+        "",
+        &[("SLUICE_QUEUE__URL", "kafka://127.0.0.1:1")],
+    );
     assert!(!distributed.status.success());
     assert!(
         String::from_utf8_lossy(&distributed.stderr).contains("keep their own backups"),
         "{}",
         String::from_utf8_lossy(&distributed.stderr)
     );
-    let not_a_backup = sluice(&[
-        "restore".as_ref(),
-        used.as_os_str(),
-        "--data-dir".as_ref(),
-        dir.path().join("new").as_os_str(),
-    ]);
+    let not_a_backup = sluice_command(
+        &dir.path().join("new"),
+        &["restore", &used.to_string_lossy()],
+        "",
+        &[],
+    );
     assert!(!not_a_backup.status.success());
     assert!(
         String::from_utf8_lossy(&not_a_backup.stderr).contains("not a backup, or one cut short"),

@@ -5,7 +5,7 @@
 //! running them over one Elasticsearch cluster agree.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sluice_store::{EventStore, RetentionPolicy};
 use sluice_telemetry::emit;
@@ -25,12 +25,7 @@ pub async fn run_retention(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-            });
-        match policy.enforce(store.as_ref(), now_ms).await {
+        match policy.enforce(store.as_ref(), sluice_event::now_ms()).await {
             Ok(pass) => emit(RetentionEnforced {
                 expired: pass.expired,
                 evicted: pass.evicted,
