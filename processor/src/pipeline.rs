@@ -28,29 +28,7 @@ pub struct BatchOutput {
     pub dead_letters: Vec<DeadLetter>,
 }
 
-/// The pipeline stage that gave up on a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// Parsing and validation against the event model.
-    Validate,
-    /// Building the document from the valid record and what enrichment added.
-    Document,
-    /// Sluice itself failed on this record (a panic): a bug, kept so it can be replayed.
-    Process,
-    /// The event store refused the document.
-    Index,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Validate => "validate",
-            Stage::Document => "document",
-            Stage::Process => "process",
-            Stage::Index => "index",
-        }
-    }
-}
+pub use sluice_queue::Stage;
 
 /// Why one record did not become a document.
 #[derive(Debug)]

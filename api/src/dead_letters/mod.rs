@@ -16,7 +16,7 @@ use sluice_event::validate::RejectCode;
 use sluice_event::{QueuedRecord, Source, format_rfc3339_ms};
 use sluice_http::responses::{BadRequest, Unavailable, UnsupportedMediaType};
 use sluice_http::{ApiError, JsonBody, QueryParams};
-use sluice_queue::{DeadLetter, DeadLetterFilter, DeadLetterPage, QueueError};
+use sluice_queue::{DeadLetter, DeadLetterFilter, DeadLetterPage, QueueError, Stage};
 use utoipa::{IntoParams, ToSchema};
 
 pub use actions::DEAD_LETTER_ACTIONS;
@@ -33,28 +33,6 @@ const MAX_PER_ACTION: usize = 10_000;
 const REPLAY_CHUNK: usize = 1_000;
 /// Record bytes one listing, replay or purge holds: records are up to a megabyte each.
 const MAX_BYTES: usize = 64 * 1024 * 1024;
-
-/// The stage that gave up on a record, as the processor names it
-/// (`sluice_processor::Stage`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Validate,
-    Document,
-    Process,
-    Index,
-}
-
-impl Stage {
-    fn as_str(self) -> &'static str {
-        match self {
-            Stage::Validate => "validate",
-            Stage::Document => "document",
-            Stage::Process => "process",
-            Stage::Index => "index",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

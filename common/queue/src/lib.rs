@@ -171,6 +171,32 @@ pub trait QueueConsumer: Send + Sync {
     }
 }
 
+/// The pipeline stage that gave up on a record: what a dead letter's `stage` says, and what
+/// listings, replays and purges filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Parsing and validation against the event model.
+    Validate,
+    /// Building the document from the valid record and what enrichment added.
+    Document,
+    /// Sluice itself failed on this record (a panic): a bug, kept so it can be replayed.
+    Process,
+    /// The event store refused the document.
+    Index,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Document => "document",
+            Stage::Process => "process",
+            Stage::Index => "index",
+        }
+    }
+}
+
 /// A record the pipeline could not index, kept with its original bytes and the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
