@@ -516,6 +516,41 @@ async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Val
             "{name}: revenue of the paid ones"
         );
     }
+    // The dashboard's "Top products (revenue)": the ten that earned most, dearest first.
+    let mut earned = std::collections::BTreeMap::<&str, f64>::new();
+    for event in &paid {
+        if let (Some(name), Some(amount)) =
+            (event["product_name"].as_str(), event["amount"].as_f64())
+        {
+            *earned.entry(name).or_default() += amount;
+        }
+    }
+    let mut by_revenue: Vec<(&str, f64)> = earned.into_iter().collect();
+    by_revenue.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    by_revenue.truncate(10);
+    let charted: Vec<(&str, f64)> = answers["/api/dashboard/charts"]["charts"]["top_products"]
+        .as_array()
+        .expect("top products")
+        .iter()
+        .map(|p| {
+            (
+                p["value"].as_str().expect("value"),
+                p["revenue"].as_f64().expect("revenue"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        charted.iter().map(|p| p.0).collect::<Vec<_>>(),
+        by_revenue.iter().map(|p| p.0).collect::<Vec<_>>(),
+        "top products by revenue: {charted:?}"
+    );
+    for ((_, charted), (name, exact)) in charted.iter().zip(&by_revenue) {
+        assert!(
+            (charted - cents(*exact)).abs() < 0.011,
+            "{name}: {charted} vs {exact}"
+        );
+    }
+
     let kpis = &answers["/api/dashboard/stats"]["stats"];
     assert_eq!(kpis["events"], events.len());
     assert_eq!(kpis["revenue"], json!(cents(revenue)));

@@ -14,9 +14,9 @@ use utoipa::ToSchema;
 
 use crate::ApiState;
 use crate::analytics::{
-    AnalyticsParams, Count, Interval, Paid, ProductSales, Span, SpanTimeline, Term, Window,
-    WindowJson, aggregate, counts, interval_of, money, of_type, paid_aggregations, product_sales,
-    products, ratio, timeline, transactions_and_failures, with_paid,
+    ALL_VALUES, AnalyticsParams, Count, Interval, Paid, ProductSales, Span, SpanTimeline, Term,
+    Window, WindowJson, aggregate, counts, interval_of, money, of_type, paid_aggregations,
+    products, products_by_revenue, ratio, timeline, transactions_and_failures, with_paid,
 };
 use crate::search::{hit_document, store_error};
 
@@ -66,7 +66,7 @@ async fn passes(state: &ApiState, window: &Window, parts: Parts) -> Result<Passe
         events.push(("levels", Aggregation::terms(Field::Level, 20)));
         events.push(("services", Aggregation::terms(Field::Service, TOP)));
         events.push(("countries", Aggregation::terms(Field::GeoCountry, TOP)));
-        transactions.push(("products", products(TOP)));
+        transactions.push(("products", products(ALL_VALUES)));
     }
     let performance = match parts.kpis {
         true => vec![("p", Aggregation::percentiles(Field::ResponseTime, &[95.0]))],
@@ -178,6 +178,7 @@ pub struct Charts {
     top_services: Vec<Term<Count>>,
     /// By the GeoIP country.
     top_countries: Vec<Term<Count>>,
+    /// The products that earned most, by the revenue of their successful payments.
     top_products: Vec<Term<ProductSales>>,
 }
 
@@ -188,7 +189,7 @@ fn distributions(passes: &Passes) -> Charts {
         types: plain("types"),
         top_services: plain("services"),
         top_countries: plain("countries"),
-        top_products: product_sales(&passes.transactions, &passes.failed),
+        top_products: products_by_revenue(&passes.transactions, &passes.failed, TOP),
     }
 }
 

@@ -581,3 +581,22 @@ pub fn product_sales(
         }
     })
 }
+
+/// The `limit` products that earned most, out of [`product_sales`] over the
+/// [`ALL_VALUES`] most ordered: the store ranks terms by count, and revenue is known only once
+/// the failures are subtracted, so the ranking by revenue is made here.
+pub fn products_by_revenue(
+    all: &AggregationResults,
+    failed: &AggregationResults,
+    limit: usize,
+) -> Vec<Term<ProductSales>> {
+    let mut sales = product_sales(all, failed);
+    sales.sort_by(|a, b| {
+        b.extra
+            .revenue
+            .total_cmp(&a.extra.revenue)
+            .then_with(|| a.value.cmp(&b.value))
+    });
+    sales.truncate(limit);
+    sales
+}

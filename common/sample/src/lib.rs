@@ -135,7 +135,13 @@ impl CountryNetwork {
     }
 }
 
-const CATALOGUE: &[(&str, &str, &str, f64)] = &[
+/// Product id, name, category and price.
+type CatalogueItem = (&'static str, &'static str, &'static str, f64);
+
+/// Most units of one item in an ordinary basket.
+const MAX_UNITS: u32 = 5;
+
+const CATALOGUE: &[CatalogueItem] = &[
     ("P-1001", "Wireless Earbuds", "electronics", 79.99),
     ("P-1002", "4K Monitor 27\"", "electronics", 329.00),
     ("P-1003", "Mechanical Keyboard", "electronics", 119.50),
@@ -157,6 +163,22 @@ const CATALOGUE: &[(&str, &str, &str, f64)] = &[
     ("P-7001", "Gift Card 50", "gift_cards", 50.00),
     ("P-7002", "Gift Card 500", "gift_cards", 500.00),
 ];
+/// The dearest item a planted amount buys at least one of (the cheapest when none).
+fn item_for(amount: f64) -> CatalogueItem {
+    *CATALOGUE
+        .iter()
+        .filter(|item| item.3 <= amount)
+        .max_by(|a, b| a.3.total_cmp(&b.3))
+        .unwrap_or(cheapest_item())
+}
+
+fn cheapest_item() -> &'static CatalogueItem {
+    CATALOGUE
+        .iter()
+        .min_by(|a, b| a.3.total_cmp(&b.3))
+        .unwrap_or(&CATALOGUE[0])
+}
+
 const PAYMENT_METHODS: &[&str] = &[
     "credit_card",
     "paypal",
@@ -306,10 +328,15 @@ impl SampleGenerator {
         m
     }
 
-    /// A basket around the customer's usual spend.
-    fn usual_amount(&mut self, customer: usize) -> f64 {
-        let usual = self.customers[customer].usual_amount;
-        round2(usual * (0.6 + self.rng.random::<f64>() * 0.8))
+    /// An ordinary purchase: a catalogue item, cheap ones more often (as in a shop's sales), one
+    /// to a few units at its price, so revenue per product follows its price.
+    fn basket(&mut self) -> (f64, CatalogueItem, u32) {
+        let item = *CATALOGUE
+            .choose_weighted(&mut self.rng, |item| 1.0 / item.3.sqrt())
+            .unwrap_or(cheapest_item());
+        let most = if item.3 < 50.0 { MAX_UNITS } else { 2 };
+        let quantity = 1 + (self.rng.random::<f64>().powi(3) * f64::from(most)) as u32;
+        (round2(item.3 * f64::from(quantity)), item, quantity)
     }
 
     fn transaction(
@@ -320,13 +347,13 @@ impl SampleGenerator {
         status: &str,
         ip: Option<String>,
     ) -> Value {
-        let amount = match amount {
-            Some(amount) => amount,
-            None => self.usual_amount(customer),
+        let (amount, (product_id, name, category, _), quantity) = match amount {
+            Some(amount) => {
+                let item = item_for(amount);
+                (amount, item, ((amount / item.3).round() as u32).max(1))
+            }
+            None => self.basket(),
         };
-        let (product_id, name, category, price) =
-            *CATALOGUE.choose(&mut self.rng).unwrap_or(&CATALOGUE[0]);
-        let quantity = ((amount / price).round() as u32).max(1);
         self.transactions += 1;
         let transaction_id = format!("tx-{:x}-{}", self.seed, self.transactions);
         let c = &mut self.customers[customer];
@@ -702,6 +729,31 @@ mod tests {
             }
         }
         assert!(per_user.values().any(|&n| n >= 10), "no returning customer");
+    }
+
+    #[test]
+    fn ordinary_purchases_are_paid_at_the_catalogue_price() {
+        let mut revenue_by_product = std::collections::HashMap::<String, f64>::new();
+        for event in sample(11, 20_000) {
+            if event["log_type"] != "transaction" || event.get("sample_pattern").is_some() {
+                continue;
+            }
+            let id = event["product_id"].as_str().expect("product id");
+            let price = CATALOGUE
+                .iter()
+                .find(|item| item.0 == id)
+                .expect("a catalogue item")
+                .3;
+            let units = event["quantity"].as_f64().expect("quantity");
+            let amount = event["amount"].as_f64().expect("amount");
+            assert!((amount - price * units).abs() < 0.005, "{event}");
+            *revenue_by_product.entry(id.to_owned()).or_default() += amount;
+        }
+        let revenue = |id: &str| revenue_by_product.get(id).copied().unwrap_or(0.0);
+        assert!(
+            revenue("P-1004") > revenue("P-3002") * 5.0,
+            "a laptop earns more than tea: {revenue_by_product:?}"
+        );
     }
 
     #[test]
