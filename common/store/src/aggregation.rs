@@ -397,7 +397,7 @@ fn order_terms(mut buckets: Vec<TermBucket>, field: Field, size: usize) -> Vec<T
 
 /// A bucket for every interval from `from_ms` to `to_ms` (or between the first and last
 /// bucket, where the range is open), zero where the store had none.
-fn fill_timeline(
+pub(crate) fn fill_timeline(
     buckets: Vec<TimeBucket>,
     interval_ms: i64,
     from_ms: Option<i64>,

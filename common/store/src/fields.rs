@@ -164,6 +164,12 @@ impl FieldValues {
         }
     }
 
+    /// Empties it, keeping its buffers for the next document's values.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.values.clear();
+    }
+
     /// Adds one value, already of `field`'s kind.
     pub fn push(&mut self, field: Field, value: FieldValue<'_>) {
         let slot = match value {

@@ -12,6 +12,7 @@ pub mod fields;
 pub mod fuzzing;
 pub mod null;
 pub mod retention;
+pub mod rollup;
 pub mod text_query;
 
 use std::ops::Bound;
@@ -293,6 +294,12 @@ pub trait EventStore: Send + Sync {
                 count: bucket.count,
             })
             .collect())
+    }
+
+    /// Whether [`aggregate`](EventStore::aggregate) answers this from rollups kept as events
+    /// were indexed ([`rollup`]) rather than by reading the events.
+    fn answers_from_rollups(&self, _query: &SearchQuery, _aggregations: &Aggregations) -> bool {
+        false
     }
 
     /// Whether the store answers; `/ready` reports it.

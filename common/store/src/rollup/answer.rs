@@ -1,0 +1,336 @@
+//! Which questions rollups answer, and their answers in the stores' shape.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, HOUR_MS, MEASURED, Numbers, Population,
+    Quantiles, Rollup, SKETCHED,
+};
+use crate::aggregation::{
+    Aggregation, AggregationKind, AggregationResult, AggregationResults, Aggregations, Stats,
+    TermBucket, TimeBucket, fill_timeline,
+};
+use crate::{Field, Filter, SearchQuery};
+
+/// Why a question is read from the events instead: said in the answer, so the path is visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unanswerable(pub String);
+
+/// A search and its aggregations that rollups can answer.
+#[derive(Debug, Clone)]
+pub struct RollupQuestion {
+    /// Every condition holds; each is one of a few (field, value) pairs.
+    conditions: Vec<Vec<(Field, String)>>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    aggregations: Aggregations,
+}
+
+fn unanswerable(why: impl Into<String>) -> Unanswerable {
+    Unanswerable(why.into())
+}
+
+impl RollupQuestion {
+    /// The question, when rollups can answer it.
+    pub fn of(
+        query: &SearchQuery,
+        aggregations: &Aggregations,
+    ) -> Result<RollupQuestion, Unanswerable> {
+        if query.text.is_some() {
+            return Err(unanswerable("a text query"));
+        }
+        let mut conditions = Vec::new();
+        for filter in &query.effective_filters() {
+            match filter {
+                Filter::Exists(field) if metrics_only_of(aggregations, *field) => {}
+                filter => conditions.push(condition(filter)?),
+            }
+        }
+        for aggregation in aggregations.values() {
+            answerable(aggregation, Level::Buckets)?;
+        }
+        Ok(RollupQuestion {
+            conditions,
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+            aggregations: aggregations.clone(),
+        })
+    }
+
+    /// The hours wholly inside the window, `[first, end)` by their starts; `None` where the
+    /// window is open. Empty when the window holds no whole hour.
+    pub fn whole_hours(&self) -> (Option<i64>, Option<i64>) {
+        let first = self.from_ms.map(|from| {
+            from.div_euclid(HOUR_MS) * HOUR_MS + i64::from(from % HOUR_MS != 0) * HOUR_MS
+        });
+        let end = self
+            .to_ms
+            .map(|to| to.saturating_add(1).div_euclid(HOUR_MS) * HOUR_MS);
+        match (first, end) {
+            (Some(first), Some(end)) if end <= first => (Some(first), Some(first)),
+            hours => hours,
+        }
+    }
+
+    /// The parts of the window outside its whole hours, as searches for the events to roll up
+    /// on the spot: the whole window when it holds no whole hour.
+    pub fn edges(&self, query: &SearchQuery) -> Vec<SearchQuery> {
+        let part = |from_ms, to_ms| SearchQuery {
+            from_ms,
+            to_ms,
+            ..query.clone()
+        };
+        match self.whole_hours() {
+            (Some(first), Some(end)) if first == end => vec![part(self.from_ms, self.to_ms)],
+            (first, end) => {
+                let mut edges = Vec::new();
+                if let (Some(from), Some(first)) = (self.from_ms, first)
+                    && from < first
+                {
+                    edges.push(part(Some(from), Some(first - 1)));
+                }
+                if let (Some(to), Some(end)) = (self.to_ms, end)
+                    && end <= to
+                {
+                    edges.push(part(Some(end), Some(to)));
+                }
+                edges
+            }
+        }
+    }
+
+    /// The answer from `rollup`, which holds exactly the window's events (whole hours from the
+    /// kept rollups, the edges rolled up from the events).
+    pub fn answer(&self, rollup: &Rollup) -> AggregationResults {
+        let buckets: Vec<Entry<'_>> = rollup
+            .buckets
+            .iter()
+            .filter(|((_, population), _)| self.selects(population))
+            .collect();
+        self.over_buckets(&self.aggregations, &buckets)
+    }
+
+    fn selects(&self, population: &Population) -> bool {
+        self.conditions.iter().all(|any_of| {
+            any_of
+                .iter()
+                .any(|(field, value)| population.value_of(*field).as_deref() == Some(value))
+        })
+    }
+
+    fn over_buckets(
+        &self,
+        aggregations: &Aggregations,
+        buckets: &[Entry<'_>],
+    ) -> AggregationResults {
+        let mut results = BTreeMap::new();
+        for (name, aggregation) in aggregations {
+            let result = match &aggregation.kind {
+                AggregationKind::Terms { field, size } if Population::splits_by(*field) => {
+                    let terms = grouped(buckets, |(_, population)| population.value_of(*field))
+                        .into_iter()
+                        .map(|(value, group)| TermBucket {
+                            value,
+                            count: count_of(&group),
+                            nested: self.over_buckets(&aggregation.nested, &group),
+                        })
+                        .collect();
+                    AggregationResult::Terms(ranked(terms, *size))
+                }
+                AggregationKind::Terms { field, size } => {
+                    let mut cells: BTreeMap<&str, Cell> = BTreeMap::new();
+                    for (_, bucket) in buckets {
+                        for (value, cell) in bucket.by.get(field.path()).into_iter().flatten() {
+                            cells.entry(value).or_default().merge(cell);
+                        }
+                    }
+                    let terms = cells
+                        .into_iter()
+                        .map(|(value, cell)| TermBucket {
+                            value: value.to_owned(),
+                            count: cell.count,
+                            nested: over_cell(&aggregation.nested, &cell),
+                        })
+                        .collect();
+                    AggregationResult::Terms(ranked(terms, *size))
+                }
+                AggregationKind::Timeline { interval_ms } => {
+                    let start_of = |(hour, _): &(i64, Population)| {
+                        Some(hour.div_euclid(*interval_ms) * interval_ms)
+                    };
+                    let timeline = grouped(buckets, start_of)
+                        .into_iter()
+                        .map(|(start_ms, group)| TimeBucket {
+                            start_ms,
+                            count: count_of(&group),
+                            nested: self.over_buckets(&aggregation.nested, &group),
+                        })
+                        .collect();
+                    AggregationResult::Timeline(fill_timeline(
+                        timeline,
+                        *interval_ms,
+                        self.from_ms,
+                        self.to_ms,
+                    ))
+                }
+                AggregationKind::Cardinality(field) => {
+                    let mut distinct = Distinct::default();
+                    for (_, bucket) in buckets {
+                        if let Some(sketch) = bucket.distinct.get(field.path()) {
+                            distinct.merge(sketch);
+                        }
+                    }
+                    AggregationResult::Cardinality(distinct.count())
+                }
+                AggregationKind::Stats(_) | AggregationKind::Percentiles { .. } => {
+                    let mut cell = Cell::default();
+                    for (_, bucket) in buckets {
+                        cell.merge(&bucket.all);
+                    }
+                    metric(aggregation, &cell)
+                }
+            };
+            results.insert(name.clone(), result);
+        }
+        AggregationResults(results)
+    }
+}
+
+/// One hour of one population, as a question reads it.
+type Entry<'a> = (&'a (i64, Population), &'a Bucket);
+
+/// The buckets by `key` (those without one left out).
+fn grouped<'a, K: Ord>(
+    buckets: &[Entry<'a>],
+    key: impl Fn(&(i64, Population)) -> Option<K>,
+) -> BTreeMap<K, Vec<Entry<'a>>> {
+    let mut groups: BTreeMap<K, Vec<Entry<'a>>> = BTreeMap::new();
+    for entry in buckets {
+        if let Some(key) = key(entry.0) {
+            groups.entry(key).or_default().push(*entry);
+        }
+    }
+    groups
+}
+
+fn count_of(group: &[Entry<'_>]) -> u64 {
+    group.iter().map(|(_, bucket)| bucket.all.count).sum()
+}
+
+/// Where in an answer an aggregation sits: over whole buckets, or within one value's events.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    Buckets,
+    Cell,
+}
+
+fn answerable(aggregation: &Aggregation, level: Level) -> Result<(), Unanswerable> {
+    let nested_level = match (&aggregation.kind, level) {
+        (AggregationKind::Stats(field), _) if MEASURED.contains(field) => return Ok(()),
+        (AggregationKind::Percentiles { field, .. }, _) if SKETCHED.contains(field) => {
+            return Ok(());
+        }
+        (AggregationKind::Cardinality(field), Level::Buckets) if DISTINCT.contains(field) => {
+            return Ok(());
+        }
+        (AggregationKind::Terms { field, .. }, Level::Buckets) if Population::splits_by(*field) => {
+            Level::Buckets
+        }
+        (AggregationKind::Terms { field, .. }, Level::Buckets) if COUNTED_BY.contains(field) => {
+            Level::Cell
+        }
+        (AggregationKind::Timeline { interval_ms }, Level::Buckets)
+            if interval_ms % HOUR_MS == 0 =>
+        {
+            Level::Buckets
+        }
+        (kind, _) => return Err(unanswerable(format!("rollups do not keep {kind:?} there"))),
+    };
+    for nested in aggregation.nested.values() {
+        answerable(nested, nested_level)?;
+    }
+    Ok(())
+}
+
+/// Whether every aggregation is a metric of `field` (which ignores events without it, so a
+/// filter that it exists changes nothing).
+fn metrics_only_of(aggregations: &Aggregations, field: Field) -> bool {
+    aggregations.values().all(|aggregation| {
+        aggregation.nested.is_empty()
+            && match &aggregation.kind {
+                AggregationKind::Stats(f)
+                | AggregationKind::Cardinality(f)
+                | AggregationKind::Percentiles { field: f, .. } => *f == field,
+                _ => false,
+            }
+    })
+}
+
+/// A filter as a condition on populations.
+fn condition(filter: &Filter) -> Result<Vec<(Field, String)>, Unanswerable> {
+    match filter {
+        Filter::Equals(field, value) if Population::splits_by(*field) => {
+            Ok(vec![(*field, value.clone())])
+        }
+        Filter::AnyOf(filters) => {
+            let mut any_of = Vec::new();
+            for filter in filters {
+                any_of.extend(condition(filter)?);
+            }
+            Ok(any_of)
+        }
+        other => Err(unanswerable(format!(
+            "a filter rollups do not split by: {other:?}"
+        ))),
+    }
+}
+
+fn over_cell(aggregations: &Aggregations, cell: &Cell) -> AggregationResults {
+    AggregationResults(
+        aggregations
+            .iter()
+            .map(|(name, aggregation)| (name.clone(), metric(aggregation, cell)))
+            .collect(),
+    )
+}
+
+fn metric(aggregation: &Aggregation, cell: &Cell) -> AggregationResult {
+    match &aggregation.kind {
+        AggregationKind::Stats(field) => {
+            AggregationResult::Stats(match cell.numbers.get(field.path()) {
+                Some(Numbers {
+                    count,
+                    sum,
+                    min,
+                    max,
+                }) if *count > 0 => Stats {
+                    count: *count,
+                    min: Some(*min),
+                    max: Some(*max),
+                    avg: Some(sum / *count as f64),
+                    sum: *sum,
+                },
+                _ => Stats::default(),
+            })
+        }
+        AggregationKind::Percentiles { field, percents } => {
+            let empty = Quantiles::default();
+            let sketch = cell.sketches.get(field.path()).unwrap_or(&empty);
+            AggregationResult::Percentiles(
+                percents
+                    .iter()
+                    .map(|&percent| (percent, sketch.percentile(percent)))
+                    .collect(),
+            )
+        }
+        // `answerable` lets only metrics reach a cell.
+        _ => AggregationResult::Stats(Stats::default()),
+    }
+}
+
+/// Most frequent first, ties by value, as the stores' answers are read.
+fn ranked(mut terms: Vec<TermBucket>, size: usize) -> Vec<TermBucket> {
+    terms.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    terms.truncate(size);
+    terms
+}

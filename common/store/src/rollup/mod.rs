@@ -1,0 +1,355 @@
+//! Rollups: what the dashboards ask of many events, kept per hour, so that a long window is read
+//! from a few thousand small buckets instead of millions of events.
+//!
+//! A [`Rollup`] holds, for each UTC hour and each [`Population`] (the events of one log type,
+//! payment status and fraud verdict: the slices the dashboards filter on), the events' count,
+//! each number's count, sum, minimum and maximum, quantile sketches of the timings and distinct
+//! counts of users and sessions; overall, and per value of every field the dashboards count by.
+//! Building ([`RollupBuilder`]) and merging ([`Rollup::merge`]) agree: the rollup of a set of
+//! events equals the merge of the rollups of any partition of it. That is what lets a store keep
+//! one per partition it commits (a tantivy segment, which never changes but by losing
+//! documents): a replayed document that replaced an earlier one lives in one segment only, so
+//! it is counted once, and a segment that lost documents has its rollup built again.
+//!
+//! [`RollupQuestion`] says whether a search and its aggregations can be answered from rollups
+//! (filters on those slices only, time buckets of whole hours, metrics a rollup keeps), and
+//! answers them in the shape the stores' own aggregations have; the ragged edges of a window
+//! (its partial first and last hours) are read from the events and rolled up on the spot.
+
+mod answer;
+mod sketch;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use answer::{RollupQuestion, Unanswerable};
+pub use sketch::{Distinct, Quantiles};
+
+use super::fields::{Field, FieldValue, FieldValues};
+
+/// The width of a rollup bucket.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The fields a rollup breaks its counts down by (`terms` aggregations on them are answered).
+pub const COUNTED_BY: &[Field] = &[
+    Field::Level,
+    Field::Service,
+    Field::PaymentMethod,
+    Field::Currency,
+    Field::ProductName,
+    Field::Category,
+    Field::Country,
+    Field::GeoCountry,
+    Field::ErrorCode,
+    Field::ErrorType,
+    Field::Endpoint,
+    Field::StatusCode,
+    Field::Action,
+    Field::Page,
+    Field::FraudIndicators,
+];
+
+/// The numbers a rollup keeps count, sum, minimum and maximum of (`stats`).
+pub const MEASURED: &[Field] = &[
+    Field::Amount,
+    Field::Quantity,
+    Field::ResponseTime,
+    Field::DbQueryTime,
+    Field::FraudScore,
+    Field::StatusCode,
+];
+
+/// The numbers a rollup keeps quantile sketches of (`percentiles`).
+pub const SKETCHED: &[Field] = &[Field::ResponseTime, Field::DbQueryTime];
+
+/// The fields a rollup keeps distinct counts of (`cardinality`), per hour and population.
+pub const DISTINCT: &[Field] = &[Field::UserId, Field::SessionId];
+
+/// The fields a population is told apart by.
+pub const POPULATION: &[Field] = &[Field::LogType, Field::Status, Field::FraudDetected];
+
+/// Every field a rollup reads from an event, once each.
+pub fn rolled_up_fields() -> Vec<Field> {
+    let mut fields = Vec::new();
+    for &field in POPULATION
+        .iter()
+        .chain(COUNTED_BY)
+        .chain(MEASURED)
+        .chain(DISTINCT)
+    {
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
+    fields
+}
+
+/// The slice of events a bucket holds: what the dashboards' own filters select.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Population {
+    pub log_type: Option<String>,
+    pub status: Option<String>,
+    pub fraud_detected: Option<bool>,
+}
+
+impl Population {
+    /// The population's value of one of its fields, as a `terms` bucket names it.
+    fn value_of(&self, field: Field) -> Option<String> {
+        match field {
+            Field::LogType => self.log_type.clone(),
+            Field::Status => self.status.clone(),
+            Field::FraudDetected => self.fraud_detected.map(|d| d.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Whether `field` is one a population is told apart by.
+    pub fn splits_by(field: Field) -> bool {
+        POPULATION.contains(&field)
+    }
+}
+
+/// Count, sum, minimum and maximum of one number.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+struct Numbers {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Numbers {
+    fn of(value: f64) -> Numbers {
+        Numbers {
+            count: 1,
+            sum: value,
+            min: value,
+            max: value,
+        }
+    }
+
+    fn merge(&mut self, other: &Numbers) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+}
+
+/// What a rollup knows of a set of events: how many, and their numbers and timings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cell {
+    count: u64,
+    /// By [`MEASURED`] field path.
+    numbers: BTreeMap<String, Numbers>,
+    /// By [`SKETCHED`] field path.
+    sketches: BTreeMap<String, Quantiles>,
+}
+
+impl Cell {
+    fn add_number(&mut self, field: Field, value: f64) {
+        if MEASURED.contains(&field) {
+            match self.numbers.get_mut(field.path()) {
+                Some(numbers) => numbers.merge(&Numbers::of(value)),
+                None => {
+                    self.numbers
+                        .insert(field.path().to_owned(), Numbers::of(value));
+                }
+            }
+        }
+        if SKETCHED.contains(&field) {
+            self.sketches
+                .entry(field.path().to_owned())
+                .or_default()
+                .add(value);
+        }
+    }
+
+    fn merge(&mut self, other: &Cell) {
+        self.count += other.count;
+        for (field, numbers) in &other.numbers {
+            match self.numbers.get_mut(field) {
+                Some(mine) => mine.merge(numbers),
+                None => {
+                    self.numbers.insert(field.clone(), *numbers);
+                }
+            }
+        }
+        for (field, sketch) in &other.sketches {
+            self.sketches
+                .entry(field.clone())
+                .or_default()
+                .merge(sketch);
+        }
+    }
+}
+
+/// One hour of one population.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Bucket {
+    all: Cell,
+    /// Field path → value → the events with that value.
+    by: BTreeMap<String, BTreeMap<String, Cell>>,
+    /// By [`DISTINCT`] field path.
+    distinct: BTreeMap<String, Distinct>,
+}
+
+impl Bucket {
+    fn merge(&mut self, other: &Bucket) {
+        self.all.merge(&other.all);
+        for (field, values) in &other.by {
+            let mine = self.by.entry(field.clone()).or_default();
+            for (value, cell) in values {
+                mine.entry(value.clone()).or_default().merge(cell);
+            }
+        }
+        for (field, sketch) in &other.distinct {
+            self.distinct
+                .entry(field.clone())
+                .or_default()
+                .merge(sketch);
+        }
+    }
+}
+
+/// The rollup of a set of events: buckets by hour (its start, epoch ms) and population.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rollup {
+    buckets: BTreeMap<(i64, Population), Bucket>,
+}
+
+/// A rollup that could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable rollup: {0}")]
+pub struct RollupDecodeError(String);
+
+impl Rollup {
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// Events counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.values().map(|bucket| bucket.all.count).sum()
+    }
+
+    /// Adds every bucket of `other`.
+    pub fn merge(&mut self, other: &Rollup) {
+        self.merge_hours(other, None, None);
+    }
+
+    /// Adds the buckets of `other` whose hour starts in `[first, end)` (unbounded where `None`).
+    pub fn merge_hours(&mut self, other: &Rollup, first: Option<i64>, end: Option<i64>) {
+        for (key, bucket) in &other.buckets {
+            if first.is_some_and(|first| key.0 < first) || end.is_some_and(|end| key.0 >= end) {
+                continue;
+            }
+            match self.buckets.get_mut(key) {
+                Some(mine) => mine.merge(bucket),
+                None => {
+                    self.buckets.insert(key.clone(), bucket.clone());
+                }
+            }
+        }
+    }
+
+    /// The rollup as bytes (CBOR), to keep beside the events it was built from.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        // Writing to a Vec cannot fail, and every value here serialises.
+        let _ = ciborium::into_writer(self, &mut bytes);
+        bytes
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Rollup, RollupDecodeError> {
+        ciborium::from_reader(bytes).map_err(|e| RollupDecodeError(e.to_string()))
+    }
+}
+
+/// Builds a [`Rollup`] one event at a time.
+#[derive(Debug, Default)]
+pub struct RollupBuilder {
+    rollup: Rollup,
+}
+
+impl RollupBuilder {
+    /// Adds one event: its time and its field values (keywords as the store indexes them).
+    pub fn add(&mut self, timestamp_ms: i64, values: &FieldValues) {
+        let mut population = Population::default();
+        for (field, value) in values.iter() {
+            match (field, value) {
+                (Field::LogType, FieldValue::Keyword(text)) => {
+                    population.log_type = Some(text.to_owned())
+                }
+                (Field::Status, FieldValue::Keyword(text)) => {
+                    population.status = Some(text.to_owned())
+                }
+                (Field::FraudDetected, FieldValue::Boolean(flag)) => {
+                    population.fraud_detected = Some(flag)
+                }
+                _ => {}
+            }
+        }
+        let hour = timestamp_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let bucket = self.rollup.buckets.entry((hour, population)).or_default();
+        bucket.all.count += 1;
+        for (field, value) in values.iter() {
+            if let Some(number) = number_of(value) {
+                bucket.all.add_number(field, number);
+            }
+            if DISTINCT.contains(&field)
+                && let FieldValue::Keyword(text) = value
+            {
+                bucket
+                    .distinct
+                    .entry(field.path().to_owned())
+                    .or_default()
+                    .add(text);
+            }
+        }
+        for (index, (field, value)) in values.iter().enumerate() {
+            if !COUNTED_BY.contains(&field) {
+                continue;
+            }
+            // A multi-valued field (fraud indicators) counts an event once per distinct value.
+            if values
+                .iter()
+                .take(index)
+                .any(|(f, v)| f == field && v == value)
+            {
+                continue;
+            }
+            let key = match value {
+                FieldValue::Keyword(text) => text.to_owned(),
+                FieldValue::Long(number) => number.to_string(),
+                FieldValue::Double(number) => number.to_string(),
+                FieldValue::Boolean(flag) => flag.to_string(),
+            };
+            let cell = bucket
+                .by
+                .entry(field.path().to_owned())
+                .or_default()
+                .entry(key)
+                .or_default();
+            cell.count += 1;
+            for (measured, number) in values.iter().filter_map(|(f, v)| Some((f, number_of(v)?))) {
+                cell.add_number(measured, number);
+            }
+        }
+    }
+
+    pub fn finish(self) -> Rollup {
+        self.rollup
+    }
+}
+
+fn number_of(value: FieldValue<'_>) -> Option<f64> {
+    match value {
+        FieldValue::Double(number) => Some(number),
+        FieldValue::Long(number) => Some(number as f64),
+        _ => None,
+    }
+}

@@ -1,0 +1,324 @@
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::aggregation::{Aggregation, AggregationResults, Aggregations};
+use crate::{Filter, SearchQuery, StoreDocument};
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+fn event(offset_ms: i64, source: serde_json::Value) -> (i64, FieldValues) {
+    let document = StoreDocument::from_source("id", T0 + offset_ms, &source);
+    (T0 + offset_ms, document.fields)
+}
+
+fn rollup_of(events: &[(i64, FieldValues)]) -> Rollup {
+    let mut builder = RollupBuilder::default();
+    for (timestamp_ms, values) in events {
+        builder.add(*timestamp_ms, values);
+    }
+    builder.finish()
+}
+
+fn sample() -> Vec<(i64, FieldValues)> {
+    vec![
+        event(
+            10 * 60_000,
+            json!({"log_type": "transaction", "status": "completed", "amount": 10.5,
+                   "quantity": 1, "product_name": "Tea", "user_id": "u1",
+                   "fraud": {"score": 10.0, "detected": false}}),
+        ),
+        event(
+            70 * 60_000,
+            json!({"log_type": "transaction", "status": "failed", "amount": 99.25,
+                   "quantity": 3, "product_name": "Tea", "user_id": "u2",
+                   "fraud": {"score": 95.0, "detected": true,
+                             "indicators": ["high_amount", "ip_mismatch", "high_amount"]}}),
+        ),
+        event(
+            75 * 60_000,
+            json!({"log_type": "performance", "endpoint": "/pay", "response_time": 120.0,
+                   "status_code": 200, "service": "checkout", "level": "INFO"}),
+        ),
+        event(
+            130 * 60_000,
+            json!({"log_type": "performance", "endpoint": "/pay", "response_time": 480.0,
+                   "status_code": 500, "service": "checkout", "level": "error"}),
+        ),
+        event(
+            131 * 60_000,
+            json!({"log_type": "error", "error_code": "E1", "service": "search",
+                   "level": "error", "user_id": "u1"}),
+        ),
+    ]
+}
+
+fn aggregations(named: Vec<(&str, Aggregation)>) -> Aggregations {
+    named
+        .into_iter()
+        .map(|(name, aggregation)| (name.to_owned(), aggregation))
+        .collect()
+}
+
+fn answer(
+    query: &SearchQuery,
+    named: Vec<(&str, Aggregation)>,
+    rollup: &Rollup,
+) -> AggregationResults {
+    RollupQuestion::of(query, &aggregations(named))
+        .expect("answerable")
+        .answer(rollup)
+}
+
+#[test]
+fn counts_sums_and_breakdowns_of_what_was_rolled_up() {
+    let rollup = rollup_of(&sample());
+    let all = SearchQuery::range(Some(T0), Some(T0 + 3 * HOUR_MS - 1));
+    let answers = answer(
+        &all,
+        vec![
+            ("types", Aggregation::terms(Field::LogType, 10)),
+            ("levels", Aggregation::terms(Field::Level, 10)),
+            ("indicators", Aggregation::terms(Field::FraudIndicators, 10)),
+            ("users", Aggregation::cardinality(Field::UserId)),
+            (
+                "timeline",
+                Aggregation::timeline(HOUR_MS)
+                    .with("types", Aggregation::terms(Field::LogType, 10)),
+            ),
+        ],
+        &rollup,
+    );
+    let counts = |name: &str| {
+        answers
+            .terms(name)
+            .iter()
+            .map(|b| (b.value.clone(), b.count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts("types"),
+        [
+            ("performance".into(), 2),
+            ("transaction".into(), 2),
+            ("error".into(), 1)
+        ]
+    );
+    assert_eq!(counts("levels"), [("error".into(), 2), ("info".into(), 1)]);
+    assert_eq!(
+        counts("indicators"),
+        [("high_amount".into(), 1), ("ip_mismatch".into(), 1)],
+        "an event counts once per value"
+    );
+    assert_eq!(answers.cardinality("users"), 2);
+    let timeline: Vec<(i64, u64)> = answers
+        .timeline("timeline")
+        .iter()
+        .map(|b| (b.start_ms - T0, b.count))
+        .collect();
+    assert_eq!(timeline, [(0, 1), (HOUR_MS, 2), (2 * HOUR_MS, 2)]);
+
+    let transactions = all.and(Filter::Equals(Field::LogType, "transaction".into()));
+    let answers = answer(
+        &transactions,
+        vec![(
+            "products",
+            Aggregation::terms(Field::ProductName, 10)
+                .with("amount", Aggregation::stats(Field::Amount))
+                .with("quantity", Aggregation::stats(Field::Quantity)),
+        )],
+        &rollup,
+    );
+    let tea = &answers.terms("products")[0];
+    assert_eq!((tea.value.as_str(), tea.count), ("Tea", 2));
+    let amount = tea.nested.stats("amount");
+    assert_eq!(
+        (amount.count, amount.sum, amount.min, amount.max),
+        (2, 109.75, Some(10.5), Some(99.25))
+    );
+    assert_eq!(tea.nested.stats("quantity").sum, 4.0);
+
+    let failed = transactions.and(Filter::AnyOf(vec![
+        Filter::Equals(Field::Status, "failed".into()),
+        Filter::Equals(Field::Status, "FAILED".into()),
+    ]));
+    let answers = answer(
+        &failed,
+        vec![("amount", Aggregation::stats(Field::Amount))],
+        &rollup,
+    );
+    assert_eq!(answers.stats("amount").sum, 99.25);
+
+    let slow =
+        SearchQuery::range(None, None).and(Filter::Equals(Field::LogType, "performance".into()));
+    let answers = answer(
+        &slow,
+        vec![(
+            "endpoints",
+            Aggregation::terms(Field::Endpoint, 10).with(
+                "p",
+                Aggregation::percentiles(Field::ResponseTime, &[50.0, 100.0]),
+            ),
+        )],
+        &rollup,
+    );
+    let pay = &answers.terms("endpoints")[0];
+    let p100 = pay.nested.percentile("p", 100.0).expect("a maximum");
+    assert!((p100 - 480.0).abs() / 480.0 < 0.01, "{p100}");
+}
+
+#[test]
+fn a_window_is_whole_hours_and_its_ragged_edges() {
+    let query = SearchQuery::range(Some(T0 + 10 * 60_000), Some(T0 + 3 * HOUR_MS + 59));
+    let question = RollupQuestion::of(
+        &query,
+        &aggregations(vec![("n", Aggregation::terms(Field::LogType, 5))]),
+    )
+    .expect("answerable");
+    assert_eq!(
+        question.whole_hours(),
+        (Some(T0 + HOUR_MS), Some(T0 + 3 * HOUR_MS))
+    );
+    let edges: Vec<_> = question
+        .edges(&query)
+        .iter()
+        .map(|e| (e.from_ms.map(|t| t - T0), e.to_ms.map(|t| t - T0)))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            (Some(10 * 60_000), Some(HOUR_MS - 1)),
+            (Some(3 * HOUR_MS), Some(3 * HOUR_MS + 59))
+        ]
+    );
+
+    let aligned = SearchQuery::range(Some(T0), Some(T0 + 2 * HOUR_MS - 1));
+    let question = RollupQuestion::of(&aligned, &Aggregations::new()).expect("answerable");
+    assert_eq!(question.whole_hours(), (Some(T0), Some(T0 + 2 * HOUR_MS)));
+    assert!(question.edges(&aligned).is_empty(), "no edge to read");
+
+    let within_an_hour = SearchQuery::range(Some(T0 + 60_000), Some(T0 + 120_000));
+    let question = RollupQuestion::of(&within_an_hour, &Aggregations::new()).expect("answerable");
+    assert_eq!(
+        question.edges(&within_an_hour),
+        std::slice::from_ref(&within_an_hour),
+        "read whole"
+    );
+
+    let open = SearchQuery::range(None, None);
+    let question = RollupQuestion::of(&open, &Aggregations::new()).expect("answerable");
+    assert_eq!(question.whole_hours(), (None, None));
+    assert!(question.edges(&open).is_empty());
+}
+
+#[test]
+fn questions_rollups_cannot_answer_say_so() {
+    let window = SearchQuery::range(Some(T0), Some(T0 + HOUR_MS));
+    let refused = |query: &SearchQuery, named: Vec<(&str, Aggregation)>| {
+        RollupQuestion::of(query, &aggregations(named)).is_err()
+    };
+    let count = || vec![("n", Aggregation::terms(Field::LogType, 5))];
+    assert!(refused(
+        &window.and(Filter::Equals(Field::Level, "error".into())),
+        count()
+    ));
+    assert!(refused(
+        &window.and(Filter::between(Field::ResponseTime, Some(1.0), None)),
+        count()
+    ));
+    assert!(refused(&window, vec![("m", Aggregation::timeline(60_000))]));
+    assert!(refused(
+        &window,
+        vec![("u", Aggregation::terms(Field::UserId, 5))]
+    ));
+    assert!(refused(
+        &window,
+        vec![(
+            "p",
+            Aggregation::terms(Field::Endpoint, 5)
+                .with("u", Aggregation::cardinality(Field::UserId))
+        )]
+    ));
+    let mut text = window.clone();
+    text.text = crate::text_query::parse("timeout").expect("parses");
+    assert!(refused(&text, count()));
+    // A filter that the number exists changes no metric of that number.
+    assert!(!refused(
+        &window.and(Filter::Exists(Field::FraudScore)),
+        vec![("s", Aggregation::stats(Field::FraudScore))]
+    ));
+    assert!(refused(
+        &window.and(Filter::Exists(Field::FraudScore)),
+        count()
+    ));
+}
+
+#[test]
+fn a_rollup_reads_back_as_it_was_written() {
+    let rollup = rollup_of(&sample());
+    let again = Rollup::decode(&rollup.encode()).expect("decodes");
+    let question = RollupQuestion::of(
+        &SearchQuery::range(None, None),
+        &aggregations(vec![
+            ("users", Aggregation::cardinality(Field::UserId)),
+            (
+                "p",
+                Aggregation::percentiles(Field::ResponseTime, &[50.0, 95.0]),
+            ),
+            (
+                "services",
+                Aggregation::terms(Field::Service, 5)
+                    .with("t", Aggregation::stats(Field::ResponseTime)),
+            ),
+        ]),
+    )
+    .expect("answerable");
+    assert_eq!(question.answer(&again), question.answer(&rollup));
+    assert!(Rollup::decode(b"not a rollup").is_err());
+}
+
+fn arbitrary_event() -> impl Strategy<Value = (i64, FieldValues)> {
+    (
+        0i64..(6 * HOUR_MS),
+        prop::sample::select(vec!["transaction", "performance", "error"]),
+        prop::sample::select(vec!["completed", "failed"]),
+        0u32..400,
+        prop::sample::select(vec!["Tea", "Bike", "Lamp"]),
+        0u32..30,
+    )
+        .prop_map(|(offset, log_type, status, quarters, product, user)| {
+            event(
+                offset,
+                json!({"log_type": log_type, "status": status, "amount": f64::from(quarters) / 4.0,
+                       "response_time": f64::from(quarters), "product_name": product,
+                       "user_id": format!("u{user}")}),
+            )
+        })
+}
+
+proptest! {
+    /// What lets a store keep one rollup per partition: any split, merged, is the whole.
+    #[test]
+    fn merged_parts_answer_as_the_whole(
+        events in prop::collection::vec(arbitrary_event(), 1..80),
+        cut in 0usize..80,
+    ) {
+        let cut = cut.min(events.len());
+        let mut merged = rollup_of(&events[..cut]);
+        merged.merge(&rollup_of(&events[cut..]));
+        let question = RollupQuestion::of(
+            &SearchQuery::range(None, None),
+            &aggregations(vec![
+                ("types", Aggregation::terms(Field::LogType, 5)
+                    .with("status", Aggregation::terms(Field::Status, 5)
+                        .with("amount", Aggregation::stats(Field::Amount)))),
+                ("products", Aggregation::terms(Field::ProductName, 5)
+                    .with("amount", Aggregation::stats(Field::Amount))
+                    .with("p", Aggregation::percentiles(Field::ResponseTime, &[50.0, 99.0]))),
+                ("timeline", Aggregation::timeline(2 * HOUR_MS)
+                    .with("users", Aggregation::cardinality(Field::UserId))),
+            ]),
+        ).expect("answerable");
+        prop_assert_eq!(question.answer(&merged), question.answer(&rollup_of(&events)));
+    }
+}
