@@ -15,10 +15,14 @@ mod query;
 mod retention;
 mod schema;
 mod segment_aggregations;
+mod segment_rollups;
+#[cfg(test)]
+mod segment_rollups_tests;
 mod sorted;
 mod window;
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -38,17 +42,19 @@ use self::query::QueryBuilder;
 use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
+use self::segment_rollups::{SegmentRollups, roll_up_docs};
 use self::sorted::{SortedSearch, ValueType};
 use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
 use sluice_store::fields::FieldKind;
+use sluice_store::rollup::{Rollup, RollupBuilder, RollupQuestion};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
     SortField, StoreDocument, StoreError, StoreUsage,
 };
 use sluice_telemetry::InternalEvent;
-use sluice_telemetry::events::SegmentReads;
+use sluice_telemetry::events::{AggregationAnswered, RollupsBuilt, SegmentReads};
 
 /// Operations sent to the indexing thread at a time.
 const DOCUMENTS_PER_MESSAGE: usize = 1_000;
@@ -73,6 +79,9 @@ struct Inner {
     /// Each segment's day, for the merge policy.
     days: SegmentDays,
     aggregations: SegmentAggregations,
+    rollups: Arc<SegmentRollups>,
+    /// Wakes the thread that rolls up new segments (see [`segment_rollups`]).
+    roll_up: SyncSender<()>,
 }
 
 struct Writer {
@@ -216,6 +225,10 @@ impl TantivyStore {
             Self::known_ids(&reader, &fields, 0).map_err(|e| open_err(e.to_string()))?;
         days.update(&reader.searcher())
             .map_err(|e| open_err(format!("reading segment days: {e}")))?;
+        let rollups = Arc::new(
+            SegmentRollups::open(dir).map_err(|e| open_err(format!("reading rollups: {e}")))?,
+        );
+        let roll_up = Self::spawn_roll_up(&reader, &rollups).map_err(open_err)?;
         Ok(TantivyStore {
             inner: Arc::new(Inner {
                 path: dir.to_owned(),
@@ -231,8 +244,82 @@ impl TantivyStore {
                 reader,
                 days,
                 aggregations: SegmentAggregations::new(options.kept_aggregations),
+                rollups,
+                roll_up,
             }),
         })
+    }
+
+    /// The thread that rolls up segments a commit or merge made, woken after each commit; it
+    /// ends with the store. Rolling up off the writer's thread keeps a large merge's rollup
+    /// from holding up the next commit.
+    fn spawn_roll_up(
+        reader: &IndexReader,
+        rollups: &Arc<SegmentRollups>,
+    ) -> Result<SyncSender<()>, String> {
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        let (reader, rollups) = (reader.clone(), Arc::clone(rollups));
+        std::thread::Builder::new()
+            .name("sluice-rollups".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    Self::roll_up_with(&reader, &rollups);
+                }
+            })
+            .map_err(|e| format!("starting the rollup thread: {e}"))?;
+        // The segments already committed, from before a restart.
+        let _ = wake.try_send(());
+        Ok(wake)
+    }
+
+    fn roll_up_with(reader: &IndexReader, rollups: &SegmentRollups) -> usize {
+        match rollups.update(&reader.searcher()) {
+            Ok(built) => {
+                RollupsBuilt {
+                    built,
+                    failure: None,
+                }
+                .emit();
+                built
+            }
+            Err(reason) => {
+                RollupsBuilt {
+                    built: 0,
+                    failure: Some(&reason),
+                }
+                .emit();
+                0
+            }
+        }
+    }
+
+    /// Rolls up, now, every committed segment without a rollup; returns how many were built.
+    /// The store does this on its own after each commit; tests and `sluice rollups rebuild`
+    /// wait for it.
+    pub async fn roll_up_now(&self) -> Result<usize, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            inner
+                .rollups
+                .update(&inner.reader.searcher())
+                .map_err(StoreError::Search)
+        })
+        .await
+        .map_err(|e| StoreError::Search(format!("rollup thread failed: {e}")))?
+    }
+
+    /// Drops every rollup and builds them again from the committed segments.
+    pub async fn rebuild_rollups(&self) -> Result<usize, StoreError> {
+        self.inner
+            .rollups
+            .clear()
+            .map_err(|e| StoreError::Write(format!("clearing rollups: {e}")))?;
+        self.roll_up_now().await
+    }
+
+    /// Bytes the kept rollups take on disk.
+    pub fn rollup_bytes(&self) -> u64 {
+        self.inner.rollups.bytes()
     }
 
     /// A filter of every id in the index, with room for `more` besides.
@@ -368,6 +455,8 @@ impl TantivyStore {
             .reader
             .reload()
             .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
+        // Full: a pass is due already, and it will see this commit's segments.
+        let _ = inner.roll_up.try_send(());
         // The filter is rebuilt from the committed ids only here, where every id written is
         // committed: rebuilt between commits, it would forget the ids not committed yet.
         if !writer.known_ids.has_room_for(KNOWN_IDS_HEADROOM) {
@@ -532,8 +621,35 @@ impl TantivyStore {
         query: &SearchQuery,
         request: &Aggregations,
     ) -> Result<AggregationResults, StoreError> {
-        let failed = |e: tantivy::TantivyError| StoreError::Search(e.to_string());
         let searcher = inner.reader.searcher();
+        match RollupQuestion::of(query, request) {
+            Ok(question) => {
+                let results = Self::aggregate_from_rollups(inner, &searcher, query, &question)?;
+                AggregationAnswered {
+                    from_rollups: true,
+                    why_events: None,
+                }
+                .emit();
+                return Ok(results);
+            }
+            Err(why) => AggregationAnswered {
+                from_rollups: false,
+                why_events: Some(&why.0),
+            }
+            .emit(),
+        }
+        Self::aggregate_from_events(inner, &searcher, query, request)
+    }
+
+    /// Answers with tantivy's aggregations over the matching events, keeping large segments'
+    /// results for repeated questions.
+    fn aggregate_from_events(
+        inner: &Inner,
+        searcher: &tantivy::Searcher,
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<AggregationResults, StoreError> {
+        let failed = |e: tantivy::TantivyError| StoreError::Search(e.to_string());
         let tantivy_query = Self::query(inner, query)?;
         let rendered = Dialect::Tantivy.render(request);
         let tantivy_request: TantivyAggregations = serde_json::from_value(rendered.clone())
@@ -544,7 +660,7 @@ impl TantivyStore {
         );
         let weight_of = |query: &dyn tantivy::query::Query| {
             query
-                .weight(EnableScoring::disabled_from_searcher(&searcher))
+                .weight(EnableScoring::disabled_from_searcher(searcher))
                 .map_err(failed)
         };
         let weight = weight_of(tantivy_query.as_ref())?;
@@ -612,6 +728,56 @@ impl TantivyStore {
     }
 }
 
+impl TantivyStore {
+    /// Answers from each segment's rollup for the window's whole hours and from the events of
+    /// its edges; a segment not rolled up yet is read whole.
+    fn aggregate_from_rollups(
+        inner: &Inner,
+        searcher: &tantivy::Searcher,
+        query: &SearchQuery,
+        question: &RollupQuestion,
+    ) -> Result<AggregationResults, StoreError> {
+        let failed = |e: tantivy::TantivyError| StoreError::Search(e.to_string());
+        let weight_of = |query: &SearchQuery| {
+            Self::query(inner, query)?
+                .weight(EnableScoring::disabled_from_searcher(searcher))
+                .map_err(failed)
+        };
+        let whole = weight_of(query)?;
+        let edges = question
+            .edges(query)
+            .iter()
+            .map(weight_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (first, end) = question.whole_hours();
+        let mut window = Rollup::default();
+        let mut events = RollupBuilder::default();
+        for reader in searcher.segment_readers() {
+            let kept = inner.rollups.of(reader);
+            let reads: Vec<&dyn tantivy::query::Weight> = match &kept {
+                Some(rollup) => {
+                    window.merge_hours(rollup, first, end);
+                    edges.iter().map(|edge| edge.as_ref()).collect()
+                }
+                None => vec![whole.as_ref()],
+            };
+            for weight in reads {
+                let mut outcome = Ok(());
+                weight
+                    .for_each_no_score(reader, &mut |docs| {
+                        if outcome.is_ok() {
+                            outcome = roll_up_docs(reader, docs, &mut events);
+                        }
+                    })
+                    .map_err(failed)?;
+                outcome.map_err(failed)?;
+            }
+        }
+        window.merge(&events.finish());
+        Ok(question.answer(&window))
+    }
+}
+
 #[async_trait]
 impl EventStore for TantivyStore {
     async fn index(&self, documents: Arc<Vec<StoreDocument>>) -> Result<IndexReport, StoreError> {
@@ -652,6 +818,10 @@ impl EventStore for TantivyStore {
         tokio::task::spawn_blocking(move || Self::run_aggregate(&inner, &query, &request))
             .await
             .map_err(|e| StoreError::Search(format!("search thread failed: {e}")))?
+    }
+
+    fn answers_from_rollups(&self, query: &SearchQuery, aggregations: &Aggregations) -> bool {
+        RollupQuestion::of(query, aggregations).is_ok()
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -1012,8 +1182,13 @@ mod tests {
         let counts = |from_ms, to_ms| {
             let store = store.clone();
             async move {
+                // A service filter, which rollups do not split by: the events answer.
+                let query = SearchQuery::range(from_ms, to_ms).and(sluice_store::Filter::Equals(
+                    Field::Service,
+                    "checkout".into(),
+                ));
                 let mut counts: Vec<(String, u64)> = store
-                    .count_by(&SearchQuery::range(from_ms, to_ms), Field::LogType, 5)
+                    .count_by(&query, Field::LogType, 5)
                     .await
                     .expect("aggregate")
                     .into_iter()

@@ -41,6 +41,9 @@ pub const BULK_REQUESTS: &str = "sluice_store_bulk_duration_seconds";
 pub const BULK_BYTES: &str = "sluice_store_bulk_size_bytes";
 pub const ANSWER_CACHE: &str = "sluice_api_answer_cache_total";
 pub const SEGMENT_AGGREGATIONS: &str = "sluice_store_segment_aggregations_total";
+pub const ROLLUPS_BUILT: &str = "sluice_store_rollups_built_total";
+pub const ROLLUP_FAILURES: &str = "sluice_store_rollup_failures_total";
+pub const AGGREGATION_PATH: &str = "sluice_store_aggregations_total";
 pub const IN_FLIGHT_BYTES: &str = "sluice_ingest_in_flight_bytes";
 pub const BACKEND_UP: &str = "sluice_backend_up";
 pub const BACKEND_FAILURES: &str = "sluice_backend_failures_total";
@@ -64,6 +67,18 @@ pub(super) fn describe() {
     describe_counter!(
         SEGMENT_AGGREGATIONS,
         "Segments an embedded-store aggregation read (computed) or found kept (reused)"
+    );
+    describe_counter!(
+        ROLLUPS_BUILT,
+        "Segment rollups the embedded store built (for new, merged or changed segments)"
+    );
+    describe_counter!(
+        ROLLUP_FAILURES,
+        "Passes that failed to build or keep segment rollups (aggregations read events meanwhile)"
+    );
+    describe_counter!(
+        AGGREGATION_PATH,
+        "Aggregations answered, by path (rollup: hour buckets plus the window's edges; events)"
     );
     describe_counter!(
         ANSWER_CACHE,
@@ -656,6 +671,45 @@ impl InternalEvent for SegmentReads {
     fn emit(self) {
         counter!(SEGMENT_AGGREGATIONS, "outcome" => "reused").increment(self.reused as u64);
         counter!(SEGMENT_AGGREGATIONS, "outcome" => "computed").increment(self.computed as u64);
+    }
+}
+
+/// A pass over the embedded store's segments that built the rollups missing.
+pub struct RollupsBuilt<'a> {
+    pub built: usize,
+    pub failure: Option<&'a str>,
+}
+
+impl InternalEvent for RollupsBuilt<'_> {
+    fn emit(self) {
+        counter!(ROLLUPS_BUILT).increment(self.built as u64);
+        if let Some(reason) = self.failure {
+            warn!(
+                reason,
+                "segment rollups not built; aggregations read the events meanwhile"
+            );
+            counter!(ROLLUP_FAILURES).increment(1);
+        }
+    }
+}
+
+/// How an aggregation was answered: from rollups, or from the events (and why).
+pub struct AggregationAnswered<'a> {
+    pub from_rollups: bool,
+    pub why_events: Option<&'a str>,
+}
+
+impl InternalEvent for AggregationAnswered<'_> {
+    fn emit(self) {
+        let path = if self.from_rollups {
+            "rollup"
+        } else {
+            "events"
+        };
+        if let Some(why) = self.why_events {
+            debug!(why, "aggregation read from the events");
+        }
+        counter!(AGGREGATION_PATH, "path" => path).increment(1);
     }
 }
 

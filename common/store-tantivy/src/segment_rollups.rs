@@ -1,0 +1,288 @@
+//! Each segment's rollup, built from its columns when a reader first sees it and kept beside
+//! the index, so that a dashboard over any window reads hour buckets instead of events.
+//!
+//! A segment never changes but by losing documents, so its rollup holds for as long as its
+//! count of deleted documents does; one that lost documents (a replay replaced some of its
+//! events) is rolled up again. A document replaced by a replay lives in exactly one segment, so
+//! it is counted once; a rollup lost with a crash is built again from the committed segment.
+//! Rollups are kept in `rollups/` as `<segment uuid>.<deleted>.cbor`, written after the segment
+//! is committed and dropped with it (a merge, retention). A file that cannot be read is built
+//! again. Until a segment's rollup is built, questions read that segment's events instead.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
+use tantivy::{DocId, Searcher, SegmentReader};
+
+use super::schema::TIMESTAMP;
+use sluice_store::fields::{Field, FieldKind, FieldValue, FieldValues};
+use sluice_store::rollup::{Rollup, RollupBuilder, rolled_up_fields};
+
+const DIR: &str = "rollups";
+
+struct Kept {
+    deleted: u32,
+    rollup: Arc<Rollup>,
+}
+
+pub(super) struct SegmentRollups {
+    dir: PathBuf,
+    kept: RwLock<HashMap<SegmentId, Kept>>,
+    /// One pass at a time (the store's thread, `roll_up_now`): two would build the same rollups.
+    passes: Mutex<()>,
+}
+
+impl SegmentRollups {
+    /// The rollups kept under `index_dir`, read back from their files.
+    pub fn open(index_dir: &Path) -> io::Result<SegmentRollups> {
+        let dir = index_dir.join(DIR);
+        std::fs::create_dir_all(&dir)?;
+        let mut kept = HashMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let Some((segment, deleted)) = name_of(&path) else {
+                continue;
+            };
+            // An unreadable file is built again when its segment is next seen.
+            if let Ok(rollup) = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| Rollup::decode(&bytes).map_err(|e| e.to_string()))
+            {
+                kept.insert(
+                    segment,
+                    Kept {
+                        deleted,
+                        rollup: Arc::new(rollup),
+                    },
+                );
+            }
+        }
+        Ok(SegmentRollups {
+            dir,
+            kept: RwLock::new(kept),
+            passes: Mutex::new(()),
+        })
+    }
+
+    /// The segment's rollup, when one is kept for its live documents.
+    pub fn of(&self, reader: &SegmentReader) -> Option<Arc<Rollup>> {
+        let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
+        kept.get(&reader.segment_id())
+            .filter(|kept| kept.deleted == reader.num_deleted_docs())
+            .map(|kept| Arc::clone(&kept.rollup))
+    }
+
+    /// Rolls up the searcher's segments that have no current rollup, and forgets (files and
+    /// all) the rollups of segments that are gone. Returns how many were built.
+    pub fn update(&self, searcher: &Searcher) -> Result<usize, String> {
+        let _pass = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut built = 0;
+        for reader in searcher.segment_readers() {
+            if self.of(reader).is_some() {
+                continue;
+            }
+            let rollup = roll_up_segment(reader).map_err(|e| e.to_string())?;
+            let (segment, deleted) = (reader.segment_id(), reader.num_deleted_docs());
+            let path = self
+                .dir
+                .join(format!("{}.{deleted}.cbor", segment.uuid_string()));
+            // Not synced: a rollup a power cut takes is built again from its segment.
+            std::fs::write(&path, rollup.encode())
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            let replaced = self
+                .kept
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    segment,
+                    Kept {
+                        deleted,
+                        rollup: Arc::new(rollup),
+                    },
+                );
+            if let Some(old) = replaced.filter(|old| old.deleted != deleted) {
+                self.remove_file(segment, old.deleted);
+            }
+            built += 1;
+        }
+        let present: Vec<SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(SegmentReader::segment_id)
+            .collect();
+        let gone: Vec<(SegmentId, u32)> = {
+            let mut kept = self.kept.write().unwrap_or_else(PoisonError::into_inner);
+            let gone: Vec<(SegmentId, u32)> = kept
+                .iter()
+                .filter(|(segment, _)| !present.contains(segment))
+                .map(|(segment, kept)| (*segment, kept.deleted))
+                .collect();
+            for (segment, _) in &gone {
+                kept.remove(segment);
+            }
+            gone
+        };
+        for (segment, deleted) in gone {
+            self.remove_file(segment, deleted);
+        }
+        Ok(built)
+    }
+
+    /// Forgets every rollup, to build them all again from the segments.
+    pub fn clear(&self) -> io::Result<()> {
+        let _pass = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.kept
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        std::fs::remove_dir_all(&self.dir)?;
+        std::fs::create_dir_all(&self.dir)
+    }
+
+    /// Bytes the kept rollups take on disk.
+    pub fn bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| entry.ok()?.metadata().ok())
+                    .map(|metadata| metadata.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    fn remove_file(&self, segment: SegmentId, deleted: u32) {
+        // A file left behind is harmless: it names a segment no reader will see again.
+        let _ = std::fs::remove_file(
+            self.dir
+                .join(format!("{}.{deleted}.cbor", segment.uuid_string())),
+        );
+    }
+}
+
+/// The segment and deleted count a rollup file is named for.
+fn name_of(path: &Path) -> Option<(SegmentId, u32)> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".cbor")?;
+    let (segment, deleted) = name.split_once('.')?;
+    Some((
+        SegmentId::from_uuid_string(segment).ok()?,
+        deleted.parse().ok()?,
+    ))
+}
+
+/// The rollup of a segment's live documents.
+fn roll_up_segment(reader: &SegmentReader) -> tantivy::Result<Rollup> {
+    let mut builder = RollupBuilder::default();
+    let mut columns = SegmentColumns::open(reader)?;
+    for doc in reader.doc_ids_alive() {
+        columns.roll_up(doc, &mut builder)?;
+    }
+    Ok(builder.finish())
+}
+
+/// Rolls up the live documents among `docs` (a query's matches in one segment).
+pub(super) fn roll_up_docs(
+    reader: &SegmentReader,
+    docs: &[DocId],
+    builder: &mut RollupBuilder,
+) -> tantivy::Result<()> {
+    let mut columns = SegmentColumns::open(reader)?;
+    let alive = reader.alive_bitset();
+    for &doc in docs {
+        if alive.is_none_or(|alive| alive.is_alive(doc)) {
+            columns.roll_up(doc, builder)?;
+        }
+    }
+    Ok(())
+}
+
+enum Values {
+    /// With the text of each term number read so far.
+    Keyword(StrColumn, Vec<Option<Box<str>>>),
+    Double(Column<f64>),
+    Long(Column<i64>),
+    Boolean(Column<bool>),
+}
+
+/// The columns a rollup reads, for one segment.
+struct SegmentColumns {
+    timestamp: Column<i64>,
+    fields: Vec<(Field, Values)>,
+    values: FieldValues,
+    text: String,
+}
+
+impl SegmentColumns {
+    fn open(reader: &SegmentReader) -> tantivy::Result<SegmentColumns> {
+        let fast = reader.fast_fields();
+        let timestamp = fast.i64(TIMESTAMP)?;
+        let mut fields = Vec::new();
+        for field in rolled_up_fields() {
+            let name = field.tantivy_name();
+            let values = match field.kind() {
+                FieldKind::Keyword => fast.str(&name)?.map(|column| {
+                    let terms = vec![None; column.num_terms()];
+                    Values::Keyword(column, terms)
+                }),
+                FieldKind::Double => fast.column_opt::<f64>(&name)?.map(Values::Double),
+                FieldKind::Long => fast.column_opt::<i64>(&name)?.map(Values::Long),
+                FieldKind::Boolean => fast.column_opt::<bool>(&name)?.map(Values::Boolean),
+            };
+            if let Some(values) = values {
+                fields.push((field, values));
+            }
+        }
+        Ok(SegmentColumns {
+            timestamp,
+            fields,
+            values: FieldValues::default(),
+            text: String::new(),
+        })
+    }
+
+    fn roll_up(&mut self, doc: DocId, builder: &mut RollupBuilder) -> tantivy::Result<()> {
+        self.values.clear();
+        for (field, values) in &mut self.fields {
+            match values {
+                Values::Keyword(column, terms) => {
+                    for ord in column.ords().values_for_doc(doc) {
+                        let Some(slot) = terms.get_mut(ord as usize) else {
+                            continue;
+                        };
+                        if slot.is_none() {
+                            self.text.clear();
+                            column.ord_to_str(ord, &mut self.text)?;
+                            *slot = Some(self.text.as_str().into());
+                        }
+                        if let Some(text) = slot {
+                            self.values.push(*field, FieldValue::Keyword(text));
+                        }
+                    }
+                }
+                Values::Double(column) => {
+                    for number in column.values_for_doc(doc) {
+                        self.values.push(*field, FieldValue::Double(number));
+                    }
+                }
+                Values::Long(column) => {
+                    for number in column.values_for_doc(doc) {
+                        self.values.push(*field, FieldValue::Long(number));
+                    }
+                }
+                Values::Boolean(column) => {
+                    for flag in column.values_for_doc(doc) {
+                        self.values.push(*field, FieldValue::Boolean(flag));
+                    }
+                }
+            }
+        }
+        if let Some(timestamp_ms) = self.timestamp.first(doc) {
+            builder.add(timestamp_ms, &self.values);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,333 @@
+//! Rollups answer as the events do: the dashboards' questions over windows of every shape,
+//! asked of the same index through rollups and through tantivy's own aggregations.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::TantivyStore;
+use sluice_store::aggregation::{Aggregation, AggregationResult, AggregationResults, Aggregations};
+use sluice_store::rollup::{HOUR_MS, RollupQuestion};
+use sluice_store::{EventStore, Field, Filter, SearchQuery, StoreDocument};
+
+const END: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const SPAN: i64 = 3 * 86_400_000;
+
+/// Sample events over three days, with what the processor adds: fraud verdicts and countries.
+fn documents(seed: u64, count: usize) -> Vec<StoreDocument> {
+    sluice_sample::SampleGenerator::new(seed, count, END, SPAN)
+        .take(count)
+        .enumerate()
+        .map(|(n, mut event)| {
+            let at = sluice_event::parse_timestamp(event["timestamp"].as_str().unwrap_or(""))
+                .expect("sample time");
+            if event["log_type"] == "transaction" {
+                let score = (n * 37 % 100) as f64;
+                event["fraud"] = json!({"score": score, "detected": score >= 90.0,
+                    "indicators": if score >= 90.0 { json!(["high_amount"]) } else { json!([]) }});
+                let country = ["US", "DE", "JP"][n % 3];
+                event["geo"] = json!({ "country_iso_code": country });
+            }
+            let id = event["event_id"].as_str().unwrap_or("").to_owned();
+            StoreDocument::from_source(&id, at, &event)
+        })
+        .collect()
+}
+
+fn named(list: Vec<(&str, Aggregation)>) -> Aggregations {
+    list.into_iter()
+        .map(|(name, aggregation)| (name.to_owned(), aggregation))
+        .collect()
+}
+
+/// What the dashboard, analytics, performance and fraud endpoints ask.
+fn questions(from_ms: Option<i64>, to_ms: Option<i64>) -> Vec<(SearchQuery, Aggregations)> {
+    let window = SearchQuery::range(from_ms, to_ms);
+    let of_type = |t: &str| window.and(Filter::Equals(Field::LogType, t.into()));
+    let paid = || Aggregation::stats(Field::Amount);
+    vec![
+        (
+            window.clone(),
+            named(vec![
+                ("types", Aggregation::terms(Field::LogType, 10)),
+                ("detected", Aggregation::terms(Field::FraudDetected, 2)),
+                ("users", Aggregation::cardinality(Field::UserId)),
+                ("levels", Aggregation::terms(Field::Level, 20)),
+                ("services", Aggregation::terms(Field::Service, 10)),
+                ("countries", Aggregation::terms(Field::GeoCountry, 10)),
+                (
+                    "timeline",
+                    Aggregation::timeline(3 * HOUR_MS)
+                        .with("types", Aggregation::terms(Field::LogType, 10)),
+                ),
+            ]),
+        ),
+        (
+            of_type("transaction"),
+            named(vec![
+                ("amount", paid()),
+                (
+                    "products",
+                    Aggregation::terms(Field::ProductName, 200)
+                        .with("amount", paid())
+                        .with("quantity", Aggregation::stats(Field::Quantity)),
+                ),
+                (
+                    "methods",
+                    Aggregation::terms(Field::PaymentMethod, 200).with("amount", paid()),
+                ),
+                (
+                    "timeline",
+                    Aggregation::timeline(HOUR_MS).with("amount", paid()),
+                ),
+            ]),
+        ),
+        (
+            of_type("transaction").and(Filter::AnyOf(vec![
+                Filter::Equals(Field::Status, "failed".into()),
+                Filter::Equals(Field::Status, "declined".into()),
+            ])),
+            named(vec![
+                ("amount", paid()),
+                (
+                    "products",
+                    Aggregation::terms(Field::ProductName, 1000).with("amount", paid()),
+                ),
+            ]),
+        ),
+        (
+            of_type("performance"),
+            named(vec![
+                (
+                    "p",
+                    Aggregation::percentiles(Field::ResponseTime, &[50.0, 95.0, 99.0]),
+                ),
+                ("codes", Aggregation::terms(Field::StatusCode, 100)),
+                (
+                    "endpoints",
+                    Aggregation::terms(Field::Endpoint, 1000)
+                        .with("time", Aggregation::stats(Field::ResponseTime))
+                        .with("p", Aggregation::percentiles(Field::ResponseTime, &[95.0])),
+                ),
+                (
+                    "timeline",
+                    Aggregation::timeline(6 * HOUR_MS)
+                        .with("db", Aggregation::stats(Field::DbQueryTime)),
+                ),
+            ]),
+        ),
+        (
+            of_type("user_behavior"),
+            named(vec![
+                ("actions", Aggregation::terms(Field::Action, 200)),
+                ("pages", Aggregation::terms(Field::Page, 10)),
+                ("users", Aggregation::cardinality(Field::UserId)),
+                ("sessions", Aggregation::cardinality(Field::SessionId)),
+            ]),
+        ),
+        (
+            window.and(Filter::Exists(Field::FraudScore)),
+            named(vec![("score", Aggregation::stats(Field::FraudScore))]),
+        ),
+        (
+            window.and(Filter::Equals(Field::FraudDetected, "true".into())),
+            named(vec![
+                (
+                    "indicators",
+                    Aggregation::terms(Field::FraudIndicators, 100),
+                ),
+                ("countries", Aggregation::terms(Field::GeoCountry, 10)),
+                ("timeline", Aggregation::timeline(HOUR_MS)),
+            ]),
+        ),
+    ]
+}
+
+fn close(a: f64, b: f64, relative: f64) -> bool {
+    (a - b).abs() <= relative * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Counts equal, sums and extremes equal but for float rounding, percentiles equal (the same
+/// sketch), distinct counts within the two sketches' errors.
+fn assert_agree(path: &str, rollups: &AggregationResults, events: &AggregationResults) {
+    assert_eq!(
+        rollups.0.keys().collect::<Vec<_>>(),
+        events.0.keys().collect::<Vec<_>>(),
+        "{path}"
+    );
+    for (name, rolled) in &rollups.0 {
+        let path = format!("{path}.{name}");
+        match (rolled, &events.0[name]) {
+            (AggregationResult::Terms(a), AggregationResult::Terms(b)) => {
+                let counts = |t: &[sluice_store::TermBucket]| {
+                    t.iter()
+                        .map(|b| (b.value.clone(), b.count))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(counts(a), counts(b), "{path}");
+                for (a, b) in a.iter().zip(b) {
+                    assert_agree(&format!("{path}[{}]", a.value), &a.nested, &b.nested);
+                }
+            }
+            (AggregationResult::Timeline(a), AggregationResult::Timeline(b)) => {
+                let counts = |t: &[sluice_store::TimeBucket]| {
+                    t.iter().map(|b| (b.start_ms, b.count)).collect::<Vec<_>>()
+                };
+                assert_eq!(counts(a), counts(b), "{path}");
+                for (a, b) in a.iter().zip(b) {
+                    assert_agree(&format!("{path}[{}]", a.start_ms), &a.nested, &b.nested);
+                }
+            }
+            (AggregationResult::Stats(a), AggregationResult::Stats(b)) => {
+                assert_eq!(a.count, b.count, "{path}");
+                assert!(close(a.sum, b.sum, 1e-9), "{path}: {a:?} {b:?}");
+                for (x, y) in [(a.min, b.min), (a.max, b.max), (a.avg, b.avg)] {
+                    assert!(
+                        x.zip(y)
+                            .map_or(x.is_none() && y.is_none(), |(x, y)| close(x, y, 1e-9)),
+                        "{path}: {a:?} {b:?}"
+                    );
+                }
+            }
+            (AggregationResult::Percentiles(a), AggregationResult::Percentiles(b)) => {
+                for ((p, x), (_, y)) in a.iter().zip(b) {
+                    assert!(
+                        x.zip(*y)
+                            .map_or(x.is_none() && y.is_none(), |(x, y)| close(x, y, 0.02)),
+                        "{path} p{p}: {x:?} {y:?}"
+                    );
+                }
+            }
+            (AggregationResult::Cardinality(a), AggregationResult::Cardinality(b)) => {
+                assert!(close(*a as f64, *b as f64, 0.03), "{path}: {a} {b}");
+            }
+            (a, b) => panic!("{path}: {a:?} against {b:?}"),
+        }
+    }
+}
+
+async fn assert_rollups_answer_as_events(
+    store: &TantivyStore,
+    windows: &[(Option<i64>, Option<i64>)],
+) {
+    for &(from_ms, to_ms) in windows {
+        for (query, request) in questions(from_ms, to_ms) {
+            RollupQuestion::of(&query, &request).expect("a question rollups answer");
+            let inner = Arc::clone(&store.inner);
+            let (by_rollups, by_events) = tokio::task::spawn_blocking(move || {
+                let searcher = inner.reader.searcher();
+                (
+                    TantivyStore::run_aggregate(&inner, &query, &request).expect("rollups"),
+                    TantivyStore::aggregate_from_events(&inner, &searcher, &query, &request)
+                        .expect("events"),
+                )
+            })
+            .await
+            .expect("joins");
+            assert_agree(&format!("{from_ms:?}..{to_ms:?}"), &by_rollups, &by_events);
+        }
+    }
+}
+
+fn windows() -> Vec<(Option<i64>, Option<i64>)> {
+    let start = END - SPAN;
+    vec![
+        (None, None),
+        (Some(start), Some(END)),
+        // Ragged at both ends, and within one hour.
+        (
+            Some(start + 7 * HOUR_MS + 123_457),
+            Some(END - 5 * HOUR_MS - 98_765),
+        ),
+        (
+            Some(start + 30 * HOUR_MS + 60_000),
+            Some(start + 30 * HOUR_MS + 1_800_000),
+        ),
+        (Some(start + 25 * HOUR_MS), None),
+    ]
+}
+
+#[tokio::test]
+async fn rollups_answer_the_dashboards_as_the_events_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+    let documents = documents(42, 6_000);
+    // Several commits, so several segments; then a replay of the first batch, as after a crash,
+    // which replaces documents in rolled-up segments.
+    for batch in documents.chunks(1_500) {
+        store
+            .index(Arc::new(batch.to_vec()))
+            .await
+            .expect("indexes");
+        store.roll_up_now().await.expect("rolls up");
+    }
+    store
+        .index(Arc::new(documents[..700].to_vec()))
+        .await
+        .expect("replays");
+    assert_rollups_answer_as_events(&store, &windows()).await;
+    store.roll_up_now().await.expect("rolls up");
+    let searcher = store.inner.reader.searcher();
+    assert!(searcher.segment_readers().len() > 1);
+    for segment in searcher.segment_readers() {
+        assert!(
+            store.inner.rollups.of(segment).is_some(),
+            "every segment rolled up"
+        );
+    }
+    assert_rollups_answer_as_events(&store, &windows()).await;
+
+    // Counted once, whatever was replayed.
+    let all = SearchQuery::range(None, None);
+    let request = named(vec![("types", Aggregation::terms(Field::LogType, 10))]);
+    let answer = store.aggregate(&all, &request).await.expect("answers");
+    let counted: u64 = answer.terms("types").iter().map(|b| b.count).sum();
+    assert_eq!(counted, documents.len() as u64);
+}
+
+#[tokio::test]
+async fn rollups_are_kept_across_a_restart_and_dropped_with_their_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let documents = documents(7, 2_000);
+    {
+        let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+        store
+            .index(Arc::new(documents.clone()))
+            .await
+            .expect("indexes");
+        store.roll_up_now().await.expect("rolls up");
+        assert!(store.rollup_bytes() > 0);
+    }
+    let store = TantivyStore::open(dir.path(), 20_000_000).expect("reopens");
+    assert_eq!(
+        store.roll_up_now().await.expect("rolls up"),
+        0,
+        "every segment's rollup read back from disk"
+    );
+    assert_rollups_answer_as_events(&store, &windows()).await;
+    assert_eq!(store.rebuild_rollups().await.expect("rebuilds"), 1);
+
+    let everything = store.drop_before(END + 86_400_000).await.expect("drops");
+    assert_eq!(everything, documents.len() as u64);
+    store.roll_up_now().await.expect("rolls up");
+    assert_eq!(
+        store.rollup_bytes(),
+        0,
+        "the rollups went with their segments"
+    );
+}
+
+#[test]
+fn sample_documents_carry_what_the_questions_ask() {
+    let documents = documents(1, 500);
+    let has = |field: Field| documents.iter().any(|d| !d.fields.of(field).is_empty());
+    for field in [
+        Field::Amount,
+        Field::ResponseTime,
+        Field::SessionId,
+        Field::FraudScore,
+    ] {
+        assert!(has(field), "{field}");
+    }
+    let _: Value = serde_json::from_str(&documents[0].source).expect("JSON");
+}
