@@ -21,7 +21,7 @@ use sluice_store_elasticsearch::ElasticStore;
 use sluice_store_tantivy::{TantivyOptions, TantivyStore, WriterOptions};
 
 /// The embedded store's writer as configured; `merge_threads = 0` takes the default for the cores.
-fn writer_options(store: &StoreConfig) -> WriterOptions {
+pub(crate) fn writer_options(store: &StoreConfig) -> WriterOptions {
     let mut options = WriterOptions::with_memory(store.writer_memory_mb * 1024 * 1024);
     options.index_threads = store.index_threads.max(1);
     if store.merge_threads > 0 {

@@ -11,6 +11,7 @@ mod openapi;
 mod ops;
 mod role;
 mod roles;
+mod rollups;
 mod serve;
 mod setup;
 mod user;
@@ -59,6 +60,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup into a new data directory.
     Restore(backup::RestoreArgs),
+    /// The embedded store's rollups, which answer dashboards over long windows.
+    #[command(subcommand)]
+    Rollups(rollups::RollupsCommand),
     /// List, replay and purge dead letters through a running Sluice's API, as an administrator.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLetterCommand),
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::DeadLetters(command) => dead_letters::run(command),
         Command::Backup(args) => backup::run_backup(args),
         Command::Restore(args) => backup::run_restore(args),
+        Command::Rollups(command) => rollups::run(command),
         Command::Config(args) => config_check::run(args),
         Command::Openapi => openapi::json().map(|document| println!("{document}")),
     };

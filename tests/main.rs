@@ -21,6 +21,7 @@ mod kubernetes;
 mod pipeline;
 mod quotas;
 mod retention;
+mod rollups;
 mod search_conformance;
 mod search_features;
 mod tls;

@@ -4,6 +4,7 @@
 //! on its own; who may call it is in `sluice_auth::policy`, enforced by the guard the
 //! binary layers over all roles.
 
+mod aggregation_path;
 mod analytics;
 mod answer_cache;
 pub mod auth;
@@ -113,10 +114,12 @@ fn other_routes(kibana_dashboard_url: Option<&str>) -> OpenApiRouter<ApiState> {
 }
 
 pub fn router(state: ApiState) -> Router {
-    let answers = answer_routes().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        answer_cache::reuse_answers,
-    ));
+    let answers = answer_routes()
+        .route_layer(axum::middleware::from_fn(aggregation_path::say_path))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            answer_cache::reuse_answers,
+        ));
     let (router, _) = answers
         .merge(other_routes(state.kibana_dashboard_url.as_deref()))
         .split_for_parts();

@@ -39,6 +39,7 @@ pub async fn aggregate(
         .into_iter()
         .map(|(name, aggregation)| (name.to_owned(), aggregation))
         .collect();
+    crate::aggregation_path::record(state.store.answers_from_rollups(&query, &request));
     state
         .store
         .aggregate(&query, &request)
