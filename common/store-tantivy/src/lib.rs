@@ -48,7 +48,7 @@ use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
 use sluice_store::fields::FieldKind;
-use sluice_store::rollup::{Rollup, RollupBuilder, RollupQuestion};
+use sluice_store::rollup::{Part, RollupBuilder, RollupQuestion};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
     SortField, StoreDocument, StoreError, StoreUsage,
@@ -750,17 +750,15 @@ impl TantivyStore {
             .map(weight_of)
             .collect::<Result<Vec<_>, _>>()?;
         let (first, end) = question.whole_hours();
-        let mut window = Rollup::default();
+        let mut kept = Vec::new();
         let mut events = RollupBuilder::default();
         for reader in searcher.segment_readers() {
-            let kept = inner.rollups.of(reader);
-            let reads: Vec<&dyn tantivy::query::Weight> = match &kept {
-                Some(rollup) => {
-                    window.merge_hours(rollup, first, end);
-                    edges.iter().map(|edge| edge.as_ref()).collect()
-                }
+            let rollup = inner.rollups.of(reader);
+            let reads: Vec<&dyn tantivy::query::Weight> = match &rollup {
+                Some(_) => edges.iter().map(|edge| edge.as_ref()).collect(),
                 None => vec![whole.as_ref()],
             };
+            kept.extend(rollup);
             for weight in reads {
                 let mut outcome = Ok(());
                 weight
@@ -773,8 +771,17 @@ impl TantivyStore {
                 outcome.map_err(failed)?;
             }
         }
-        window.merge(&events.finish());
-        Ok(question.answer(&window))
+        let events = events.finish();
+        let parts: Vec<Part<'_>> = kept
+            .iter()
+            .map(|rollup| Part { rollup, first, end })
+            .chain(std::iter::once(Part {
+                rollup: &events,
+                first: None,
+                end: None,
+            }))
+            .collect();
+        Ok(question.answer_parts(&parts))
     }
 }
 

@@ -16,6 +16,14 @@ use crate::{Field, Filter, SearchQuery};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unanswerable(pub String);
 
+/// The hours of a rollup that starts in `[first, end)` (unbounded where `None`).
+#[derive(Clone, Copy)]
+pub struct Part<'a> {
+    pub rollup: &'a Rollup,
+    pub first: Option<i64>,
+    pub end: Option<i64>,
+}
+
 /// A search and its aggregations that rollups can answer.
 #[derive(Debug, Clone)]
 pub struct RollupQuestion {
@@ -99,14 +107,27 @@ impl RollupQuestion {
         }
     }
 
-    /// The answer from `rollup`, which holds exactly the window's events (whole hours from the
-    /// kept rollups, the edges rolled up from the events).
+    /// The answer from `rollup`, which holds exactly the window's events.
     pub fn answer(&self, rollup: &Rollup) -> AggregationResults {
-        let buckets: Vec<Entry<'_>> = rollup
-            .buckets
-            .iter()
-            .filter(|((_, population), _)| self.selects(population))
-            .collect();
+        self.answer_parts(&[Part {
+            rollup,
+            first: None,
+            end: None,
+        }])
+    }
+
+    /// The answer from the hours each part gives, which together hold exactly the window's
+    /// events (the kept rollups' whole hours, the edges rolled up from the events). The parts
+    /// are read where they are: only what the aggregations ask is merged.
+    pub fn answer_parts(&self, parts: &[Part<'_>]) -> AggregationResults {
+        let mut buckets: Vec<Entry<'_>> = Vec::new();
+        for part in parts {
+            let hours = part.rollup.buckets.iter().filter(|((hour, _), _)| {
+                part.first.is_none_or(|first| *hour >= first)
+                    && part.end.is_none_or(|end| *hour < end)
+            });
+            buckets.extend(hours.filter(|((_, population), _)| self.selects(population)));
+        }
         self.over_buckets(&self.aggregations, &buckets)
     }
 

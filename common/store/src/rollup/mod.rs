@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use answer::{RollupQuestion, Unanswerable};
+pub use answer::{Part, RollupQuestion, Unanswerable};
 pub use sketch::{Distinct, Quantiles};
 
 use super::fields::{Field, FieldValue, FieldValues};
@@ -238,15 +238,7 @@ impl Rollup {
 
     /// Adds every bucket of `other`.
     pub fn merge(&mut self, other: &Rollup) {
-        self.merge_hours(other, None, None);
-    }
-
-    /// Adds the buckets of `other` whose hour starts in `[first, end)` (unbounded where `None`).
-    pub fn merge_hours(&mut self, other: &Rollup, first: Option<i64>, end: Option<i64>) {
         for (key, bucket) in &other.buckets {
-            if first.is_some_and(|first| key.0 < first) || end.is_some_and(|end| key.0 >= end) {
-                continue;
-            }
             match self.buckets.get_mut(key) {
                 Some(mine) => mine.merge(bucket),
                 None => {
