@@ -159,18 +159,18 @@ impl RollupQuestion {
                     AggregationResult::Terms(ranked(terms, *size))
                 }
                 AggregationKind::Terms { field, size } => {
-                    let mut cells: BTreeMap<&str, Cell> = BTreeMap::new();
+                    let mut cells: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
                     for (_, bucket) in buckets {
                         for (value, cell) in bucket.by.get(field.path()).into_iter().flatten() {
-                            cells.entry(value).or_default().merge(cell);
+                            cells.entry(value).or_default().push(cell);
                         }
                     }
                     let terms = cells
                         .into_iter()
-                        .map(|(value, cell)| TermBucket {
+                        .map(|(value, cells)| TermBucket {
                             value: value.to_owned(),
-                            count: cell.count,
-                            nested: over_cell(&aggregation.nested, &cell),
+                            count: cells.iter().map(|cell| cell.count).sum(),
+                            nested: over_cells(&aggregation.nested, &cells),
                         })
                         .collect();
                     AggregationResult::Terms(ranked(terms, *size))
@@ -204,11 +204,8 @@ impl RollupQuestion {
                     AggregationResult::Cardinality(distinct.count())
                 }
                 AggregationKind::Stats(_) | AggregationKind::Percentiles { .. } => {
-                    let mut cell = Cell::default();
-                    for (_, bucket) in buckets {
-                        cell.merge(&bucket.all);
-                    }
-                    metric(aggregation, &cell)
+                    let cells: Vec<&Cell> = buckets.iter().map(|(_, bucket)| &bucket.all).collect();
+                    metric(aggregation, &cells)
                 }
             };
             results.insert(name.clone(), result);
@@ -306,37 +303,53 @@ fn condition(filter: &Filter) -> Result<Vec<(Field, String)>, Unanswerable> {
     }
 }
 
-fn over_cell(aggregations: &Aggregations, cell: &Cell) -> AggregationResults {
+/// Metrics of the events of some cells, reading only the figures they name.
+fn over_cells(aggregations: &Aggregations, cells: &[&Cell]) -> AggregationResults {
     AggregationResults(
         aggregations
             .iter()
-            .map(|(name, aggregation)| (name.clone(), metric(aggregation, cell)))
+            .map(|(name, aggregation)| (name.clone(), metric(aggregation, cells)))
             .collect(),
     )
 }
 
-fn metric(aggregation: &Aggregation, cell: &Cell) -> AggregationResult {
+fn metric(aggregation: &Aggregation, cells: &[&Cell]) -> AggregationResult {
     match &aggregation.kind {
         AggregationKind::Stats(field) => {
-            AggregationResult::Stats(match cell.numbers.get(field.path()) {
+            let mut numbers: Option<Numbers> = None;
+            for found in cells
+                .iter()
+                .filter_map(|cell| cell.numbers.get(field.path()))
+            {
+                match &mut numbers {
+                    Some(numbers) => numbers.merge(found),
+                    None => numbers = Some(*found),
+                }
+            }
+            AggregationResult::Stats(match numbers {
                 Some(Numbers {
                     count,
                     sum,
                     min,
                     max,
-                }) if *count > 0 => Stats {
-                    count: *count,
-                    min: Some(*min),
-                    max: Some(*max),
-                    avg: Some(sum / *count as f64),
-                    sum: *sum,
+                }) if count > 0 => Stats {
+                    count,
+                    min: Some(min),
+                    max: Some(max),
+                    avg: Some(sum / count as f64),
+                    sum,
                 },
                 _ => Stats::default(),
             })
         }
         AggregationKind::Percentiles { field, percents } => {
-            let empty = Quantiles::default();
-            let sketch = cell.sketches.get(field.path()).unwrap_or(&empty);
+            let mut sketch = Quantiles::default();
+            for found in cells
+                .iter()
+                .filter_map(|cell| cell.sketches.get(field.path()))
+            {
+                sketch.merge(found);
+            }
             AggregationResult::Percentiles(
                 percents
                     .iter()
