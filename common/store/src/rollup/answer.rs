@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, HOUR_MS, MEASURED, Numbers, Population,
-    Quantiles, Rollup, SKETCHED,
+    Quantiles, Rollup, SKETCHED, SKETCHED_BY,
 };
 use crate::aggregation::{
     Aggregation, AggregationKind, AggregationResult, AggregationResults, Aggregations, Stats,
@@ -235,17 +235,21 @@ fn count_of(group: &[Entry<'_>]) -> u64 {
     group.iter().map(|(_, bucket)| bucket.all.count).sum()
 }
 
-/// Where in an answer an aggregation sits: over whole buckets, or within one value's events.
+/// Where in an answer an aggregation sits: over whole buckets, or within the events of one
+/// value of a field (whose cells keep timing sketches or not).
 #[derive(Clone, Copy, PartialEq)]
 enum Level {
     Buckets,
-    Cell,
+    Cell { sketched: bool },
 }
 
 fn answerable(aggregation: &Aggregation, level: Level) -> Result<(), Unanswerable> {
     let nested_level = match (&aggregation.kind, level) {
         (AggregationKind::Stats(field), _) if MEASURED.contains(field) => return Ok(()),
-        (AggregationKind::Percentiles { field, .. }, _) if SKETCHED.contains(field) => {
+        (
+            AggregationKind::Percentiles { field, .. },
+            Level::Buckets | Level::Cell { sketched: true },
+        ) if SKETCHED.contains(field) => {
             return Ok(());
         }
         (AggregationKind::Cardinality(field), Level::Buckets) if DISTINCT.contains(field) => {
@@ -255,7 +259,9 @@ fn answerable(aggregation: &Aggregation, level: Level) -> Result<(), Unanswerabl
             Level::Buckets
         }
         (AggregationKind::Terms { field, .. }, Level::Buckets) if COUNTED_BY.contains(field) => {
-            Level::Cell
+            Level::Cell {
+                sketched: SKETCHED_BY.contains(field),
+            }
         }
         (AggregationKind::Timeline { interval_ms }, Level::Buckets)
             if interval_ms % HOUR_MS == 0 =>

@@ -65,6 +65,11 @@ pub const MEASURED: &[Field] = &[
 /// The numbers a rollup keeps quantile sketches of (`percentiles`).
 pub const SKETCHED: &[Field] = &[Field::ResponseTime, Field::DbQueryTime];
 
+/// The breakdowns whose values keep timing sketches too (`percentiles` within their `terms`):
+/// the ones the endpoints ask it of. A sketch per value of every field would be most of a
+/// rollup's size.
+pub const SKETCHED_BY: &[Field] = &[Field::Endpoint, Field::Service];
+
 /// The fields a rollup keeps distinct counts of (`cardinality`), per hour and population.
 pub const DISTINCT: &[Field] = &[Field::UserId, Field::SessionId];
 
@@ -150,7 +155,7 @@ struct Cell {
 }
 
 impl Cell {
-    fn add_number(&mut self, field: Field, value: f64) {
+    fn add_number(&mut self, field: Field, value: f64, sketched: bool) {
         if MEASURED.contains(&field) {
             match self.numbers.get_mut(field.path()) {
                 Some(numbers) => numbers.merge(&Numbers::of(value)),
@@ -160,7 +165,7 @@ impl Cell {
                 }
             }
         }
-        if SKETCHED.contains(&field) {
+        if sketched && SKETCHED.contains(&field) {
             self.sketches
                 .entry(field.path().to_owned())
                 .or_default()
@@ -290,7 +295,7 @@ impl RollupBuilder {
         bucket.all.count += 1;
         for (field, value) in values.iter() {
             if let Some(number) = number_of(value) {
-                bucket.all.add_number(field, number);
+                bucket.all.add_number(field, number, true);
             }
             if DISTINCT.contains(&field)
                 && let FieldValue::Keyword(text) = value
@@ -320,6 +325,7 @@ impl RollupBuilder {
                 FieldValue::Double(number) => number.to_string(),
                 FieldValue::Boolean(flag) => flag.to_string(),
             };
+            let sketched = SKETCHED_BY.contains(&field);
             let cell = bucket
                 .by
                 .entry(field.path().to_owned())
@@ -328,7 +334,7 @@ impl RollupBuilder {
                 .or_default();
             cell.count += 1;
             for (measured, number) in values.iter().filter_map(|(f, v)| Some((f, number_of(v)?))) {
-                cell.add_number(measured, number);
+                cell.add_number(measured, number, sketched);
             }
         }
     }

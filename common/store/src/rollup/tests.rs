@@ -291,6 +291,7 @@ fn arbitrary_event() -> impl Strategy<Value = (i64, FieldValues)> {
                 offset,
                 json!({"log_type": log_type, "status": status, "amount": f64::from(quarters) / 4.0,
                        "response_time": f64::from(quarters), "product_name": product,
+                       "endpoint": if user % 2 == 0 { "/pay" } else { "/cart" },
                        "user_id": format!("u{user}")}),
             )
         })
@@ -312,8 +313,9 @@ proptest! {
                 ("types", Aggregation::terms(Field::LogType, 5)
                     .with("status", Aggregation::terms(Field::Status, 5)
                         .with("amount", Aggregation::stats(Field::Amount)))),
-                ("products", Aggregation::terms(Field::ProductName, 5)
-                    .with("amount", Aggregation::stats(Field::Amount))
+("products", Aggregation::terms(Field::ProductName, 5)
+                    .with("amount", Aggregation::stats(Field::Amount))),
+                ("endpoints", Aggregation::terms(Field::Endpoint, 5)
                     .with("p", Aggregation::percentiles(Field::ResponseTime, &[50.0, 99.0]))),
                 ("timeline", Aggregation::timeline(2 * HOUR_MS)
                     .with("users", Aggregation::cardinality(Field::UserId))),
