@@ -42,7 +42,7 @@ use self::query::QueryBuilder;
 use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
-use self::segment_rollups::{SegmentRollups, roll_up_docs};
+use self::segment_rollups::{SegmentRollups, roll_up_matches};
 use self::sorted::{SortedSearch, ValueType};
 use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
@@ -760,15 +760,7 @@ impl TantivyStore {
             };
             kept.extend(rollup);
             for weight in reads {
-                let mut outcome = Ok(());
-                weight
-                    .for_each_no_score(reader, &mut |docs| {
-                        if outcome.is_ok() {
-                            outcome = roll_up_docs(reader, docs, &mut events);
-                        }
-                    })
-                    .map_err(failed)?;
-                outcome.map_err(failed)?;
+                roll_up_matches(reader, weight, &mut events).map_err(failed)?;
             }
         }
         let events = events.finish();

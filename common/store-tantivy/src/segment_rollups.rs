@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
+use tantivy::query::Weight;
 use tantivy::{DocId, Searcher, SegmentReader};
 
 use super::schema::TIMESTAMP;
@@ -184,20 +185,40 @@ fn roll_up_segment(reader: &SegmentReader) -> tantivy::Result<Rollup> {
     Ok(builder.finish())
 }
 
-/// Rolls up the live documents among `docs` (a query's matches in one segment).
-pub(super) fn roll_up_docs(
+/// Rolls up the live documents `weight` matches in one segment, opening the segment's columns
+/// once, and only when it matches any.
+pub(super) fn roll_up_matches(
     reader: &SegmentReader,
-    docs: &[DocId],
+    weight: &dyn Weight,
     builder: &mut RollupBuilder,
 ) -> tantivy::Result<()> {
-    let mut columns = SegmentColumns::open(reader)?;
     let alive = reader.alive_bitset();
-    for &doc in docs {
-        if alive.is_none_or(|alive| alive.is_alive(doc)) {
-            columns.roll_up(doc, builder)?;
+    let mut columns: Option<SegmentColumns> = None;
+    let mut outcome = Ok(());
+    weight.for_each_no_score(reader, &mut |docs| {
+        if outcome.is_err() {
+            return;
         }
-    }
-    Ok(())
+        let columns = match &mut columns {
+            Some(columns) => columns,
+            None => match SegmentColumns::open(reader) {
+                Ok(opened) => columns.insert(opened),
+                Err(e) => {
+                    outcome = Err(e);
+                    return;
+                }
+            },
+        };
+        for &doc in docs {
+            if alive.is_none_or(|alive| alive.is_alive(doc))
+                && let Err(e) = columns.roll_up(doc, builder)
+            {
+                outcome = Err(e);
+                return;
+            }
+        }
+    })?;
+    outcome
 }
 
 enum Values {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, HOUR_MS, MEASURED, Numbers, Population,
+    Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, FieldKey, HOUR_MS, MEASURED, Numbers, Population,
     Quantiles, Rollup, SKETCHED, SKETCHED_BY,
 };
 use crate::aggregation::{
@@ -161,7 +161,8 @@ impl RollupQuestion {
                 AggregationKind::Terms { field, size } => {
                     let mut cells: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
                     for (_, bucket) in buckets {
-                        for (value, cell) in bucket.by.get(field.path()).into_iter().flatten() {
+                        for (value, cell) in bucket.by.get(&FieldKey(*field)).into_iter().flatten()
+                        {
                             cells.entry(value).or_default().push(cell);
                         }
                     }
@@ -197,7 +198,7 @@ impl RollupQuestion {
                 AggregationKind::Cardinality(field) => {
                     let mut distinct = Distinct::default();
                     for (_, bucket) in buckets {
-                        if let Some(sketch) = bucket.distinct.get(field.path()) {
+                        if let Some(sketch) = bucket.distinct.get(&FieldKey(*field)) {
                             distinct.merge(sketch);
                         }
                     }
@@ -325,7 +326,7 @@ fn metric(aggregation: &Aggregation, cells: &[&Cell]) -> AggregationResult {
             let mut numbers: Option<Numbers> = None;
             for found in cells
                 .iter()
-                .filter_map(|cell| cell.numbers.get(field.path()))
+                .filter_map(|cell| cell.numbers.get(&FieldKey(*field)))
             {
                 match &mut numbers {
                     Some(numbers) => numbers.merge(found),
@@ -352,7 +353,7 @@ fn metric(aggregation: &Aggregation, cells: &[&Cell]) -> AggregationResult {
             let mut sketch = Quantiles::default();
             for found in cells
                 .iter()
-                .filter_map(|cell| cell.sketches.get(field.path()))
+                .filter_map(|cell| cell.sketches.get(&FieldKey(*field)))
             {
                 sketch.merge(found);
             }

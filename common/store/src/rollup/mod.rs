@@ -92,6 +92,26 @@ pub fn rolled_up_fields() -> Vec<Field> {
     fields
 }
 
+/// A field as a rollup's maps key it: compared as the enum, kept on disk by its path, so that a
+/// field added to [`Field`] does not shift the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct FieldKey(Field);
+
+impl Serialize for FieldKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.path())
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let path = String::deserialize(deserializer)?;
+        Field::from_path(&path)
+            .map(FieldKey)
+            .ok_or_else(|| serde::de::Error::custom(format!("no field {path}")))
+    }
+}
+
 /// The slice of events a bucket holds: what the dashboards' own filters select.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Population {
@@ -149,27 +169,23 @@ impl Numbers {
 struct Cell {
     count: u64,
     /// By [`MEASURED`] field path.
-    numbers: BTreeMap<String, Numbers>,
+    numbers: BTreeMap<FieldKey, Numbers>,
     /// By [`SKETCHED`] field path.
-    sketches: BTreeMap<String, Quantiles>,
+    sketches: BTreeMap<FieldKey, Quantiles>,
 }
 
 impl Cell {
     fn add_number(&mut self, field: Field, value: f64, sketched: bool) {
         if MEASURED.contains(&field) {
-            match self.numbers.get_mut(field.path()) {
+            match self.numbers.get_mut(&FieldKey(field)) {
                 Some(numbers) => numbers.merge(&Numbers::of(value)),
                 None => {
-                    self.numbers
-                        .insert(field.path().to_owned(), Numbers::of(value));
+                    self.numbers.insert(FieldKey(field), Numbers::of(value));
                 }
             }
         }
         if sketched && SKETCHED.contains(&field) {
-            self.sketches
-                .entry(field.path().to_owned())
-                .or_default()
-                .add(value);
+            self.sketches.entry(FieldKey(field)).or_default().add(value);
         }
     }
 
@@ -179,15 +195,12 @@ impl Cell {
             match self.numbers.get_mut(field) {
                 Some(mine) => mine.merge(numbers),
                 None => {
-                    self.numbers.insert(field.clone(), *numbers);
+                    self.numbers.insert(*field, *numbers);
                 }
             }
         }
         for (field, sketch) in &other.sketches {
-            self.sketches
-                .entry(field.clone())
-                .or_default()
-                .merge(sketch);
+            self.sketches.entry(*field).or_default().merge(sketch);
         }
     }
 }
@@ -197,33 +210,44 @@ impl Cell {
 struct Bucket {
     all: Cell,
     /// Field path → value → the events with that value.
-    by: BTreeMap<String, BTreeMap<String, Cell>>,
+    by: BTreeMap<FieldKey, BTreeMap<String, Cell>>,
     /// By [`DISTINCT`] field path.
-    distinct: BTreeMap<String, Distinct>,
+    distinct: BTreeMap<FieldKey, Distinct>,
 }
 
 impl Bucket {
     fn merge(&mut self, other: &Bucket) {
         self.all.merge(&other.all);
         for (field, values) in &other.by {
-            let mine = self.by.entry(field.clone()).or_default();
+            let mine = self.by.entry(*field).or_default();
             for (value, cell) in values {
                 mine.entry(value.clone()).or_default().merge(cell);
             }
         }
         for (field, sketch) in &other.distinct {
-            self.distinct
-                .entry(field.clone())
-                .or_default()
-                .merge(sketch);
+            self.distinct.entry(*field).or_default().merge(sketch);
         }
     }
 }
 
+/// Bumped whenever what a rollup keeps changes: a rollup of another format is not read (a
+/// store builds it again from its events).
+const FORMAT: u32 = 1;
+
 /// The rollup of a set of events: buckets by hour (its start, epoch ms) and population.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rollup {
+    format: u32,
     buckets: BTreeMap<(i64, Population), Bucket>,
+}
+
+impl Default for Rollup {
+    fn default() -> Self {
+        Rollup {
+            format: FORMAT,
+            buckets: BTreeMap::new(),
+        }
+    }
 }
 
 /// A rollup that could not be read back.
@@ -262,7 +286,14 @@ impl Rollup {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Rollup, RollupDecodeError> {
-        ciborium::from_reader(bytes).map_err(|e| RollupDecodeError(e.to_string()))
+        let rollup: Rollup =
+            ciborium::from_reader(bytes).map_err(|e| RollupDecodeError(e.to_string()))?;
+        match rollup.format {
+            FORMAT => Ok(rollup),
+            other => Err(RollupDecodeError(format!(
+                "format {other}, not {FORMAT}: built again from the events"
+            ))),
+        }
     }
 }
 
@@ -302,7 +333,7 @@ impl RollupBuilder {
             {
                 bucket
                     .distinct
-                    .entry(field.path().to_owned())
+                    .entry(FieldKey(field))
                     .or_default()
                     .add(text);
             }
@@ -328,7 +359,7 @@ impl RollupBuilder {
             let sketched = SKETCHED_BY.contains(&field);
             let cell = bucket
                 .by
-                .entry(field.path().to_owned())
+                .entry(FieldKey(field))
                 .or_default()
                 .entry(key)
                 .or_default();

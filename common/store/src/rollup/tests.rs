@@ -275,6 +275,12 @@ fn a_rollup_reads_back_as_it_was_written() {
     .expect("answerable");
     assert_eq!(question.answer(&again), question.answer(&rollup));
     assert!(Rollup::decode(b"not a rollup").is_err());
+    let mut newer = rollup;
+    newer.format = FORMAT + 1;
+    assert!(
+        Rollup::decode(&newer.encode()).is_err(),
+        "another format is built again, not misread"
+    );
 }
 
 fn arbitrary_event() -> impl Strategy<Value = (i64, FieldValues)> {
