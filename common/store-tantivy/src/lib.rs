@@ -310,11 +310,15 @@ impl TantivyStore {
 
     /// Drops every rollup and builds them again from the committed segments.
     pub async fn rebuild_rollups(&self) -> Result<usize, StoreError> {
-        self.inner
-            .rollups
-            .clear()
-            .map_err(|e| StoreError::Write(format!("clearing rollups: {e}")))?;
-        self.roll_up_now().await
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            inner
+                .rollups
+                .rebuild(&inner.reader.searcher())
+                .map_err(StoreError::Write)
+        })
+        .await
+        .map_err(|e| StoreError::Write(format!("rollup thread failed: {e}")))?
     }
 
     /// Bytes the kept rollups take on disk.
@@ -750,6 +754,7 @@ impl TantivyStore {
             .map(weight_of)
             .collect::<Result<Vec<_>, _>>()?;
         let (first, end) = question.whole_hours();
+        let fields = question.fields();
         let mut kept = Vec::new();
         let mut events = RollupBuilder::default();
         for reader in searcher.segment_readers() {
@@ -760,7 +765,7 @@ impl TantivyStore {
             };
             kept.extend(rollup);
             for weight in reads {
-                roll_up_matches(reader, weight, &mut events).map_err(failed)?;
+                roll_up_matches(reader, weight, &fields, &mut events).map_err(failed)?;
             }
         }
         let events = events.finish();

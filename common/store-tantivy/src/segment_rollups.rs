@@ -81,6 +81,24 @@ impl SegmentRollups {
     /// all) the rollups of segments that are gone. Returns how many were built.
     pub fn update(&self, searcher: &Searcher) -> Result<usize, String> {
         let _pass = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.roll_up_missing(searcher)
+    }
+
+    /// Drops every rollup and rolls up every segment again; returns how many.
+    pub fn rebuild(&self, searcher: &Searcher) -> Result<usize, String> {
+        let _pass = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.kept
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let cleared =
+            std::fs::remove_dir_all(&self.dir).and_then(|()| std::fs::create_dir_all(&self.dir));
+        cleared.map_err(|e| format!("clearing {}: {e}", self.dir.display()))?;
+        self.roll_up_missing(searcher)
+    }
+
+    /// [`update`](Self::update) within a pass.
+    fn roll_up_missing(&self, searcher: &Searcher) -> Result<usize, String> {
         let mut built = 0;
         for reader in searcher.segment_readers() {
             if self.of(reader).is_some() {
@@ -133,17 +151,6 @@ impl SegmentRollups {
         Ok(built)
     }
 
-    /// Forgets every rollup, to build them all again from the segments.
-    pub fn clear(&self) -> io::Result<()> {
-        let _pass = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
-        self.kept
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        std::fs::remove_dir_all(&self.dir)?;
-        std::fs::create_dir_all(&self.dir)
-    }
-
     /// Bytes the kept rollups take on disk.
     pub fn bytes(&self) -> u64 {
         std::fs::read_dir(&self.dir)
@@ -178,18 +185,19 @@ fn name_of(path: &Path) -> Option<(SegmentId, u32)> {
 /// The rollup of a segment's live documents.
 fn roll_up_segment(reader: &SegmentReader) -> tantivy::Result<Rollup> {
     let mut builder = RollupBuilder::default();
-    let mut columns = SegmentColumns::open(reader)?;
+    let mut columns = SegmentColumns::open(reader, &rolled_up_fields())?;
     for doc in reader.doc_ids_alive() {
         columns.roll_up(doc, &mut builder)?;
     }
     Ok(builder.finish())
 }
 
-/// Rolls up the live documents `weight` matches in one segment, opening the segment's columns
-/// once, and only when it matches any.
+/// Rolls up the live documents `weight` matches in one segment, reading only `fields` (what a
+/// question asks), opening the segment's columns once, and only when it matches any.
 pub(super) fn roll_up_matches(
     reader: &SegmentReader,
     weight: &dyn Weight,
+    fields: &[Field],
     builder: &mut RollupBuilder,
 ) -> tantivy::Result<()> {
     let alive = reader.alive_bitset();
@@ -201,7 +209,7 @@ pub(super) fn roll_up_matches(
         }
         let columns = match &mut columns {
             Some(columns) => columns,
-            None => match SegmentColumns::open(reader) {
+            None => match SegmentColumns::open(reader, fields) {
                 Ok(opened) => columns.insert(opened),
                 Err(e) => {
                     outcome = Err(e);
@@ -238,11 +246,11 @@ struct SegmentColumns {
 }
 
 impl SegmentColumns {
-    fn open(reader: &SegmentReader) -> tantivy::Result<SegmentColumns> {
+    fn open(reader: &SegmentReader, read: &[Field]) -> tantivy::Result<SegmentColumns> {
         let fast = reader.fast_fields();
         let timestamp = fast.i64(TIMESTAMP)?;
         let mut fields = Vec::new();
-        for field in rolled_up_fields() {
+        for &field in read {
             let name = field.tantivy_name();
             let values = match field.kind() {
                 FieldKind::Keyword => fast.str(&name)?.map(|column| {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, FieldKey, HOUR_MS, MEASURED, Numbers, Population,
-    Quantiles, Rollup, SKETCHED, SKETCHED_BY,
+    Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, FieldKey, HOUR_MS, MEASURED, MEASURED_BY,
+    Numbers, POPULATION, Population, Quantiles, Rollup, SKETCHED, SKETCHED_BY,
 };
 use crate::aggregation::{
     Aggregation, AggregationKind, AggregationResult, AggregationResults, Aggregations, Stats,
@@ -63,6 +63,27 @@ impl RollupQuestion {
             to_ms: query.to_ms,
             aggregations: aggregations.clone(),
         })
+    }
+
+    /// The fields the answer reads: the populations' and those the aggregations name, all a
+    /// store needs to read of the events it rolls up for this question.
+    pub fn fields(&self) -> Vec<Field> {
+        fn named(aggregations: &Aggregations, fields: &mut Vec<Field>) {
+            for aggregation in aggregations.values() {
+                let field = match &aggregation.kind {
+                    AggregationKind::Terms { field, .. }
+                    | AggregationKind::Stats(field)
+                    | AggregationKind::Cardinality(field)
+                    | AggregationKind::Percentiles { field, .. } => Some(*field),
+                    AggregationKind::Timeline { .. } => None,
+                };
+                fields.extend(field.filter(|field| !fields.contains(field)));
+                named(&aggregation.nested, fields);
+            }
+        }
+        let mut fields = POPULATION.to_vec();
+        named(&self.aggregations, &mut fields);
+        fields
     }
 
     /// The hours wholly inside the window, `[first, end)` by their starts; `None` where the
@@ -246,7 +267,12 @@ enum Level {
 
 fn answerable(aggregation: &Aggregation, level: Level) -> Result<(), Unanswerable> {
     let nested_level = match (&aggregation.kind, level) {
-        (AggregationKind::Stats(field), _) if MEASURED.contains(field) => return Ok(()),
+        (AggregationKind::Stats(field), Level::Buckets) if MEASURED.contains(field) => {
+            return Ok(());
+        }
+        (AggregationKind::Stats(field), Level::Cell { .. }) if MEASURED_BY.contains(field) => {
+            return Ok(());
+        }
         (
             AggregationKind::Percentiles { field, .. },
             Level::Buckets | Level::Cell { sketched: true },

@@ -62,6 +62,15 @@ pub const MEASURED: &[Field] = &[
     Field::StatusCode,
 ];
 
+/// The numbers a breakdown's values keep too (`stats` within `terms`): amounts and units per
+/// product, method or country; timings per endpoint or service.
+pub const MEASURED_BY: &[Field] = &[
+    Field::Amount,
+    Field::Quantity,
+    Field::ResponseTime,
+    Field::DbQueryTime,
+];
+
 /// The numbers a rollup keeps quantile sketches of (`percentiles`).
 pub const SKETCHED: &[Field] = &[Field::ResponseTime, Field::DbQueryTime];
 
@@ -232,7 +241,7 @@ impl Bucket {
 
 /// Bumped whenever what a rollup keeps changes: a rollup of another format is not read (a
 /// store builds it again from its events).
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The rollup of a set of events: buckets by hour (its start, epoch ms) and population.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -365,7 +374,9 @@ impl RollupBuilder {
                 .or_default();
             cell.count += 1;
             for (measured, number) in values.iter().filter_map(|(f, v)| Some((f, number_of(v)?))) {
-                cell.add_number(measured, number, sketched);
+                if MEASURED_BY.contains(&measured) {
+                    cell.add_number(measured, number, sketched);
+                }
             }
         }
     }
