@@ -25,11 +25,14 @@ impl Window {
         generate(self.seed, PER_ENDPOINT, self.end_hours_ago, 5)
     }
 
+    /// Where the window's events lie, and no other window's: the generator's five hours, the
+    /// patterns it plants up to an hour before them, half an hour to spare on either side. The
+    /// windows are seven hours apart, so these bounds do not overlap.
     fn bounds(&self) -> (i64, i64) {
         let now = sluice_event::now_ms();
         (
-            now - (self.end_hours_ago + 7) * HOUR,
-            now - (self.end_hours_ago - 1) * HOUR,
+            now - (self.end_hours_ago + 6) * HOUR - HOUR / 2,
+            now - self.end_hours_ago * HOUR + HOUR / 2 - 60_000,
         )
     }
 }
