@@ -5,8 +5,9 @@
 //! payment status and fraud verdict: the slices the dashboards filter on), the events' count,
 //! each number's count, sum, minimum and maximum, quantile sketches of the timings and distinct
 //! counts of users and sessions; overall, and per value of every field the dashboards count by.
-//! Building ([`RollupBuilder`]) and merging ([`Rollup::merge`]) agree: the rollup of a set of
-//! events equals the merge of the rollups of any partition of it. That is what lets a store keep
+//! Building ([`RollupBuilder`]) and answering over several rollups ([`RollupQuestion::answer_parts`])
+//! agree: a question asked of the rollups of any partition of a set of events, together, has
+//! the answer it has of the rollup of the whole set. That is what lets a store keep
 //! one per partition it commits (a tantivy segment, which never changes but by losing
 //! documents): a replayed document that replaced an earlier one lives in one segment only, so
 //! it is counted once, and a segment that lost documents has its rollup built again.
@@ -197,21 +198,6 @@ impl Cell {
             self.sketches.entry(FieldKey(field)).or_default().add(value);
         }
     }
-
-    fn merge(&mut self, other: &Cell) {
-        self.count += other.count;
-        for (field, numbers) in &other.numbers {
-            match self.numbers.get_mut(field) {
-                Some(mine) => mine.merge(numbers),
-                None => {
-                    self.numbers.insert(*field, *numbers);
-                }
-            }
-        }
-        for (field, sketch) in &other.sketches {
-            self.sketches.entry(*field).or_default().merge(sketch);
-        }
-    }
 }
 
 /// One hour of one population.
@@ -222,21 +208,6 @@ struct Bucket {
     by: BTreeMap<FieldKey, BTreeMap<String, Cell>>,
     /// By [`DISTINCT`] field path.
     distinct: BTreeMap<FieldKey, Distinct>,
-}
-
-impl Bucket {
-    fn merge(&mut self, other: &Bucket) {
-        self.all.merge(&other.all);
-        for (field, values) in &other.by {
-            let mine = self.by.entry(*field).or_default();
-            for (value, cell) in values {
-                mine.entry(value.clone()).or_default().merge(cell);
-            }
-        }
-        for (field, sketch) in &other.distinct {
-            self.distinct.entry(*field).or_default().merge(sketch);
-        }
-    }
 }
 
 /// Bumped whenever what a rollup keeps changes: a rollup of another format is not read (a
@@ -265,27 +236,6 @@ impl Default for Rollup {
 pub struct RollupDecodeError(String);
 
 impl Rollup {
-    pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
-    }
-
-    /// Events counted.
-    pub fn count(&self) -> u64 {
-        self.buckets.values().map(|bucket| bucket.all.count).sum()
-    }
-
-    /// Adds every bucket of `other`.
-    pub fn merge(&mut self, other: &Rollup) {
-        for (key, bucket) in &other.buckets {
-            match self.buckets.get_mut(key) {
-                Some(mine) => mine.merge(bucket),
-                None => {
-                    self.buckets.insert(key.clone(), bucket.clone());
-                }
-            }
-        }
-    }
-
     /// The rollup as bytes (CBOR), to keep beside the events it was built from.
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
