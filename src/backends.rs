@@ -39,6 +39,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
                 TantivyOptions {
                     writer: writer_options(&config.store),
                     kept_aggregations: config.store.kept_aggregations,
+                    rollups: config.store.rollups,
                 },
             )
             .context("opening the event store (is another sluice using this data directory?)")?,

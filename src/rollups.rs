@@ -30,6 +30,7 @@ pub fn run(command: RollupsCommand) -> anyhow::Result<()> {
         TantivyOptions {
             writer: writer_options(&config.store),
             kept_aggregations: 0,
+            rollups: true,
         },
     )
     .context("opening the event store (stop the sluice that uses this data directory first)")?;

@@ -154,6 +154,9 @@ pub struct StoreConfig {
     /// Aggregation results of large segments the embedded store keeps for repeated questions
     /// (0: none).
     pub kept_aggregations: usize,
+    /// Whether the embedded store keeps rollups (hour buckets of what dashboards ask) beside
+    /// its segments and answers from them; off, every question reads the events.
+    pub rollups: bool,
     /// Days of events kept, by event time; older days are dropped whole (0: forever).
     pub retention_days: u32,
     /// Bytes the store may take on disk before its oldest days are dropped (0: no bound).
@@ -173,6 +176,7 @@ impl Default for StoreConfig {
             merge_threads: 0,
             max_docs_per_merge: DEFAULT_MAX_DOCS_PER_MERGE,
             kept_aggregations: DEFAULT_KEPT_AGGREGATIONS,
+            rollups: true,
             retention_days: 30,
             max_disk_bytes: 0,
             retention_check_secs: 300,

@@ -48,7 +48,7 @@ use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
 use sluice_store::fields::FieldKind;
-use sluice_store::rollup::{Part, RollupBuilder, RollupQuestion};
+use sluice_store::rollup::{Part, RollupQuestion, Unanswerable};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
     SortField, StoreDocument, StoreError, StoreUsage,
@@ -81,7 +81,8 @@ struct Inner {
     aggregations: SegmentAggregations,
     rollups: Arc<SegmentRollups>,
     /// Wakes the thread that rolls up new segments (see [`segment_rollups`]).
-    roll_up: SyncSender<()>,
+    /// `None` when rollups are off.
+    roll_up: Option<SyncSender<()>>,
 }
 
 struct Writer {
@@ -173,6 +174,8 @@ pub struct TantivyOptions {
     pub writer: WriterOptions,
     /// Aggregation results of large segments kept for repeated questions (0: none).
     pub kept_aggregations: usize,
+    /// Rollups kept per segment and questions answered from them.
+    pub rollups: bool,
 }
 
 impl TantivyStore {
@@ -184,6 +187,7 @@ impl TantivyStore {
             TantivyOptions {
                 writer: WriterOptions::with_memory(writer_memory_bytes),
                 kept_aggregations: DEFAULT_KEPT_AGGREGATIONS,
+                rollups: true,
             },
         )
     }
@@ -228,7 +232,10 @@ impl TantivyStore {
         let rollups = Arc::new(
             SegmentRollups::open(dir).map_err(|e| open_err(format!("reading rollups: {e}")))?,
         );
-        let roll_up = Self::spawn_roll_up(&reader, &rollups).map_err(open_err)?;
+        let roll_up = match options.rollups {
+            true => Some(Self::spawn_roll_up(&reader, &rollups).map_err(open_err)?),
+            false => None,
+        };
         Ok(TantivyStore {
             inner: Arc::new(Inner {
                 path: dir.to_owned(),
@@ -460,7 +467,9 @@ impl TantivyStore {
             .reload()
             .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
         // Full: a pass is due already, and it will see this commit's segments.
-        let _ = inner.roll_up.try_send(());
+        if let Some(roll_up) = &inner.roll_up {
+            let _ = roll_up.try_send(());
+        }
         // The filter is rebuilt from the committed ids only here, where every id written is
         // committed: rebuilt between commits, it would forget the ids not committed yet.
         if !writer.known_ids.has_room_for(KNOWN_IDS_HEADROOM) {
@@ -626,7 +635,7 @@ impl TantivyStore {
         request: &Aggregations,
     ) -> Result<AggregationResults, StoreError> {
         let searcher = inner.reader.searcher();
-        match RollupQuestion::of(query, request) {
+        match Self::rollup_question(inner, query, request) {
             Ok(question) => {
                 let results = Self::aggregate_from_rollups(inner, &searcher, query, &question)?;
                 AggregationAnswered {
@@ -733,6 +742,20 @@ impl TantivyStore {
 }
 
 impl TantivyStore {
+    /// The question, when rollups are kept and can answer it.
+    fn rollup_question(
+        inner: &Inner,
+        query: &SearchQuery,
+        request: &Aggregations,
+    ) -> Result<RollupQuestion, Unanswerable> {
+        match inner.roll_up {
+            Some(_) => RollupQuestion::of(query, request),
+            None => Err(Unanswerable(
+                "rollups are off (store.rollups = false)".into(),
+            )),
+        }
+    }
+
     /// Answers from each segment's rollup for the window's whole hours and from the events of
     /// its edges; a segment not rolled up yet is read whole.
     fn aggregate_from_rollups(
@@ -756,24 +779,22 @@ impl TantivyStore {
         let (first, end) = question.whole_hours();
         let fields = question.fields();
         let mut kept = Vec::new();
-        let mut events = RollupBuilder::default();
+        let mut read = Vec::new();
         for reader in searcher.segment_readers() {
-            let rollup = inner.rollups.of(reader);
-            let reads: Vec<&dyn tantivy::query::Weight> = match &rollup {
+            // A rollup whose breakdown the question needs overflowed is read as events.
+            let rollup = inner.rollups.of(reader).filter(|r| question.reads(r));
+            let weights: Vec<&dyn tantivy::query::Weight> = match &rollup {
                 Some(_) => edges.iter().map(|edge| edge.as_ref()).collect(),
                 None => vec![whole.as_ref()],
             };
             kept.extend(rollup);
-            for weight in reads {
-                roll_up_matches(reader, weight, &fields, &mut events).map_err(failed)?;
-            }
+            read.extend(roll_up_matches(reader, &weights, &fields).map_err(failed)?);
         }
-        let events = events.finish();
         let parts: Vec<Part<'_>> = kept
             .iter()
             .map(|rollup| Part { rollup, first, end })
-            .chain(std::iter::once(Part {
-                rollup: &events,
+            .chain(read.iter().map(|rollup| Part {
+                rollup,
                 first: None,
                 end: None,
             }))
@@ -825,7 +846,7 @@ impl EventStore for TantivyStore {
     }
 
     fn answers_from_rollups(&self, query: &SearchQuery, aggregations: &Aggregations) -> bool {
-        RollupQuestion::of(query, aggregations).is_ok()
+        Self::rollup_question(&self.inner, query, aggregations).is_ok()
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -1173,6 +1194,7 @@ mod tests {
         let options = TantivyOptions {
             writer: WriterOptions::with_memory(400_000_000),
             kept_aggregations,
+            rollups: true,
         };
         let store = TantivyStore::open_with(dir.path(), options).expect("opens");
         let type_of = |n: i64| match n % 2 {

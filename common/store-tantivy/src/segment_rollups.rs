@@ -20,8 +20,12 @@ use tantivy::query::Weight;
 use tantivy::{DocId, Searcher, SegmentReader};
 
 use super::schema::TIMESTAMP;
-use sluice_store::fields::{Field, FieldKind, FieldValue, FieldValues};
-use sluice_store::rollup::{Rollup, RollupBuilder, rolled_up_fields};
+use sluice_store::fields::{Field, FieldKind};
+use sluice_store::rollup::{
+    MAX_VALUES_PER_BUCKET, Rollup, RollupBuilder, RollupValue, TermId, TermTexts, rolled_up_fields,
+};
+use sluice_telemetry::InternalEvent;
+use sluice_telemetry::events::RollupOverflowed;
 
 const DIR: &str = "rollups";
 
@@ -106,11 +110,21 @@ impl SegmentRollups {
             }
             let rollup = roll_up_segment(reader).map_err(|e| e.to_string())?;
             let (segment, deleted) = (reader.segment_id(), reader.num_deleted_docs());
+            let overflowed: Vec<&str> = rollup.overflowed().map(Field::path).collect();
+            if !overflowed.is_empty() {
+                RollupOverflowed {
+                    segment: &segment.uuid_string(),
+                    fields: &overflowed,
+                }
+                .emit();
+            }
             let path = self
                 .dir
                 .join(format!("{}.{deleted}.cbor", segment.uuid_string()));
             // Not synced: a rollup a power cut takes is built again from its segment.
-            std::fs::write(&path, rollup.encode())
+            rollup
+                .encode()
+                .and_then(|bytes| std::fs::write(&path, bytes))
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
             let replaced = self
                 .kept
@@ -184,65 +198,66 @@ fn name_of(path: &Path) -> Option<(SegmentId, u32)> {
 
 /// The rollup of a segment's live documents.
 fn roll_up_segment(reader: &SegmentReader) -> tantivy::Result<Rollup> {
-    let mut builder = RollupBuilder::default();
+    let mut builder = RollupBuilder::new(MAX_VALUES_PER_BUCKET);
     let mut columns = SegmentColumns::open(reader, &rolled_up_fields())?;
     for doc in reader.doc_ids_alive() {
-        columns.roll_up(doc, &mut builder)?;
+        columns.roll_up(doc, &mut builder);
     }
-    Ok(builder.finish())
+    Ok(builder.finish(&mut columns)?)
 }
 
-/// Rolls up the live documents `weight` matches in one segment, reading only `fields` (what a
-/// question asks), opening the segment's columns once, and only when it matches any.
+/// Rolls up the live documents any of `weights` matches in one segment (weights that match
+/// no document in common), reading only `fields` (what a question asks) and opening the
+/// segment's columns only when one matches. Not capped: it lives for one question.
 pub(super) fn roll_up_matches(
     reader: &SegmentReader,
-    weight: &dyn Weight,
+    weights: &[&dyn Weight],
     fields: &[Field],
-    builder: &mut RollupBuilder,
-) -> tantivy::Result<()> {
+) -> tantivy::Result<Option<Rollup>> {
     let alive = reader.alive_bitset();
+    let mut builder = RollupBuilder::new(usize::MAX);
     let mut columns: Option<SegmentColumns> = None;
-    let mut outcome = Ok(());
-    weight.for_each_no_score(reader, &mut |docs| {
-        if outcome.is_err() {
-            return;
-        }
-        let columns = match &mut columns {
-            Some(columns) => columns,
-            None => match SegmentColumns::open(reader, fields) {
-                Ok(opened) => columns.insert(opened),
-                Err(e) => {
-                    outcome = Err(e);
-                    return;
+    let mut opened = Ok(());
+    for weight in weights {
+        weight.for_each_no_score(reader, &mut |docs| {
+            let columns = match &mut columns {
+                Some(columns) => columns,
+                None => match SegmentColumns::open(reader, fields) {
+                    Ok(columns_opened) => columns.insert(columns_opened),
+                    Err(e) => {
+                        opened = Err(e);
+                        return;
+                    }
+                },
+            };
+            for &doc in docs {
+                if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                    columns.roll_up(doc, &mut builder);
                 }
-            },
-        };
-        for &doc in docs {
-            if alive.is_none_or(|alive| alive.is_alive(doc))
-                && let Err(e) = columns.roll_up(doc, builder)
-            {
-                outcome = Err(e);
-                return;
             }
-        }
-    })?;
-    outcome
+        })?;
+        opened?;
+        opened = Ok(());
+    }
+    match columns {
+        Some(mut columns) if !builder.is_empty() => Ok(Some(builder.finish(&mut columns)?)),
+        _ => Ok(None),
+    }
 }
 
 enum Values {
-    /// With the text of each term number read so far.
-    Keyword(StrColumn, Vec<Option<Box<str>>>),
+    Keyword(StrColumn),
     Double(Column<f64>),
     Long(Column<i64>),
     Boolean(Column<bool>),
 }
 
-/// The columns a rollup reads, for one segment.
+/// The columns a rollup reads, for one segment; keywords by term ordinal, read as text only
+/// when the rollup is finished, in one pass over each dictionary.
 struct SegmentColumns {
     timestamp: Column<i64>,
     fields: Vec<(Field, Values)>,
-    values: FieldValues,
-    text: String,
+    values: Vec<(Field, RollupValue)>,
 }
 
 impl SegmentColumns {
@@ -253,10 +268,7 @@ impl SegmentColumns {
         for &field in read {
             let name = field.tantivy_name();
             let values = match field.kind() {
-                FieldKind::Keyword => fast.str(&name)?.map(|column| {
-                    let terms = vec![None; column.num_terms()];
-                    Values::Keyword(column, terms)
-                }),
+                FieldKind::Keyword => fast.str(&name)?.map(Values::Keyword),
                 FieldKind::Double => fast.column_opt::<f64>(&name)?.map(Values::Double),
                 FieldKind::Long => fast.column_opt::<i64>(&name)?.map(Values::Long),
                 FieldKind::Boolean => fast.column_opt::<bool>(&name)?.map(Values::Boolean),
@@ -268,49 +280,65 @@ impl SegmentColumns {
         Ok(SegmentColumns {
             timestamp,
             fields,
-            values: FieldValues::default(),
-            text: String::new(),
+            values: Vec::new(),
         })
     }
 
-    fn roll_up(&mut self, doc: DocId, builder: &mut RollupBuilder) -> tantivy::Result<()> {
+    fn roll_up(&mut self, doc: DocId, builder: &mut RollupBuilder) {
         self.values.clear();
-        for (field, values) in &mut self.fields {
+        for (field, values) in &self.fields {
+            let field = *field;
             match values {
-                Values::Keyword(column, terms) => {
-                    for ord in column.ords().values_for_doc(doc) {
-                        let Some(slot) = terms.get_mut(ord as usize) else {
-                            continue;
-                        };
-                        if slot.is_none() {
-                            self.text.clear();
-                            column.ord_to_str(ord, &mut self.text)?;
-                            *slot = Some(self.text.as_str().into());
-                        }
-                        if let Some(text) = slot {
-                            self.values.push(*field, FieldValue::Keyword(text));
-                        }
-                    }
-                }
-                Values::Double(column) => {
-                    for number in column.values_for_doc(doc) {
-                        self.values.push(*field, FieldValue::Double(number));
-                    }
-                }
-                Values::Long(column) => {
-                    for number in column.values_for_doc(doc) {
-                        self.values.push(*field, FieldValue::Long(number));
-                    }
-                }
-                Values::Boolean(column) => {
-                    for flag in column.values_for_doc(doc) {
-                        self.values.push(*field, FieldValue::Boolean(flag));
-                    }
-                }
+                Values::Keyword(column) => self.values.extend(
+                    column
+                        .ords()
+                        .values_for_doc(doc)
+                        .map(|ord| (field, RollupValue::Term(ord))),
+                ),
+                Values::Double(column) => self.values.extend(
+                    column
+                        .values_for_doc(doc)
+                        .map(|number| (field, RollupValue::Double(number))),
+                ),
+                Values::Long(column) => self.values.extend(
+                    column
+                        .values_for_doc(doc)
+                        .map(|number| (field, RollupValue::Long(number))),
+                ),
+                Values::Boolean(column) => self.values.extend(
+                    column
+                        .values_for_doc(doc)
+                        .map(|flag| (field, RollupValue::Boolean(flag))),
+                ),
             }
         }
         if let Some(timestamp_ms) = self.timestamp.first(doc) {
             builder.add(timestamp_ms, &self.values);
+        }
+    }
+}
+
+impl TermTexts for SegmentColumns {
+    type Error = io::Error;
+
+    fn texts(
+        &mut self,
+        field: Field,
+        ids: &[TermId],
+        each: &mut dyn FnMut(&str),
+    ) -> io::Result<()> {
+        let column = self.fields.iter().find_map(|(f, values)| match values {
+            Values::Keyword(column) if *f == field => Some(column),
+            _ => None,
+        });
+        if let Some(column) = column {
+            // Terms are indexed from `&str`, so they are UTF-8.
+            column
+                .dictionary()
+                .sorted_ords_to_term_cb(ids.iter().copied(), |bytes| {
+                    each(&String::from_utf8_lossy(bytes));
+                    Ok(())
+                })?;
         }
         Ok(())
     }

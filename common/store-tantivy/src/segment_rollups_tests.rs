@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::TantivyStore;
 use sluice_store::aggregation::{Aggregation, AggregationResult, AggregationResults, Aggregations};
-use sluice_store::rollup::{HOUR_MS, RollupQuestion};
+use sluice_store::rollup::{HOUR_MS, MAX_VALUES_PER_BUCKET, RollupQuestion};
 use sluice_store::{EventStore, Field, Filter, SearchQuery, StoreDocument};
 
 const END: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -315,6 +315,46 @@ async fn rollups_are_kept_across_a_restart_and_dropped_with_their_segments() {
         0,
         "the rollups went with their segments"
     );
+}
+
+/// A producer that sends a new page with every event: the segment's rollup stops keeping pages
+/// at its cap, and a question by page is answered exactly from that segment's events.
+#[tokio::test]
+async fn endless_distinct_values_are_answered_from_events_not_kept_in_rollups() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+    let pages = MAX_VALUES_PER_BUCKET + 200;
+    let hour = END - 10 * HOUR_MS;
+    let documents: Vec<StoreDocument> = (0..pages)
+        .map(|n| {
+            let event = json!({"log_type": "user_behavior", "action": "view",
+                               "page": format!("/hostile/{n}"), "user_id": format!("u{}", n % 7)});
+            StoreDocument::from_source(&format!("e{n}"), hour + n as i64, &event)
+        })
+        .collect();
+    store.index(Arc::new(documents)).await.expect("indexes");
+    store.roll_up_now().await.expect("rolls up");
+
+    let all = SearchQuery::range(None, None);
+    let by_page = named(vec![
+        ("pages", Aggregation::terms(Field::Page, pages + 10)),
+        ("actions", Aggregation::terms(Field::Action, 10)),
+    ]);
+    let answer = store.aggregate(&all, &by_page).await.expect("answers");
+    assert_eq!(answer.terms("pages").len(), pages, "every page counted");
+    assert!(answer.terms("pages").iter().all(|page| page.count == 1));
+    assert_eq!(answer.terms("actions")[0].count, pages as u64);
+
+    let searcher = store.inner.reader.searcher();
+    let rollup = store
+        .inner
+        .rollups
+        .of(&searcher.segment_readers()[0])
+        .expect("rolled up");
+    let asks = |request| RollupQuestion::of(&all, &request).expect("answerable");
+    assert!(!asks(by_page).reads(&rollup), "pages overflowed the rollup");
+    let by_action = named(vec![("actions", Aggregation::terms(Field::Action, 10))]);
+    assert!(asks(by_action).reads(&rollup), "actions are whole in it");
 }
 
 #[test]

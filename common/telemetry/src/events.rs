@@ -43,6 +43,7 @@ pub const ANSWER_CACHE: &str = "sluice_api_answer_cache_total";
 pub const SEGMENT_AGGREGATIONS: &str = "sluice_store_segment_aggregations_total";
 pub const ROLLUPS_BUILT: &str = "sluice_store_rollups_built_total";
 pub const ROLLUP_FAILURES: &str = "sluice_store_rollup_failures_total";
+pub const ROLLUP_OVERFLOWS: &str = "sluice_store_rollup_overflows_total";
 pub const AGGREGATION_PATH: &str = "sluice_store_aggregations_total";
 pub const IN_FLIGHT_BYTES: &str = "sluice_ingest_in_flight_bytes";
 pub const BACKEND_UP: &str = "sluice_backend_up";
@@ -75,6 +76,11 @@ pub(super) fn describe() {
     describe_counter!(
         ROLLUP_FAILURES,
         "Passes that failed to build or keep segment rollups (aggregations read events meanwhile)"
+    );
+    describe_counter!(
+        ROLLUP_OVERFLOWS,
+        "Segment rollups built without a breakdown that had too many values in an hour, by field \
+         (questions by it read that segment's events)"
     );
     describe_counter!(
         AGGREGATION_PATH,
@@ -689,6 +695,26 @@ impl InternalEvent for RollupsBuilt<'_> {
                 "segment rollups not built; aggregations read the events meanwhile"
             );
             counter!(ROLLUP_FAILURES).increment(1);
+        }
+    }
+}
+
+/// A segment's rollup left out breakdowns with more values in an hour than a rollup keeps.
+pub struct RollupOverflowed<'a> {
+    pub segment: &'a str,
+    pub fields: &'a [&'a str],
+}
+
+impl InternalEvent for RollupOverflowed<'_> {
+    fn emit(self) {
+        warn!(
+            segment = self.segment,
+            fields = ?self.fields,
+            "too many distinct values in an hour to keep in the segment's rollup; questions \
+             broken down by these fields read the segment's events"
+        );
+        for &field in self.fields {
+            counter!(ROLLUP_OVERFLOWS, "field" => field.to_owned()).increment(1);
         }
     }
 }

@@ -128,6 +128,22 @@ impl RollupQuestion {
         }
     }
 
+    /// Whether `rollup` holds what the question reads: every breakdown it asks for is whole.
+    pub fn reads(&self, rollup: &Rollup) -> bool {
+        fn whole(aggregations: &Aggregations, rollup: &Rollup) -> bool {
+            aggregations.values().all(|aggregation| {
+                let broken_down = match &aggregation.kind {
+                    AggregationKind::Terms { field, .. } => {
+                        rollup.overflowed.contains(&FieldKey(*field))
+                    }
+                    _ => false,
+                };
+                !broken_down && whole(&aggregation.nested, rollup)
+            })
+        }
+        whole(&self.aggregations, rollup)
+    }
+
     /// The answer from `rollup`, which holds exactly the window's events.
     pub fn answer(&self, rollup: &Rollup) -> AggregationResults {
         self.answer_parts(&[Part {
@@ -350,10 +366,7 @@ fn metric(aggregation: &Aggregation, cells: &[&Cell]) -> AggregationResult {
     match &aggregation.kind {
         AggregationKind::Stats(field) => {
             let mut numbers: Option<Numbers> = None;
-            for found in cells
-                .iter()
-                .filter_map(|cell| cell.numbers.get(&FieldKey(*field)))
-            {
+            for found in cells.iter().filter_map(|cell| cell.numbers_of(*field)) {
                 match &mut numbers {
                     Some(numbers) => numbers.merge(found),
                     None => numbers = Some(*found),
@@ -377,10 +390,7 @@ fn metric(aggregation: &Aggregation, cells: &[&Cell]) -> AggregationResult {
         }
         AggregationKind::Percentiles { field, percents } => {
             let mut sketch = Quantiles::default();
-            for found in cells
-                .iter()
-                .filter_map(|cell| cell.sketches.get(&FieldKey(*field)))
-            {
+            for found in cells.iter().filter_map(|cell| cell.sketch_of(*field)) {
                 sketch.merge(found);
             }
             AggregationResult::Percentiles(

@@ -18,18 +18,20 @@
 //! (its partial first and last hours) are read from the events and rolled up on the spot.
 
 mod answer;
+mod builder;
 mod sketch;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 pub use answer::{Part, RollupQuestion, Unanswerable};
+pub use builder::{MAX_VALUES_PER_BUCKET, RollupBuilder, RollupValue, TermId, TermTexts};
 pub use sketch::{Distinct, Quantiles};
 
-use super::fields::{Field, FieldValue, FieldValues};
+use super::fields::Field;
 
 /// The width of a rollup bucket.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -174,29 +176,28 @@ impl Numbers {
     }
 }
 
-/// What a rollup knows of a set of events: how many, and their numbers and timings.
+/// What a rollup knows of a set of events: how many, and their numbers and timings. Figures
+/// are kept as short lists, by field: a cell holds a few, and most cells are breakdown values.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Cell {
     count: u64,
-    /// By [`MEASURED`] field path.
-    numbers: BTreeMap<FieldKey, Numbers>,
-    /// By [`SKETCHED`] field path.
-    sketches: BTreeMap<FieldKey, Quantiles>,
+    /// Of [`MEASURED`] fields.
+    numbers: Vec<(FieldKey, Numbers)>,
+    /// Of [`SKETCHED`] fields.
+    sketches: Vec<(FieldKey, Quantiles)>,
 }
 
 impl Cell {
-    fn add_number(&mut self, field: Field, value: f64, sketched: bool) {
-        if MEASURED.contains(&field) {
-            match self.numbers.get_mut(&FieldKey(field)) {
-                Some(numbers) => numbers.merge(&Numbers::of(value)),
-                None => {
-                    self.numbers.insert(FieldKey(field), Numbers::of(value));
-                }
-            }
-        }
-        if sketched && SKETCHED.contains(&field) {
-            self.sketches.entry(FieldKey(field)).or_default().add(value);
-        }
+    fn numbers_of(&self, field: Field) -> Option<&Numbers> {
+        self.numbers
+            .iter()
+            .find_map(|(key, numbers)| (key.0 == field).then_some(numbers))
+    }
+
+    fn sketch_of(&self, field: Field) -> Option<&Quantiles> {
+        self.sketches
+            .iter()
+            .find_map(|(key, sketch)| (key.0 == field).then_some(sketch))
     }
 }
 
@@ -212,13 +213,19 @@ struct Bucket {
 
 /// Bumped whenever what a rollup keeps changes: a rollup of another format is not read (a
 /// store builds it again from its events).
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
+
+/// zstd's default level: most of the gain at a few hundred MB/s.
+const ZSTD_LEVEL: i32 = 3;
 
 /// The rollup of a set of events: buckets by hour (its start, epoch ms) and population.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rollup {
     format: u32,
     buckets: BTreeMap<(i64, Population), Bucket>,
+    /// Breakdowns some bucket had more values of than it keeps ([`MAX_VALUES_PER_BUCKET`]):
+    /// questions by them read this rollup's events instead.
+    overflowed: BTreeSet<FieldKey>,
 }
 
 impl Default for Rollup {
@@ -226,6 +233,7 @@ impl Default for Rollup {
         Rollup {
             format: FORMAT,
             buckets: BTreeMap::new(),
+            overflowed: BTreeSet::new(),
         }
     }
 }
@@ -236,110 +244,30 @@ impl Default for Rollup {
 pub struct RollupDecodeError(String);
 
 impl Rollup {
-    /// The rollup as bytes (CBOR), to keep beside the events it was built from.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        // Writing to a Vec cannot fail, and every value here serialises.
-        let _ = ciborium::into_writer(self, &mut bytes);
-        bytes
+    /// The breakdowns this rollup does not hold whole (see [`MAX_VALUES_PER_BUCKET`]).
+    pub fn overflowed(&self) -> impl Iterator<Item = Field> + '_ {
+        self.overflowed.iter().map(|key| key.0)
+    }
+
+    /// The rollup as bytes to keep beside the events it was built from: CBOR, compressed with
+    /// zstd (field paths, breakdown values and sketch bins repeat from bucket to bucket: a
+    /// third of the size).
+    pub fn encode(&self) -> std::io::Result<Vec<u8>> {
+        let mut compressed = zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+        ciborium::into_writer(self, &mut compressed).map_err(std::io::Error::other)?;
+        compressed.finish()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Rollup, RollupDecodeError> {
+        let decompressed =
+            zstd::stream::Decoder::new(bytes).map_err(|e| RollupDecodeError(e.to_string()))?;
         let rollup: Rollup =
-            ciborium::from_reader(bytes).map_err(|e| RollupDecodeError(e.to_string()))?;
+            ciborium::from_reader(decompressed).map_err(|e| RollupDecodeError(e.to_string()))?;
         match rollup.format {
             FORMAT => Ok(rollup),
             other => Err(RollupDecodeError(format!(
                 "format {other}, not {FORMAT}: built again from the events"
             ))),
         }
-    }
-}
-
-/// Builds a [`Rollup`] one event at a time.
-#[derive(Debug, Default)]
-pub struct RollupBuilder {
-    rollup: Rollup,
-}
-
-impl RollupBuilder {
-    /// Adds one event: its time and its field values (keywords as the store indexes them).
-    pub fn add(&mut self, timestamp_ms: i64, values: &FieldValues) {
-        let mut population = Population::default();
-        for (field, value) in values.iter() {
-            match (field, value) {
-                (Field::LogType, FieldValue::Keyword(text)) => {
-                    population.log_type = Some(text.to_owned())
-                }
-                (Field::Status, FieldValue::Keyword(text)) => {
-                    population.status = Some(text.to_owned())
-                }
-                (Field::FraudDetected, FieldValue::Boolean(flag)) => {
-                    population.fraud_detected = Some(flag)
-                }
-                _ => {}
-            }
-        }
-        let hour = timestamp_ms.div_euclid(HOUR_MS) * HOUR_MS;
-        let bucket = self.rollup.buckets.entry((hour, population)).or_default();
-        bucket.all.count += 1;
-        for (field, value) in values.iter() {
-            if let Some(number) = number_of(value) {
-                bucket.all.add_number(field, number, true);
-            }
-            if DISTINCT.contains(&field)
-                && let FieldValue::Keyword(text) = value
-            {
-                bucket
-                    .distinct
-                    .entry(FieldKey(field))
-                    .or_default()
-                    .add(text);
-            }
-        }
-        for (index, (field, value)) in values.iter().enumerate() {
-            if !COUNTED_BY.contains(&field) {
-                continue;
-            }
-            // A multi-valued field (fraud indicators) counts an event once per distinct value.
-            if values
-                .iter()
-                .take(index)
-                .any(|(f, v)| f == field && v == value)
-            {
-                continue;
-            }
-            let key = match value {
-                FieldValue::Keyword(text) => text.to_owned(),
-                FieldValue::Long(number) => number.to_string(),
-                FieldValue::Double(number) => number.to_string(),
-                FieldValue::Boolean(flag) => flag.to_string(),
-            };
-            let sketched = SKETCHED_BY.contains(&field);
-            let cell = bucket
-                .by
-                .entry(FieldKey(field))
-                .or_default()
-                .entry(key)
-                .or_default();
-            cell.count += 1;
-            for (measured, number) in values.iter().filter_map(|(f, v)| Some((f, number_of(v)?))) {
-                if MEASURED_BY.contains(&measured) {
-                    cell.add_number(measured, number, sketched);
-                }
-            }
-        }
-    }
-
-    pub fn finish(self) -> Rollup {
-        self.rollup
-    }
-}
-
-fn number_of(value: FieldValue<'_>) -> Option<f64> {
-    match value {
-        FieldValue::Double(number) => Some(number),
-        FieldValue::Long(number) => Some(number as f64),
-        _ => None,
     }
 }

@@ -43,38 +43,44 @@ impl Quantiles {
 /// 2^14 registers (0.8 % standard error once dense; exact-sparse below a few thousand values).
 const PRECISION: u8 = 14;
 
-/// xxh3, a fixed hash: sketches built in different processes and runs merge.
+/// A value's hash, computed once by [`Distinct::hash`]: the sketch's hasher passes it through.
 #[derive(Clone, Copy, Default, Serialize, Deserialize)]
-pub struct Xxh3;
+pub struct Prehashed;
 
-impl BuildHasher for Xxh3 {
-    type Hasher = Xxh3Hasher;
+impl BuildHasher for Prehashed {
+    type Hasher = PrehashedHasher;
 
-    fn build_hasher(&self) -> Xxh3Hasher {
-        Xxh3Hasher(xxhash_rust::xxh3::Xxh3Default::new())
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher(0)
     }
 }
 
-pub struct Xxh3Hasher(xxhash_rust::xxh3::Xxh3Default);
+pub struct PrehashedHasher(u64);
 
-impl Hasher for Xxh3Hasher {
+impl Hasher for PrehashedHasher {
     fn finish(&self) -> u64 {
-        self.0.digest()
+        self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        // Only `u64`s are inserted (`write_u64`); anything else is folded in, never dropped.
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
     }
 }
 
-/// An estimated number of distinct values.
+/// An estimated number of distinct values, each known by its xxh3 hash (fixed, so sketches
+/// built in different processes and runs merge).
 #[derive(Clone, Serialize, Deserialize)]
-pub struct Distinct(HyperLogLogPlus<String, Xxh3>);
+pub struct Distinct(HyperLogLogPlus<u64, Prehashed>);
 
 impl Default for Distinct {
     fn default() -> Self {
         // The precision is within the crate's 4..=18.
-        Distinct(HyperLogLogPlus::new(PRECISION, Xxh3).unwrap_or_else(|_| unreachable!()))
+        Distinct(HyperLogLogPlus::new(PRECISION, Prehashed).unwrap_or_else(|_| unreachable!()))
     }
 }
 
@@ -85,13 +91,25 @@ impl std::fmt::Debug for Distinct {
 }
 
 impl Distinct {
-    pub fn add(&mut self, value: &str) {
-        self.0.insert(value);
+    /// The hash a value is added by: computed once per distinct value, not once per event.
+    pub fn hash(value: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(value.as_bytes())
+    }
+
+    /// Adds the value whose [`hash`](Self::hash) this is.
+    pub fn add_hash(&mut self, hash: u64) {
+        self.0.insert(&hash);
     }
 
     pub fn merge(&mut self, other: &Distinct) {
         // Sketches of one precision and hasher always merge.
         let _ = self.0.merge(&other.0);
+    }
+
+    /// Folds the values added since the last count into the kept registers, so the sketch is
+    /// kept (and written) without its insertion buffer.
+    pub fn settle(&mut self) {
+        self.0.count();
     }
 
     pub fn count(&mut self) -> u64 {
