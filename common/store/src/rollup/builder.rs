@@ -15,7 +15,8 @@ use super::{
 use crate::fields::Field;
 
 /// A keyword as a builder keys it: a number standing for its text in the caller's dictionary
-/// (one per field), such as a segment's term ordinal.
+/// (one per field), such as a segment's term ordinal. Ids are dense, from 0 to the number of
+/// texts: the builder keeps sets of them as bits.
 pub type TermId = u64;
 
 /// One value of an event, as a rollup reads it.
@@ -227,10 +228,7 @@ impl RollupBuilder {
     /// The rollup, each term id read as its text once.
     pub fn finish<T: TermTexts>(self, terms: &mut T) -> Result<Rollup, T::Error> {
         let texts = self.read_texts(terms)?;
-        let text = |field: Field, id: TermId| match texts.get(&(field, id)) {
-            Some(Text::Kept(text)) => Some(text.clone()),
-            _ => None,
-        };
+        let text = |field: Field, id: TermId| texts.text(field, id).map(str::to_owned);
         let mut rollup = Rollup::default();
         for (key, built) in self.buckets {
             let population = Population {
@@ -269,8 +267,8 @@ impl RollupBuilder {
                 }
                 let mut distinct = Distinct::default();
                 for &id in ids {
-                    if let Some(Text::Hashed(hash)) = texts.get(&(field, id)) {
-                        distinct.add_hash(*hash);
+                    if let Some(hash) = texts.hash(field, id) {
+                        distinct.add_hash(hash);
                     }
                 }
                 distinct.settle();
@@ -283,48 +281,108 @@ impl RollupBuilder {
     }
 
     /// What every term id the buckets hold stands for, each text read once: distinct counts
-    /// need only its hash.
-    fn read_texts<T: TermTexts>(
-        &self,
-        terms: &mut T,
-    ) -> Result<NumberMap<(Field, TermId), Text>, T::Error> {
-        let mut wanted: BTreeMap<Field, Vec<TermId>> = BTreeMap::new();
+    /// need only its hash. Wanted ids are gathered as bitsets (ids are dense), so a segment of
+    /// millions of sessions costs a bit and a hash per session here, not a map entry.
+    fn read_texts<T: TermTexts>(&self, terms: &mut T) -> Result<Texts, T::Error> {
+        let mut wanted: BTreeMap<Field, IdSet> = BTreeMap::new();
         for (key, bucket) in &self.buckets {
             let population = [(Field::LogType, key.log_type), (Field::Status, key.status)];
             for (field, id) in population {
-                wanted.entry(field).or_default().extend(id);
+                if let Some(id) = id {
+                    wanted.entry(field).or_default().insert(id);
+                }
             }
             for (field, value) in bucket.by.keys() {
                 if let ValueKey::Term(id) = value {
-                    wanted.entry(*field).or_default().push(*id);
+                    wanted.entry(*field).or_default().insert(*id);
                 }
             }
             for (&field, ids) in DISTINCT.iter().zip(&bucket.distinct) {
-                wanted.entry(field).or_default().extend(ids);
+                let set = wanted.entry(field).or_default();
+                for &id in ids {
+                    set.insert(id);
+                }
             }
         }
-        let mut texts = NumberMap::default();
-        for (field, mut ids) in wanted {
-            ids.sort_unstable();
-            ids.dedup();
-            let hashed = DISTINCT.contains(&field);
+        let mut texts = Texts::default();
+        for (field, set) in wanted {
+            let ids: Vec<TermId> = set.iter().collect();
             let mut next = ids.iter();
-            terms.texts(field, &ids, &mut |text| {
-                if let Some(&id) = next.next() {
-                    let text = match hashed {
-                        true => Text::Hashed(Distinct::hash(text)),
-                        false => Text::Kept(text.to_owned()),
-                    };
-                    texts.insert((field, id), text);
+            match DISTINCT.contains(&field) {
+                true => {
+                    let hashes = texts.hashes.entry(field).or_default();
+                    hashes.resize(set.len(), 0);
+                    terms.texts(field, &ids, &mut |text| {
+                        if let Some(slot) = next.next().and_then(|&id| hashes.get_mut(id as usize))
+                        {
+                            *slot = Distinct::hash(text);
+                        }
+                    })?;
                 }
-            })?;
+                false => {
+                    let kept = texts.kept.entry(field).or_default();
+                    terms.texts(field, &ids, &mut |text| {
+                        if let Some(&id) = next.next() {
+                            kept.push((id, text.to_owned()));
+                        }
+                    })?;
+                }
+            }
         }
         Ok(texts)
     }
 }
 
-/// A term as a finished rollup needs it.
-enum Text {
-    Kept(String),
-    Hashed(u64),
+/// Term ids, as bits.
+#[derive(Default)]
+struct IdSet(Vec<u64>);
+
+impl IdSet {
+    fn insert(&mut self, id: TermId) {
+        let (word, bit) = ((id / 64) as usize, id % 64);
+        if word >= self.0.len() {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    /// One past the largest id.
+    fn len(&self) -> usize {
+        self.0
+            .last()
+            .map_or(0, |last| self.0.len() * 64 - last.leading_zeros() as usize)
+    }
+
+    /// The ids, ascending.
+    fn iter(&self) -> impl Iterator<Item = TermId> + '_ {
+        self.0.iter().enumerate().flat_map(|(word, &bits)| {
+            (0..64)
+                .filter(move |bit| bits & (1 << bit) != 0)
+                .map(move |bit| word as TermId * 64 + bit)
+        })
+    }
+}
+
+/// What the term ids of a finished rollup stand for.
+#[derive(Default)]
+struct Texts {
+    /// By field: (id, text), ascending by id.
+    kept: BTreeMap<Field, Vec<(TermId, String)>>,
+    /// By [`DISTINCT`] field: the hash of each id's text, indexed by id.
+    hashes: BTreeMap<Field, Vec<u64>>,
+}
+
+impl Texts {
+    fn text(&self, field: Field, id: TermId) -> Option<&str> {
+        let kept = self.kept.get(&field)?;
+        let at = kept.binary_search_by_key(&id, |(id, _)| *id).ok()?;
+        Some(kept[at].1.as_str())
+    }
+
+    fn hash(&self, field: Field, id: TermId) -> Option<u64> {
+        self.hashes
+            .get(&field)?
+            .get(usize::try_from(id).ok()?)
+            .copied()
+    }
 }
