@@ -213,7 +213,7 @@ struct Bucket {
 
 /// Bumped whenever what a rollup keeps changes: a rollup of another format is not read (a
 /// store builds it again from its events).
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// zstd's default level: most of the gain at a few hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
