@@ -15,17 +15,6 @@ const DAY_MS: i64 = 86_400_000;
 /// today (about 1.7 MB) together.
 const BOUND: u64 = 4_000_000;
 
-/// A metric's value summed over its label sets, from `/metrics`.
-async fn metric(server: &Server, name: &str, labels: &str) -> f64 {
-    server
-        .get_text("/metrics")
-        .await
-        .lines()
-        .filter(|line| line.starts_with(name) && line.contains(labels))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Events whose time falls in `[from_ms, to_ms]`.
 async fn held(server: &Server, from_ms: i64, to_ms: i64) -> u64 {
     server
@@ -104,7 +93,7 @@ async fn old_days_go_on_schedule_and_a_disk_bound_stops_the_growth() {
         assert_eq!(status, 202, "{answer}");
         sent_today += answer["accepted"].as_u64().expect("accepted");
         tokio::time::sleep(Duration::from_millis(500)).await;
-        sizes.push(metric(&server, "sluice_store_bytes", "").await as u64);
+        sizes.push(server.metric("sluice_store_bytes", "").await as u64);
     }
     let today = day_start(0);
     let now = sluice_event::now_ms() + 60_000;
@@ -128,12 +117,12 @@ async fn old_days_go_on_schedule_and_a_disk_bound_stops_the_growth() {
         "events past retention are gone"
     );
     assert!(
-        metric(
-            &server,
-            "sluice_store_retention_dropped_events_total",
-            "reason=\"age\""
-        )
-        .await
+        server
+            .metric(
+                "sluice_store_retention_dropped_events_total",
+                "reason=\"age\""
+            )
+            .await
             >= expired.len() as f64
     );
     assert_eq!(
@@ -147,15 +136,17 @@ async fn old_days_go_on_schedule_and_a_disk_bound_stops_the_growth() {
         "the oldest day went for the disk bound"
     );
     assert!(
-        metric(
-            &server,
-            "sluice_store_retention_dropped_events_total",
-            "reason=\"disk\""
-        )
-        .await
+        server
+            .metric(
+                "sluice_store_retention_dropped_events_total",
+                "reason=\"disk\""
+            )
+            .await
             >= 2_000.0
     );
-    let oldest = metric(&server, "sluice_store_oldest_event_timestamp_seconds", "").await;
+    let oldest = server
+        .metric("sluice_store_oldest_event_timestamp_seconds", "")
+        .await;
     assert!(
         oldest * 1000.0 >= day_start(9) as f64,
         "the oldest event kept is reported: {oldest}"

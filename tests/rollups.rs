@@ -1,7 +1,8 @@
 //! Rollups over HTTP: a dashboard over days is answered from the embedded store's rollups (the
 //! `x-sluice-aggregation` header says so) with the figures of the events; a question rollups do
 //! not keep (minute buckets) reads the events and says that; `sluice rollups rebuild` rebuilds
-//! them in a stopped server's data directory, and the answers stay the same.
+//! them in a stopped server's data directory, and the answers stay the same; with
+//! `store.rollups = false` every question reads the events.
 
 use std::time::Duration;
 
@@ -75,11 +76,27 @@ async fn dashboards_over_days_are_answered_from_rollups_and_rebuilt_on_demand() 
         "{said} {}",
         String::from_utf8_lossy(&rebuilt.stderr)
     );
-    let server = Server::start(dir.path(), None, ENV);
+    let mut server = Server::start(dir.path(), None, ENV);
     let (again, taken) = answered(&server, &format!("/api/dashboard/overview?{week}")).await;
     assert_eq!(taken, "rollups");
     for part in ["stats", "timeline", "charts"] {
         assert_eq!(again[part], overview[part], "{part} after the rebuild");
+    }
+
+    server.stop();
+    let rollups_off: Vec<(&str, &str)> = ENV
+        .iter()
+        .copied()
+        .chain([("SLUICE_STORE__ROLLUPS", "false")])
+        .collect();
+    let server = Server::start(dir.path(), None, &rollups_off);
+    let (by_events, taken) = answered(&server, &format!("/api/dashboard/overview?{week}")).await;
+    assert_eq!(taken, "events", "store.rollups = false reads the events");
+    for count in ["events", "transactions", "errors", "fraud_alerts"] {
+        assert_eq!(
+            by_events["stats"][count], overview["stats"][count],
+            "{count}"
+        );
     }
 }
 

@@ -1,17 +1,18 @@
 //! A real ext4 volume filling up under producers, then freed by deleting a ballast file:
 //! requests get 507 with the path and free space while the disk is full (never a dropped
 //! connection), the pipeline resumes on its own once space is back, and every acknowledged
-//! event is indexed once, also after a restart.
+//! event is indexed once, also after a restart. Rollups that cannot be written leave the
+//! dashboards right and are built once there is room.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::load::{self, Shape, Tally};
 use super::loopdisk::LoopDisk;
 use super::{assert_exactly_once, drained};
-use crate::support::Server;
+use crate::support::{Server, count_by_type, generate};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -198,4 +199,85 @@ async fn a_disk_full_to_the_last_byte_loses_nothing_acknowledged() {
     let server = Server::start(&data, None, &env);
     let indexed = drained(&server, acked, Duration::from_secs(60)).await;
     assert_exactly_once(&indexed, &tally);
+}
+
+/// The rollups' own writes failing on a full disk (a small volume mounted where the index keeps
+/// them): each failed pass is counted, dashboards stay right meanwhile (the segments are read
+/// as events), and once space is freed the next commit rolls every segment up, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_that_cannot_be_written_leave_dashboards_right_and_are_built_once_freed() {
+    let disk = LoopDisk::mount(8);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let index = data.join("index");
+    std::fs::create_dir_all(&index).expect("index directory");
+    std::os::unix::fs::symlink(disk.path(), index.join("rollups")).expect("rollups on the volume");
+    let ballast = disk.fill_leaving(0);
+    let server = Server::start(&data, None, &[("SLUICE_CACHE__ANSWER_TTL_SECS", "0")]);
+
+    let mut events = generate(31, 2_000, 1, 70);
+    ingest(&server, &events).await;
+    let failed = "sluice_store_rollup_failures_total";
+    wait_for_metric(&server, failed, "rollup writes failing on the full volume").await;
+    assert_eq!(
+        server.metric("sluice_store_rollups_built_total", "").await,
+        0.0
+    );
+    assert_dashboard_counts(&server, &events).await;
+
+    std::fs::remove_file(&ballast).expect("ballast removed");
+    let failures = server.metric(failed, "").await;
+    // The next commit wakes the rollup thread.
+    let more = generate(32, 200, 1, 70);
+    ingest(&server, &more).await;
+    events.extend(more);
+    let built = "sluice_store_rollups_built_total";
+    wait_for_metric(&server, built, "rollups built once the volume had room").await;
+    let written: Vec<u64> = std::fs::read_dir(disk.path())
+        .expect("rollups listed")
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .map(|metadata| metadata.len())
+        .collect();
+    assert!(written.iter().any(|&bytes| bytes > 0), "{written:?}");
+    assert_dashboard_counts(&server, &events).await;
+    assert_eq!(
+        server.metric(failed, "").await,
+        failures,
+        "no pass failed once there was room"
+    );
+    let ready: Value = server.get_json("/ready").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+}
+
+async fn ingest(server: &Server, events: &[Value]) {
+    let before = server.total(json!({"size": 0})).await;
+    for batch in events.chunks(500) {
+        let (status, answer) = server.post_ndjson("/api/logs/ingest", batch).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let expected = before + events.len() as u64;
+    server
+        .wait_for_total(json!({"size": 0}), expected, Duration::from_secs(60))
+        .await;
+}
+
+async fn wait_for_metric(server: &Server, name: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.metric(name, "").await == 0.0 {
+        assert!(Instant::now() < deadline, "{what}: {name} stayed 0");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The dashboard over the last week counts every event, by type.
+async fn assert_dashboard_counts(server: &Server, events: &[Value]) {
+    let now = sluice_event::now_ms();
+    let week = format!("from={}&to={now}", now - 7 * 86_400_000);
+    let overview = server
+        .get_json(&format!("/api/dashboard/overview?{week}"))
+        .await;
+    let expected = count_by_type(events);
+    assert_eq!(overview["stats"]["events"], events.len(), "{overview}");
+    assert_eq!(overview["stats"]["transactions"], expected["transaction"]);
+    assert_eq!(overview["stats"]["errors"], expected["error"]);
 }

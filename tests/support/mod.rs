@@ -377,6 +377,16 @@ impl Server {
             .expect("text answer")
     }
 
+    /// The sum of a Prometheus series' samples on `/metrics` whose line contains `labels`.
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        self.get_text("/metrics")
+            .await
+            .lines()
+            .filter(|line| line.starts_with(name) && line.contains(labels))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn search(&self, body: Value) -> Value {
         let response = self
             .http
