@@ -230,7 +230,8 @@ impl TantivyStore {
         days.update(&reader.searcher())
             .map_err(|e| open_err(format!("reading segment days: {e}")))?;
         let rollups = Arc::new(
-            SegmentRollups::open(dir).map_err(|e| open_err(format!("reading rollups: {e}")))?,
+            SegmentRollups::open(dir, options.rollups)
+                .map_err(|e| open_err(format!("reading rollups: {e}")))?,
         );
         let roll_up = match options.rollups {
             true => Some(Self::spawn_roll_up(&reader, &rollups).map_err(open_err)?),

@@ -42,12 +42,17 @@ pub(super) struct SegmentRollups {
 }
 
 impl SegmentRollups {
-    /// The rollups kept under `index_dir`, read back from their files.
-    pub fn open(index_dir: &Path) -> io::Result<SegmentRollups> {
+    /// The rollups kept under `index_dir`, read back from their files when `read` (with
+    /// rollups off, none is read: they would only take memory).
+    pub fn open(index_dir: &Path, read: bool) -> io::Result<SegmentRollups> {
         let dir = index_dir.join(DIR);
         std::fs::create_dir_all(&dir)?;
         let mut kept = HashMap::new();
-        for entry in std::fs::read_dir(&dir)? {
+        let entries = match read {
+            true => std::fs::read_dir(&dir)?.collect(),
+            false => Vec::new(),
+        };
+        for entry in entries {
             let path = entry?.path();
             let Some((segment, deleted)) = name_of(&path) else {
                 continue;
