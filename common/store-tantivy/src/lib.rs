@@ -305,28 +305,28 @@ impl TantivyStore {
     /// The store does this on its own after each commit; tests and `sluice rollups rebuild`
     /// wait for it.
     pub async fn roll_up_now(&self) -> Result<usize, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            inner
-                .rollups
-                .update(&inner.reader.searcher())
-                .map_err(StoreError::Search)
-        })
-        .await
-        .map_err(|e| StoreError::Search(format!("rollup thread failed: {e}")))?
+        self.rollup_pass(SegmentRollups::update, StoreError::Search)
+            .await
     }
 
     /// Drops every rollup and builds them again from the committed segments.
     pub async fn rebuild_rollups(&self) -> Result<usize, StoreError> {
+        self.rollup_pass(SegmentRollups::rebuild, StoreError::Write)
+            .await
+    }
+
+    /// Runs `pass` over the committed segments off the runtime; its count of rollups built.
+    async fn rollup_pass(
+        &self,
+        pass: fn(&SegmentRollups, &tantivy::Searcher) -> Result<usize, String>,
+        failed: fn(String) -> StoreError,
+    ) -> Result<usize, StoreError> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            inner
-                .rollups
-                .rebuild(&inner.reader.searcher())
-                .map_err(StoreError::Write)
+            pass(&inner.rollups, &inner.reader.searcher()).map_err(failed)
         })
         .await
-        .map_err(|e| StoreError::Write(format!("rollup thread failed: {e}")))?
+        .map_err(|e| failed(format!("rollup thread failed: {e}")))?
     }
 
     /// Bytes the kept rollups take on disk.

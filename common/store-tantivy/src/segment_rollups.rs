@@ -293,34 +293,32 @@ impl SegmentColumns {
         self.values.clear();
         for (field, values) in &self.fields {
             let field = *field;
+            let mut push = |values: &mut dyn Iterator<Item = RollupValue>| {
+                self.values.extend(values.map(|value| (field, value)));
+            };
             match values {
-                Values::Keyword(column) => self.values.extend(
-                    column
-                        .ords()
-                        .values_for_doc(doc)
-                        .map(|ord| (field, RollupValue::Term(ord))),
-                ),
-                Values::Double(column) => self.values.extend(
-                    column
-                        .values_for_doc(doc)
-                        .map(|number| (field, RollupValue::Double(number))),
-                ),
-                Values::Long(column) => self.values.extend(
-                    column
-                        .values_for_doc(doc)
-                        .map(|number| (field, RollupValue::Long(number))),
-                ),
-                Values::Boolean(column) => self.values.extend(
-                    column
-                        .values_for_doc(doc)
-                        .map(|flag| (field, RollupValue::Boolean(flag))),
-                ),
+                Values::Keyword(column) => push(&mut of_doc(column.ords(), doc, RollupValue::Term)),
+                Values::Double(column) => push(&mut of_doc(column, doc, RollupValue::Double)),
+                Values::Long(column) => push(&mut of_doc(column, doc, RollupValue::Long)),
+                Values::Boolean(column) => push(&mut of_doc(column, doc, RollupValue::Boolean)),
             }
         }
         if let Some(timestamp_ms) = self.timestamp.first(doc) {
             builder.add(timestamp_ms, &self.values);
         }
     }
+}
+
+/// A document's values in `column`, as rollup values.
+fn of_doc<T>(
+    column: &Column<T>,
+    doc: DocId,
+    value: fn(T) -> RollupValue,
+) -> impl Iterator<Item = RollupValue> + '_
+where
+    T: PartialOrd + Copy + std::fmt::Debug + Send + Sync + 'static,
+{
+    column.values_for_doc(doc).map(value)
 }
 
 impl TermTexts for SegmentColumns {
