@@ -772,34 +772,41 @@ impl TantivyStore {
                 .map_err(failed)
         };
         let whole = weight_of(query)?;
-        let edges = question
-            .edges(query)
-            .iter()
-            .map(weight_of)
-            .collect::<Result<Vec<_>, _>>()?;
-        let (first, end) = question.whole_hours();
+        let edges = question.edges(query);
+        let edge_weights = edges.iter().map(weight_of).collect::<Result<Vec<_>, _>>()?;
         let fields = question.fields();
+        let days = inner.rollups.days();
         let mut kept = Vec::new();
         let mut read = Vec::new();
         for reader in searcher.segment_readers() {
             // A rollup whose breakdown the question needs overflowed is read as events.
-            let rollup = inner.rollups.of(reader).filter(|r| question.reads(r));
+            let rollup = inner
+                .rollups
+                .of(reader)
+                .filter(|r| question.reads(&r.rollup));
             let weights: Vec<&dyn tantivy::query::Weight> = match &rollup {
-                Some(_) => edges.iter().map(|edge| edge.as_ref()).collect(),
+                // An edge outside the segment's hours matches none of its events.
+                Some(kept) => edges
+                    .iter()
+                    .zip(&edge_weights)
+                    .filter(|(edge, _)| kept.rollup.may_hold(edge.from_ms, edge.to_ms))
+                    .map(|(_, weight)| weight.as_ref())
+                    .collect(),
                 None => vec![whole.as_ref()],
             };
-            kept.extend(rollup);
+            kept.extend(rollup.map(|rollup| (reader.segment_id(), rollup)));
             read.extend(roll_up_matches(reader, &weights, &fields).map_err(failed)?);
         }
-        let parts: Vec<Part<'_>> = kept
+        let partitions: Vec<_> = kept
             .iter()
-            .map(|rollup| Part { rollup, first, end })
-            .chain(read.iter().map(|rollup| Part {
-                rollup,
-                first: None,
-                end: None,
-            }))
+            .map(|(segment, kept)| kept.partition(*segment))
             .collect();
+        let mut parts = question.parts(&partitions, &days);
+        parts.extend(read.iter().map(|rollup| Part {
+            rollup,
+            first: None,
+            end: None,
+        }));
         Ok(question.answer_parts(&parts))
     }
 }

@@ -22,21 +22,48 @@ use tantivy::{DocId, Searcher, SegmentReader};
 use super::schema::TIMESTAMP;
 use sluice_store::fields::{Field, FieldKind};
 use sluice_store::rollup::{
-    MAX_VALUES_PER_BUCKET, Rollup, RollupBuilder, RollupValue, TermId, TermTexts, rolled_up_fields,
+    DayRollups, MAX_VALUES_PER_BUCKET, Partition, Rollup, RollupBuilder, RollupValue, TermId,
+    TermTexts, rolled_up_fields,
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::RollupOverflowed;
 
 const DIR: &str = "rollups";
 
-struct Kept {
+/// A segment's rollup, for as long as its count of deleted documents is `deleted`.
+pub(super) struct Kept {
     deleted: u32,
-    rollup: Arc<Rollup>,
+    pub rollup: Rollup,
+    /// The days it holds events in.
+    pub days: Vec<i64>,
+}
+
+impl Kept {
+    fn new(deleted: u32, rollup: Rollup) -> Arc<Kept> {
+        let days = rollup.days();
+        Arc::new(Kept {
+            deleted,
+            rollup,
+            days,
+        })
+    }
+
+    /// The key a day's merge knows this rollup's segment by: a segment that lost documents
+    /// since is another.
+    pub fn partition(&self, segment: SegmentId) -> Partition<'_, (SegmentId, u32)> {
+        Partition {
+            key: (segment, self.deleted),
+            rollup: &self.rollup,
+            days: &self.days,
+        }
+    }
 }
 
 pub(super) struct SegmentRollups {
     dir: PathBuf,
-    kept: RwLock<HashMap<SegmentId, Kept>>,
+    kept: RwLock<HashMap<SegmentId, Arc<Kept>>>,
+    /// The kept rollups merged per day (see [`DayRollups`]), rebuilt by each pass.
+    days: RwLock<DayRollups<(SegmentId, u32)>>,
     /// One pass at a time (the store's thread, `roll_up_now`): two would build the same rollups.
     passes: Mutex<()>,
 }
@@ -62,28 +89,32 @@ impl SegmentRollups {
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| Rollup::decode(&bytes).map_err(|e| e.to_string()))
             {
-                kept.insert(
-                    segment,
-                    Kept {
-                        deleted,
-                        rollup: Arc::new(rollup),
-                    },
-                );
+                kept.insert(segment, Kept::new(deleted, rollup));
             }
         }
         Ok(SegmentRollups {
             dir,
             kept: RwLock::new(kept),
+            days: RwLock::new(DayRollups::default()),
             passes: Mutex::new(()),
         })
     }
 
     /// The segment's rollup, when one is kept for its live documents.
-    pub fn of(&self, reader: &SegmentReader) -> Option<Arc<Rollup>> {
+    pub fn of(&self, reader: &SegmentReader) -> Option<Arc<Kept>> {
         let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
         kept.get(&reader.segment_id())
             .filter(|kept| kept.deleted == reader.num_deleted_docs())
-            .map(|kept| Arc::clone(&kept.rollup))
+            .map(Arc::clone)
+    }
+
+    /// The day merges as the last pass left them (a question reads those whose segments are
+    /// all current for it: [`sluice_store::rollup::RollupQuestion::parts`]).
+    pub fn days(&self) -> DayRollups<(SegmentId, u32)> {
+        self.days
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Rolls up the searcher's segments that have no current rollup, and forgets (files and
@@ -100,6 +131,7 @@ impl SegmentRollups {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        *self.days.write().unwrap_or_else(PoisonError::into_inner) = DayRollups::default();
         let cleared =
             std::fs::remove_dir_all(&self.dir).and_then(|()| std::fs::create_dir_all(&self.dir));
         cleared.map_err(|e| format!("clearing {}: {e}", self.dir.display()))?;
@@ -135,13 +167,7 @@ impl SegmentRollups {
                 .kept
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    segment,
-                    Kept {
-                        deleted,
-                        rollup: Arc::new(rollup),
-                    },
-                );
+                .insert(segment, Kept::new(deleted, rollup));
             if let Some(old) = replaced.filter(|old| old.deleted != deleted) {
                 self.remove_file(segment, old.deleted);
             }
@@ -167,7 +193,25 @@ impl SegmentRollups {
         for (segment, deleted) in gone {
             self.remove_file(segment, deleted);
         }
+        self.merge_days();
         Ok(built)
+    }
+
+    /// Brings the day merges up to the kept rollups, off the lock questions read them under.
+    fn merge_days(&self) {
+        let kept: Vec<(SegmentId, Arc<Kept>)> = self
+            .kept
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(segment, kept)| (*segment, Arc::clone(kept)))
+            .collect();
+        let partitions: Vec<_> = kept
+            .iter()
+            .map(|(segment, kept)| kept.partition(*segment))
+            .collect();
+        let merged = self.days().updated(&partitions);
+        *self.days.write().unwrap_or_else(PoisonError::into_inner) = merged;
     }
 
     /// Bytes the kept rollups take on disk.

@@ -352,9 +352,15 @@ async fn endless_distinct_values_are_answered_from_events_not_kept_in_rollups() 
         .of(&searcher.segment_readers()[0])
         .expect("rolled up");
     let asks = |request| RollupQuestion::of(&all, &request).expect("answerable");
-    assert!(!asks(by_page).reads(&rollup), "pages overflowed the rollup");
+    assert!(
+        !asks(by_page).reads(&rollup.rollup),
+        "pages overflowed the rollup"
+    );
     let by_action = named(vec![("actions", Aggregation::terms(Field::Action, 10))]);
-    assert!(asks(by_action).reads(&rollup), "actions are whole in it");
+    assert!(
+        asks(by_action).reads(&rollup.rollup),
+        "actions are whole in it"
+    );
 }
 
 #[test]

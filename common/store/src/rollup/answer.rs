@@ -159,10 +159,9 @@ impl RollupQuestion {
     pub fn answer_parts(&self, parts: &[Part<'_>]) -> AggregationResults {
         let mut buckets: Vec<Entry<'_>> = Vec::new();
         for part in parts {
-            let hours = part.rollup.buckets.iter().filter(|((hour, _), _)| {
-                part.first.is_none_or(|first| *hour >= first)
-                    && part.end.is_none_or(|end| *hour < end)
-            });
+            let hours = part
+                .rollup
+                .hours(part.first.unwrap_or(i64::MIN), part.end.unwrap_or(i64::MAX));
             buckets.extend(hours.filter(|((_, population), _)| self.selects(population)));
         }
         self.over_buckets(&self.aggregations, &buckets)

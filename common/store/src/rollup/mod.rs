@@ -19,6 +19,7 @@
 
 mod answer;
 mod builder;
+mod days;
 mod sketch;
 #[cfg(test)]
 mod tests;
@@ -29,9 +30,11 @@ use serde::{Deserialize, Serialize};
 
 pub use answer::{Part, RollupQuestion, Unanswerable};
 pub use builder::{MAX_VALUES_PER_BUCKET, RollupBuilder, RollupValue, TermId, TermTexts};
+pub use days::{DayRollups, Partition};
 pub use sketch::{Distinct, Quantiles};
 
 use super::fields::Field;
+use super::retention::day_start;
 
 /// The width of a rollup bucket.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -199,6 +202,22 @@ impl Cell {
             .iter()
             .find_map(|(key, sketch)| (key.0 == field).then_some(sketch))
     }
+
+    fn merge(&mut self, other: &Cell) {
+        self.count += other.count;
+        for (field, numbers) in &other.numbers {
+            match self.numbers.iter_mut().find(|(mine, _)| mine == field) {
+                Some((_, mine)) => mine.merge(numbers),
+                None => self.numbers.push((*field, *numbers)),
+            }
+        }
+        for (field, sketch) in &other.sketches {
+            match self.sketches.iter_mut().find(|(mine, _)| mine == field) {
+                Some((_, mine)) => mine.merge(sketch),
+                None => self.sketches.push((*field, sketch.clone())),
+            }
+        }
+    }
 }
 
 /// One hour of one population.
@@ -209,6 +228,31 @@ struct Bucket {
     by: BTreeMap<FieldKey, BTreeMap<String, Cell>>,
     /// By [`DISTINCT`] field path.
     distinct: BTreeMap<FieldKey, Distinct>,
+}
+
+impl Bucket {
+    fn merge(&mut self, other: &Bucket) {
+        self.all.merge(&other.all);
+        for (field, values) in &other.by {
+            let mine = self.by.entry(*field).or_default();
+            for (value, cell) in values {
+                match mine.get_mut(value) {
+                    Some(mine) => mine.merge(cell),
+                    None => {
+                        mine.insert(value.clone(), cell.clone());
+                    }
+                }
+            }
+        }
+        for (field, sketch) in &other.distinct {
+            match self.distinct.get_mut(field) {
+                Some(mine) => mine.merge(sketch),
+                None => {
+                    self.distinct.insert(*field, sketch.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Bumped whenever what a rollup keeps changes: a rollup of another format is not read (a
@@ -244,6 +288,52 @@ impl Default for Rollup {
 pub struct RollupDecodeError(String);
 
 impl Rollup {
+    /// The buckets of the hours that start in `[first, end)`.
+    fn hours(&self, first: i64, end: i64) -> impl Iterator<Item = (&(i64, Population), &Bucket)> {
+        self.buckets
+            .range((first, Population::default())..)
+            .take_while(move |((hour, _), _)| *hour < end)
+    }
+
+    /// Whether some event's hour starts in `[first, end)`.
+    pub fn holds_hours(&self, first: i64, end: i64) -> bool {
+        self.hours(first, end).next().is_some()
+    }
+
+    /// Whether some event may lie within `from_ms..=to_ms` (unbounded where `None`): whether
+    /// an hour it touches holds any.
+    pub fn may_hold(&self, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
+        let first = from_ms.map_or(i64::MIN, |from| from.div_euclid(HOUR_MS) * HOUR_MS);
+        let end = to_ms.map_or(i64::MAX, |to| to.div_euclid(HOUR_MS) * HOUR_MS + 1);
+        self.holds_hours(first, end)
+    }
+
+    /// The UTC days (their starts, epoch ms) whose hours hold events, ascending.
+    pub fn days(&self) -> Vec<i64> {
+        let mut days: Vec<i64> = Vec::new();
+        for (hour, _) in self.buckets.keys() {
+            let day = day_start(*hour);
+            if days.last() != Some(&day) {
+                days.push(day);
+            }
+        }
+        days
+    }
+
+    /// Adds `other`'s hours that start in `[first, end)`, and its overflowed breakdowns (a sum
+    /// of rollups holds whole only what each of them does).
+    pub fn merge_hours(&mut self, other: &Rollup, first: i64, end: i64) {
+        for (key, bucket) in other.hours(first, end) {
+            match self.buckets.get_mut(key) {
+                Some(mine) => mine.merge(bucket),
+                None => {
+                    self.buckets.insert(key.clone(), bucket.clone());
+                }
+            }
+        }
+        self.overflowed.extend(other.overflowed.iter().copied());
+    }
+
     /// The breakdowns this rollup does not hold whole (see [`MAX_VALUES_PER_BUCKET`]).
     pub fn overflowed(&self) -> impl Iterator<Item = Field> + '_ {
         self.overflowed.iter().map(|key| key.0)

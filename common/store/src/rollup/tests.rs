@@ -340,8 +340,12 @@ fn a_rollup_reads_back_as_it_was_written() {
 }
 
 fn arbitrary_event() -> impl Strategy<Value = (i64, FieldValues)> {
+    arbitrary_event_within(6 * HOUR_MS)
+}
+
+fn arbitrary_event_within(span_ms: i64) -> impl Strategy<Value = (i64, FieldValues)> {
     (
-        0i64..(6 * HOUR_MS),
+        0i64..span_ms,
         prop::sample::select(vec!["transaction", "performance", "error"]),
         prop::sample::select(vec!["completed", "failed"]),
         0u32..400,
@@ -385,6 +389,86 @@ proptest! {
             ]),
         ).expect("answerable");
         prop_assert_eq!(question.answer_parts(&parts), question.answer(&rollup_of(&events)));
+    }
+}
+
+fn days_question(from_hour: i64, to_hour: i64) -> RollupQuestion {
+    let window = SearchQuery::range(
+        Some(T0 + from_hour * HOUR_MS),
+        Some(T0 + to_hour * HOUR_MS - 1),
+    );
+    RollupQuestion::of(
+        &window,
+        &aggregations(vec![
+            (
+                "types",
+                Aggregation::terms(Field::LogType, 5)
+                    .with("amount", Aggregation::stats(Field::Amount)),
+            ),
+            (
+                "products",
+                Aggregation::terms(Field::ProductName, 5)
+                    .with("amount", Aggregation::stats(Field::Amount)),
+            ),
+            (
+                "endpoints",
+                Aggregation::terms(Field::Endpoint, 5).with(
+                    "p",
+                    Aggregation::percentiles(Field::ResponseTime, &[50.0, 99.0]),
+                ),
+            ),
+            (
+                "timeline",
+                Aggregation::timeline(6 * HOUR_MS)
+                    .with("users", Aggregation::cardinality(Field::UserId)),
+            ),
+        ]),
+    )
+    .expect("answerable")
+}
+
+proptest! {
+    /// Day merges are read only where they hold exactly partitions the question reads: merges
+    /// built from any other set (behind the partitions, or holding one gone since) and the
+    /// partitions' own rollups together count every event of the window once.
+    #[test]
+    fn day_merges_count_each_partition_once_however_stale(
+        events in prop::collection::vec(arbitrary_event_within(3 * 24 * HOUR_MS), 1..120),
+        cuts in (0usize..120, 0usize..120),
+        merged in 0usize..8,
+        current in 0usize..8,
+        hours in (0i64..72, 0i64..73),
+    ) {
+        let (low, high) = (cuts.0.min(cuts.1).min(events.len()), cuts.0.max(cuts.1).min(events.len()));
+        let pieces = [&events[..low], &events[low..high], &events[high..]];
+        let rollups = pieces.map(rollup_of);
+        let days = rollups.each_ref().map(Rollup::days);
+        let partitions = |set: usize| -> Vec<Partition<'_, usize>> {
+            (0..3)
+                .filter(|n| set & (1 << n) != 0)
+                .map(|n| Partition { key: n, rollup: &rollups[n], days: &days[n] })
+                .collect()
+        };
+        let (from_hour, to_hour) = (hours.0.min(hours.1), hours.0.max(hours.1) + 1);
+        let question = days_question(from_hour, to_hour);
+        let in_window = |(at, _): &&(i64, FieldValues)| {
+            (T0 + from_hour * HOUR_MS..T0 + to_hour * HOUR_MS).contains(at)
+        };
+        let expected: Vec<(i64, FieldValues)> = (0..3)
+            .filter(|n| current & (1 << n) != 0)
+            .flat_map(|n| pieces[n].iter().filter(in_window).cloned())
+            .collect();
+        let expected = question.answer(&rollup_of(&expected));
+
+        let stale = DayRollups::default().updated(&partitions(merged));
+        let now = partitions(current);
+        prop_assert_eq!(&question.answer_parts(&question.parts(&now, &stale)), &expected);
+
+        // Once updated, the merges answer alone.
+        let updated = stale.updated(&now);
+        let parts = question.parts(&now, &updated);
+        prop_assert!(parts.iter().all(|part| !rollups.iter().any(|own| std::ptr::eq(part.rollup, own))));
+        prop_assert_eq!(&question.answer_parts(&parts), &expected);
     }
 }
 
