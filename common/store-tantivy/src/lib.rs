@@ -22,7 +22,7 @@ mod sorted;
 mod window;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -42,7 +42,7 @@ use self::query::QueryBuilder;
 use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
-use self::segment_rollups::{SegmentRollups, roll_up_matches};
+use self::segment_rollups::{MERGE_DAYS_AGAIN_EVERY, SegmentRollups, roll_up_matches};
 use self::sorted::{SortedSearch, ValueType};
 use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
@@ -270,8 +270,16 @@ impl TantivyStore {
         std::thread::Builder::new()
             .name("sluice-rollups".into())
             .spawn(move || {
-                while woken.recv().is_ok() {
-                    Self::roll_up_with(&reader, &rollups);
+                loop {
+                    match woken.recv_timeout(MERGE_DAYS_AGAIN_EVERY) {
+                        Ok(()) => Self::roll_up_with(&reader, &rollups),
+                        // Days left behind while segments came and went are merged now.
+                        Err(RecvTimeoutError::Timeout) if rollups.days_behind() => {
+                            Self::roll_up_with(&reader, &rollups)
+                        }
+                        Err(RecvTimeoutError::Timeout) => 0,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
                 }
             })
             .map_err(|e| format!("starting the rollup thread: {e}"))?;
@@ -281,7 +289,7 @@ impl TantivyStore {
     }
 
     fn roll_up_with(reader: &IndexReader, rollups: &SegmentRollups) -> usize {
-        match rollups.update(&reader.searcher()) {
+        match rollups.update(&reader.searcher(), false) {
             Ok(built) => {
                 RollupsBuilt {
                     built,
@@ -305,8 +313,11 @@ impl TantivyStore {
     /// The store does this on its own after each commit; tests and `sluice rollups rebuild`
     /// wait for it.
     pub async fn roll_up_now(&self) -> Result<usize, StoreError> {
-        self.rollup_pass(SegmentRollups::update, StoreError::Search)
-            .await
+        self.rollup_pass(
+            |rollups, searcher| rollups.update(searcher, true),
+            StoreError::Search,
+        )
+        .await
     }
 
     /// Drops every rollup and builds them again from the committed segments.

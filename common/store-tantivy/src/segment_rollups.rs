@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
@@ -65,8 +66,14 @@ pub(super) struct SegmentRollups {
     /// The kept rollups merged per day (see [`DayRollups`]), rebuilt by each pass.
     days: RwLock<DayRollups<(SegmentId, u32)>>,
     /// One pass at a time (the store's thread, `roll_up_now`): two would build the same rollups.
-    passes: Mutex<()>,
+    /// Holds when days were last merged again.
+    passes: Mutex<Instant>,
 }
+
+/// How often days that lost a segment are merged again while segments come and go: merging a
+/// day again reads every segment with events that day, and a store merging segments under
+/// load loses some every few seconds. Until then, questions read those days per segment.
+pub(super) const MERGE_DAYS_AGAIN_EVERY: Duration = Duration::from_secs(10);
 
 impl SegmentRollups {
     /// The rollups kept under `index_dir`, read back from their files when `read` (with
@@ -96,7 +103,7 @@ impl SegmentRollups {
             dir,
             kept: RwLock::new(kept),
             days: RwLock::new(DayRollups::default()),
-            passes: Mutex::new(()),
+            passes: Mutex::new(Instant::now()),
         })
     }
 
@@ -118,15 +125,25 @@ impl SegmentRollups {
     }
 
     /// Rolls up the searcher's segments that have no current rollup, and forgets (files and
-    /// all) the rollups of segments that are gone. Returns how many were built.
-    pub fn update(&self, searcher: &Searcher) -> Result<usize, String> {
-        let _pass = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
-        self.roll_up_missing(searcher)
+    /// all) the rollups of segments that are gone. Returns how many were built. Days that lost
+    /// a segment are merged again now when `merge_days_now`, else at most every
+    /// [`MERGE_DAYS_AGAIN_EVERY`].
+    pub fn update(&self, searcher: &Searcher, merge_days_now: bool) -> Result<usize, String> {
+        let mut merged_again = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
+        self.pass(&mut merged_again, searcher, merge_days_now)
+    }
+
+    /// Whether some day holds a segment that is gone and waits to be merged again.
+    pub fn days_behind(&self) -> bool {
+        self.days
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .behind()
     }
 
     /// Drops every rollup and rolls up every segment again; returns how many.
     pub fn rebuild(&self, searcher: &Searcher) -> Result<usize, String> {
-        let _pass = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut merged_again = self.passes.lock().unwrap_or_else(PoisonError::into_inner);
         self.kept
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -135,10 +152,26 @@ impl SegmentRollups {
         let cleared =
             std::fs::remove_dir_all(&self.dir).and_then(|()| std::fs::create_dir_all(&self.dir));
         cleared.map_err(|e| format!("clearing {}: {e}", self.dir.display()))?;
-        self.roll_up_missing(searcher)
+        self.pass(&mut merged_again, searcher, true)
     }
 
-    /// [`update`](Self::update) within a pass.
+    /// [`update`](Self::update) under the pass lock, which holds when days were last merged
+    /// again.
+    fn pass(
+        &self,
+        merged_again: &mut Instant,
+        searcher: &Searcher,
+        merge_days_now: bool,
+    ) -> Result<usize, String> {
+        let built = self.roll_up_missing(searcher)?;
+        let merge_again = merge_days_now || merged_again.elapsed() >= MERGE_DAYS_AGAIN_EVERY;
+        self.merge_days(merge_again);
+        if merge_again {
+            *merged_again = Instant::now();
+        }
+        Ok(built)
+    }
+
     fn roll_up_missing(&self, searcher: &Searcher) -> Result<usize, String> {
         let mut built = 0;
         for reader in searcher.segment_readers() {
@@ -193,12 +226,11 @@ impl SegmentRollups {
         for (segment, deleted) in gone {
             self.remove_file(segment, deleted);
         }
-        self.merge_days();
         Ok(built)
     }
 
     /// Brings the day merges up to the kept rollups, off the lock questions read them under.
-    fn merge_days(&self) {
+    fn merge_days(&self, merge_again: bool) {
         let kept: Vec<(SegmentId, Arc<Kept>)> = self
             .kept
             .read()
@@ -210,7 +242,7 @@ impl SegmentRollups {
             .iter()
             .map(|(segment, kept)| kept.partition(*segment))
             .collect();
-        let merged = self.days().updated(&partitions);
+        let merged = self.days().updated(&partitions, merge_again);
         *self.days.write().unwrap_or_else(PoisonError::into_inner) = merged;
     }
 

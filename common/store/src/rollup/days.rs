@@ -56,12 +56,15 @@ impl<K: Hash + Eq + Clone> Day<K> {
 /// reads it while the next update builds another.
 pub struct DayRollups<K> {
     days: BTreeMap<i64, Arc<Day<K>>>,
+    /// Some day holds a partition that is gone, and was left to be merged again later.
+    behind: bool,
 }
 
 impl<K> Clone for DayRollups<K> {
     fn clone(&self) -> Self {
         DayRollups {
             days: self.days.clone(),
+            behind: self.behind,
         }
     }
 }
@@ -70,6 +73,7 @@ impl<K> Default for DayRollups<K> {
     fn default() -> Self {
         DayRollups {
             days: BTreeMap::new(),
+            behind: false,
         }
     }
 }
@@ -77,8 +81,12 @@ impl<K> Default for DayRollups<K> {
 impl<K: Hash + Eq + Clone> DayRollups<K> {
     /// The merges for `partitions` (every partition with a current rollup): a day that holds
     /// only partitions still among them gets the new ones added; a day that holds one that is
-    /// gone is merged again; a day no partition holds events in is dropped.
-    pub fn updated(&self, partitions: &[Partition<'_, K>]) -> DayRollups<K> {
+    /// gone is merged again when `merge_again`, else left as it is (questions do not read it)
+    /// and the result is [`behind`](Self::behind); a day no partition holds events in is
+    /// dropped. Merging a day again reads all its partitions, so a caller does it seldom while
+    /// partitions come and go fast (a store merging segments under load).
+    pub fn updated(&self, partitions: &[Partition<'_, K>], merge_again: bool) -> DayRollups<K> {
+        let mut behind = false;
         let mut wanted: BTreeMap<i64, Vec<&Partition<'_, K>>> = BTreeMap::new();
         for partition in partitions {
             for day in partition.days {
@@ -101,12 +109,21 @@ impl<K: Hash + Eq + Clone> DayRollups<K> {
                         }
                         Arc::new(day)
                     }
+                    Some(day) if !merge_again => {
+                        behind = true;
+                        Arc::clone(day)
+                    }
                     _ => Arc::new(Day::of(start, &holding)),
                 };
                 (start, merged)
             })
             .collect();
-        DayRollups { days }
+        DayRollups { days, behind }
+    }
+
+    /// Whether a day was left holding a partition that is gone (see [`updated`](Self::updated)).
+    pub fn behind(&self) -> bool {
+        self.behind
     }
 }
 

@@ -460,16 +460,67 @@ proptest! {
             .collect();
         let expected = question.answer(&rollup_of(&expected));
 
-        let stale = DayRollups::default().updated(&partitions(merged));
+        let stale = DayRollups::default().updated(&partitions(merged), true);
         let now = partitions(current);
         prop_assert_eq!(&question.answer_parts(&question.parts(&now, &stale)), &expected);
+        let later = stale.updated(&now, false);
+        prop_assert_eq!(&question.answer_parts(&question.parts(&now, &later)), &expected);
 
-        // Once updated, the merges answer alone.
-        let updated = stale.updated(&now);
+        // Once merged again, the merges answer alone.
+        let updated = stale.updated(&now, true);
+        prop_assert!(!updated.behind());
         let parts = question.parts(&now, &updated);
         prop_assert!(parts.iter().all(|part| !rollups.iter().any(|own| std::ptr::eq(part.rollup, own))));
         prop_assert_eq!(&question.answer_parts(&parts), &expected);
     }
+}
+
+/// A merge that holds a partition gone since is left, not read, until it is merged again.
+#[test]
+fn a_day_that_lost_a_partition_is_read_from_the_rest_until_merged_again() {
+    let events = sample();
+    let (first, second) = (rollup_of(&events[..2]), rollup_of(&events[2..]));
+    let days = [first.days(), second.days()];
+    assert_eq!(days[0], days[1], "one day");
+    let both = [
+        Partition {
+            key: 1,
+            rollup: &first,
+            days: &days[0],
+        },
+        Partition {
+            key: 2,
+            rollup: &second,
+            days: &days[1],
+        },
+    ];
+    let merged = DayRollups::default().updated(&both, true);
+    assert!(!merged.behind());
+    let question = days_question(0, 24);
+    assert_eq!(
+        question.parts(&both, &merged).len(),
+        1,
+        "the day's merge alone"
+    );
+
+    let left = &both[1..];
+    let later = merged.updated(left, false);
+    assert!(later.behind(), "partition 1 is gone from a merge");
+    let parts = question.parts(left, &later);
+    assert!(
+        parts.len() == 1 && std::ptr::eq(parts[0].rollup, &second),
+        "read on its own"
+    );
+    assert_eq!(question.answer_parts(&parts), question.answer(&second));
+
+    let again = later.updated(left, true);
+    assert!(!again.behind());
+    let parts = question.parts(left, &again);
+    assert!(
+        parts.len() == 1 && !std::ptr::eq(parts[0].rollup, &second),
+        "merged again"
+    );
+    assert_eq!(question.answer_parts(&parts), question.answer(&second));
 }
 
 /// A producer sending a new value of a breakdown with every event grows no kept rollup past
