@@ -42,7 +42,9 @@ use self::query::QueryBuilder;
 use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
-use self::segment_rollups::{MERGE_DAYS_AGAIN_EVERY, SegmentRollups, roll_up_matches};
+use self::segment_rollups::{
+    MERGE_DAYS_AGAIN_EVERY, SegmentRollups, roll_up_matches, roll_up_within,
+};
 use self::sorted::{SortedSearch, ValueType};
 use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
@@ -783,30 +785,48 @@ impl TantivyStore {
                 .map_err(failed)
         };
         let whole = weight_of(query)?;
-        let edges = question.edges(query);
-        let edge_weights = edges.iter().map(weight_of).collect::<Result<Vec<_>, _>>()?;
+        let filter = weight_of(&SearchQuery {
+            from_ms: None,
+            to_ms: None,
+            ..query.clone()
+        })?;
+        let edges: Vec<(i64, i64)> = question
+            .edges(query)
+            .iter()
+            .map(|edge| {
+                (
+                    edge.from_ms.unwrap_or(i64::MIN),
+                    edge.to_ms.unwrap_or(i64::MAX),
+                )
+            })
+            .collect();
         let fields = question.fields();
         let days = inner.rollups.days();
         let mut kept = Vec::new();
         let mut read = Vec::new();
         for reader in searcher.segment_readers() {
             // A rollup whose breakdown the question needs overflowed is read as events.
-            let rollup = inner
+            match inner
                 .rollups
                 .of(reader)
-                .filter(|r| question.reads(&r.rollup));
-            let weights: Vec<&dyn tantivy::query::Weight> = match &rollup {
-                // An edge outside the segment's hours matches none of its events.
-                Some(kept) => edges
-                    .iter()
-                    .zip(&edge_weights)
-                    .filter(|(edge, _)| kept.rollup.may_hold(edge.from_ms, edge.to_ms))
-                    .map(|(_, weight)| weight.as_ref())
-                    .collect(),
-                None => vec![whole.as_ref()],
-            };
-            kept.extend(rollup.map(|rollup| (reader.segment_id(), rollup)));
-            read.extend(roll_up_matches(reader, &weights, &fields).map_err(failed)?);
+                .filter(|r| question.reads(&r.rollup))
+            {
+                Some(rollup) => {
+                    // An edge outside the segment's hours matches none of its events.
+                    let edges: Vec<(i64, i64)> = edges
+                        .iter()
+                        .copied()
+                        .filter(|(from, to)| rollup.rollup.may_hold(*from, *to))
+                        .collect();
+                    let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields);
+                    read.extend(edges.map_err(failed)?);
+                    kept.push((reader.segment_id(), rollup));
+                }
+                None => {
+                    let all = roll_up_matches(reader, whole.as_ref(), &fields);
+                    read.extend(all.map_err(failed)?);
+                }
+            }
         }
         let partitions: Vec<_> = kept
             .iter()

@@ -287,42 +287,101 @@ fn roll_up_segment(reader: &SegmentReader) -> tantivy::Result<Rollup> {
     Ok(builder.finish(&mut columns)?)
 }
 
-/// Rolls up the live documents any of `weights` matches in one segment (weights that match
-/// no document in common), reading only `fields` (what a question asks) and opening the
-/// segment's columns only when one matches. Not capped: it lives for one question.
+/// Rolls up the live documents `weight` matches in one segment, reading only `fields` (what a
+/// question asks) and opening the segment's columns only when one matches. Not capped: it
+/// lives for one question.
 pub(super) fn roll_up_matches(
     reader: &SegmentReader,
-    weights: &[&dyn Weight],
+    weight: &dyn Weight,
     fields: &[Field],
 ) -> tantivy::Result<Option<Rollup>> {
-    let alive = reader.alive_bitset();
-    let mut builder = RollupBuilder::new(usize::MAX);
-    let mut columns: Option<SegmentColumns> = None;
+    let mut matches = Matches::new(reader, fields);
     let mut opened = Ok(());
-    for weight in weights {
-        weight.for_each_no_score(reader, &mut |docs| {
-            let columns = match &mut columns {
-                Some(columns) => columns,
-                None => match SegmentColumns::open(reader, fields) {
-                    Ok(columns_opened) => columns.insert(columns_opened),
-                    Err(e) => {
-                        opened = Err(e);
-                        return;
-                    }
-                },
-            };
-            for &doc in docs {
-                if alive.is_none_or(|alive| alive.is_alive(doc)) {
-                    columns.roll_up(doc, &mut builder);
-                }
+    weight.for_each_no_score(reader, &mut |docs| {
+        for &doc in docs {
+            if opened.is_ok() {
+                opened = matches.add(doc);
             }
-        })?;
-        opened?;
-        opened = Ok(());
+        }
+    })?;
+    opened?;
+    matches.finish()
+}
+
+/// Rolls up the live documents of one segment that `filter` matches and whose timestamp lies
+/// within one of `windows` (inclusive, disjoint): a question's ragged edges. Each window's
+/// timestamps are found in one pass over the column and only those documents are checked
+/// against the filter, where a range query intersected with the filter would seek through
+/// every document the filter matches.
+pub(super) fn roll_up_within(
+    reader: &SegmentReader,
+    filter: &dyn Weight,
+    windows: &[(i64, i64)],
+    fields: &[Field],
+) -> tantivy::Result<Option<Rollup>> {
+    let timestamps = reader.fast_fields().i64(TIMESTAMP)?;
+    let mut docs = Vec::new();
+    let mut within = Vec::new();
+    for &(from_ms, to_ms) in windows {
+        timestamps.get_docids_for_value_range(from_ms..=to_ms, 0..reader.max_doc(), &mut within);
+        docs.append(&mut within);
     }
-    match columns {
-        Some(mut columns) if !builder.is_empty() => Ok(Some(builder.finish(&mut columns)?)),
-        _ => Ok(None),
+    if docs.is_empty() {
+        return Ok(None);
+    }
+    docs.sort_unstable();
+    let mut matches = Matches::new(reader, fields);
+    let mut filtered = filter.scorer(reader, 1.0)?;
+    for doc in docs {
+        if filtered.doc() < doc {
+            filtered.seek(doc);
+        }
+        if filtered.doc() == doc {
+            matches.add(doc)?;
+        }
+    }
+    matches.finish()
+}
+
+/// A question's rollup of some of a segment's documents, whose columns are opened with the
+/// first live one.
+struct Matches<'a> {
+    reader: &'a SegmentReader,
+    fields: &'a [Field],
+    builder: RollupBuilder,
+    columns: Option<SegmentColumns>,
+}
+
+impl<'a> Matches<'a> {
+    fn new(reader: &'a SegmentReader, fields: &'a [Field]) -> Matches<'a> {
+        Matches {
+            reader,
+            fields,
+            builder: RollupBuilder::new(usize::MAX),
+            columns: None,
+        }
+    }
+
+    fn add(&mut self, doc: DocId) -> tantivy::Result<()> {
+        if !self.reader.is_deleted(doc) {
+            let columns = match &mut self.columns {
+                Some(columns) => columns,
+                None => self
+                    .columns
+                    .insert(SegmentColumns::open(self.reader, self.fields)?),
+            };
+            columns.roll_up(doc, &mut self.builder);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> tantivy::Result<Option<Rollup>> {
+        match self.columns {
+            Some(mut columns) if !self.builder.is_empty() => {
+                Ok(Some(self.builder.finish(&mut columns)?))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

@@ -300,11 +300,13 @@ impl Rollup {
         self.hours(first, end).next().is_some()
     }
 
-    /// Whether some event may lie within `from_ms..=to_ms` (unbounded where `None`): whether
-    /// an hour it touches holds any.
-    pub fn may_hold(&self, from_ms: Option<i64>, to_ms: Option<i64>) -> bool {
-        let first = from_ms.map_or(i64::MIN, |from| from.div_euclid(HOUR_MS) * HOUR_MS);
-        let end = to_ms.map_or(i64::MAX, |to| to.div_euclid(HOUR_MS) * HOUR_MS + 1);
+    /// Whether some event may lie within `from_ms..=to_ms`: whether an hour it touches holds
+    /// any.
+    pub fn may_hold(&self, from_ms: i64, to_ms: i64) -> bool {
+        let first = from_ms.saturating_sub(from_ms.rem_euclid(HOUR_MS));
+        let end = to_ms
+            .saturating_sub(to_ms.rem_euclid(HOUR_MS))
+            .saturating_add(1);
         self.holds_hours(first, end)
     }
 
