@@ -43,14 +43,14 @@ use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
 use self::segment_rollups::{
-    MERGE_DAYS_AGAIN_EVERY, SegmentRollups, roll_up_matches, roll_up_within,
+    MERGE_DAYS_AGAIN_EVERY, SegmentRollups, WindowRollups, roll_up_matches, roll_up_within,
 };
 use self::sorted::{SortedSearch, ValueType};
 use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
 use sluice_store::fields::FieldKind;
-use sluice_store::rollup::{Part, RollupQuestion, Unanswerable};
+use sluice_store::rollup::{RollupQuestion, Unanswerable};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
     SortField, StoreDocument, StoreError, StoreUsage,
@@ -607,6 +607,15 @@ impl TantivyStore {
             ),
         };
         let size = query.size.min(sluice_store::MAX_SEARCH_SIZE);
+        // A search the rollups can count (filters on the dashboards' slices only) takes its
+        // total from them: counting every match of a month's window reads every segment.
+        let counted = match Self::rollup_question(inner, query, &Aggregations::new()) {
+            Ok(question) => {
+                let window = Self::roll_up_window(inner, &searcher, query, &question)?;
+                Some(question.count_parts(&window.parts(&question)))
+            }
+            Err(_) => None,
+        };
         let page = SortedSearch {
             field,
             value_type,
@@ -614,12 +623,16 @@ impl TantivyStore {
             after: query.search_after.clone(),
             limit: query.offset + size,
             offset: query.offset,
+            count: counted.is_none(),
         };
         let (total, ranked) = if size == 0 {
-            let total = searcher
-                .search(&tantivy_query, &Count)
-                .map_err(|e| StoreError::Search(e.to_string()))?;
-            (total as u64, Vec::new())
+            let total = match counted {
+                Some(total) => total,
+                None => searcher
+                    .search(&tantivy_query, &Count)
+                    .map_err(|e| StoreError::Search(e.to_string()))? as u64,
+            };
+            (total, Vec::new())
         } else {
             let weight = tantivy_query
                 .weight(EnableScoring::disabled_from_searcher(&searcher))
@@ -627,7 +640,7 @@ impl TantivyStore {
             let page = page
                 .run(&searcher, weight.as_ref())
                 .map_err(|e| StoreError::Search(e.to_string()))?;
-            (page.total, page.hits)
+            (counted.unwrap_or(page.total), page.hits)
         };
         let mut hits = Vec::with_capacity(size);
         for (sort, address) in ranked {
@@ -651,7 +664,8 @@ impl TantivyStore {
         let searcher = inner.reader.searcher();
         match Self::rollup_question(inner, query, request) {
             Ok(question) => {
-                let results = Self::aggregate_from_rollups(inner, &searcher, query, &question)?;
+                let window = Self::roll_up_window(inner, &searcher, query, &question)?;
+                let results = question.answer_parts(&window.parts(&question));
                 AggregationAnswered {
                     from_rollups: true,
                     why_events: None,
@@ -770,14 +784,15 @@ impl TantivyStore {
         }
     }
 
-    /// Answers from each segment's rollup for the window's whole hours and from the events of
-    /// its edges; a segment not rolled up yet is read whole.
-    fn aggregate_from_rollups(
+    /// What rollups know of the window of `query`: the day merges and each segment's rollup
+    /// for its whole hours, its edges' events rolled up on the spot, and a segment not rolled
+    /// up yet read whole.
+    fn roll_up_window(
         inner: &Inner,
         searcher: &tantivy::Searcher,
         query: &SearchQuery,
         question: &RollupQuestion,
-    ) -> Result<AggregationResults, StoreError> {
+    ) -> Result<WindowRollups, StoreError> {
         let failed = |e: tantivy::TantivyError| StoreError::Search(e.to_string());
         let weight_of = |query: &SearchQuery| {
             Self::query(inner, query)?
@@ -801,9 +816,11 @@ impl TantivyStore {
             })
             .collect();
         let fields = question.fields();
-        let days = inner.rollups.days();
-        let mut kept = Vec::new();
-        let mut read = Vec::new();
+        let mut window = WindowRollups {
+            days: inner.rollups.days(),
+            kept: Vec::new(),
+            read: Vec::new(),
+        };
         for reader in searcher.segment_readers() {
             // A rollup whose breakdown the question needs overflowed is read as events.
             match inner
@@ -819,26 +836,16 @@ impl TantivyStore {
                         .filter(|(from, to)| rollup.rollup.may_hold(*from, *to))
                         .collect();
                     let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields);
-                    read.extend(edges.map_err(failed)?);
-                    kept.push((reader.segment_id(), rollup));
+                    window.read.extend(edges.map_err(failed)?);
+                    window.kept.push((reader.segment_id(), rollup));
                 }
                 None => {
                     let all = roll_up_matches(reader, whole.as_ref(), &fields);
-                    read.extend(all.map_err(failed)?);
+                    window.read.extend(all.map_err(failed)?);
                 }
             }
         }
-        let partitions: Vec<_> = kept
-            .iter()
-            .map(|(segment, kept)| kept.partition(*segment))
-            .collect();
-        let mut parts = question.parts(&partitions, &days);
-        parts.extend(read.iter().map(|rollup| Part {
-            rollup,
-            first: None,
-            end: None,
-        }));
-        Ok(question.answer_parts(&parts))
+        Ok(window)
     }
 }
 

@@ -23,8 +23,8 @@ use tantivy::{DocId, Searcher, SegmentReader};
 use super::schema::TIMESTAMP;
 use sluice_store::fields::{Field, FieldKind};
 use sluice_store::rollup::{
-    DayRollups, MAX_VALUES_PER_BUCKET, Partition, Rollup, RollupBuilder, RollupValue, TermId,
-    TermTexts, rolled_up_fields,
+    DayRollups, MAX_VALUES_PER_BUCKET, Part, Partition, Rollup, RollupBuilder, RollupQuestion,
+    RollupValue, TermId, TermTexts, rolled_up_fields,
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::RollupOverflowed;
@@ -264,6 +264,32 @@ impl SegmentRollups {
             self.dir
                 .join(format!("{}.{deleted}.cbor", segment.uuid_string())),
         );
+    }
+}
+
+/// What a question over a window reads: the day merges and the segments' rollups for the
+/// window's whole hours, and rollups of events made on the spot (its edges, segments not
+/// rolled up yet) for all of theirs.
+pub(super) struct WindowRollups {
+    pub days: DayRollups<(SegmentId, u32)>,
+    pub kept: Vec<(SegmentId, Arc<Kept>)>,
+    pub read: Vec<Rollup>,
+}
+
+impl WindowRollups {
+    pub fn parts(&self, question: &RollupQuestion) -> Vec<Part<'_>> {
+        let partitions: Vec<_> = self
+            .kept
+            .iter()
+            .map(|(segment, kept)| kept.partition(*segment))
+            .collect();
+        let mut parts = question.parts(&partitions, &self.days);
+        parts.extend(self.read.iter().map(|rollup| Part {
+            rollup,
+            first: None,
+            end: None,
+        }));
+        parts
     }
 }
 

@@ -46,6 +46,8 @@ pub(super) struct SortedSearch {
     pub limit: usize,
     /// How many of those are skipped (their ids are never read).
     pub offset: usize,
+    /// Whether to count every match: a segment that cannot make the page is skipped when not.
+    pub count: bool,
 }
 
 /// Larger is earlier in the order, for either direction: the value and the id's ordinal are
@@ -288,7 +290,7 @@ impl Candidate<'_> {
     }
 }
 
-/// The page, and how many documents matched in all.
+/// The page, and how many documents matched in all (0 when not counted).
 pub(super) struct SortedPage {
     pub total: u64,
     pub hits: Vec<(SortKey, DocAddress)>,
@@ -326,13 +328,17 @@ impl SortedSearch {
         let mut kept: Vec<f64> = Vec::new();
         let mut bar = f64::NEG_INFINITY;
         for visit in visits {
+            let count = |reader| match self.count {
+                true => weight.count(reader).map(u64::from),
+                false => Ok(0),
+            };
             let Some(values) = &visit.values else {
                 // No document of the segment has the field: none sorts, all count.
-                total += u64::from(weight.count(visit.reader)?);
+                total += count(visit.reader)?;
                 continue;
             };
             if visit.best < bar {
-                total += u64::from(weight.count(visit.reader)?);
+                total += count(visit.reader)?;
                 continue;
             }
             let ids = visit
@@ -355,7 +361,7 @@ impl SortedSearch {
             if bar > f64::NEG_INFINITY
                 && self.collect_candidates(&mut pass, weight, visit.reader)?
             {
-                total += u64::from(weight.count(visit.reader)?);
+                total += count(visit.reader)?;
             } else {
                 Self::scan(&mut pass, weight, visit.reader)?;
                 total += pass.matched;

@@ -50,7 +50,9 @@ impl RollupQuestion {
         let mut conditions = Vec::new();
         for filter in &query.effective_filters() {
             match filter {
-                Filter::Exists(field) if metrics_only_of(aggregations, *field) => {}
+                // With nothing asked (a search's count), every event counts: the filter does.
+                Filter::Exists(field)
+                    if !aggregations.is_empty() && metrics_only_of(aggregations, *field) => {}
                 filter => conditions.push(condition(filter)?),
             }
         }
@@ -157,6 +159,16 @@ impl RollupQuestion {
     /// events (the kept rollups' whole hours, the edges rolled up from the events). The parts
     /// are read where they are: only what the aggregations ask is merged.
     pub fn answer_parts(&self, parts: &[Part<'_>]) -> AggregationResults {
+        self.over_buckets(&self.aggregations, &self.selected(parts))
+    }
+
+    /// How many of the events the parts give the question selects: a search's total.
+    pub fn count_parts(&self, parts: &[Part<'_>]) -> u64 {
+        count_of(&self.selected(parts))
+    }
+
+    /// The buckets of the parts' hours that hold the populations the question selects.
+    fn selected<'a>(&self, parts: &[Part<'a>]) -> Vec<Entry<'a>> {
         let mut buckets: Vec<Entry<'_>> = Vec::new();
         for part in parts {
             let hours = part
@@ -164,7 +176,7 @@ impl RollupQuestion {
                 .hours(part.first.unwrap_or(i64::MIN), part.end.unwrap_or(i64::MAX));
             buckets.extend(hours.filter(|((_, population), _)| self.selects(population)));
         }
-        self.over_buckets(&self.aggregations, &buckets)
+        buckets
     }
 
     fn selects(&self, population: &Population) -> bool {
