@@ -257,7 +257,7 @@ impl Bucket {
 
 /// Bumped whenever what a rollup keeps changes: a rollup of another format is not read (a
 /// store builds it again from its events).
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// zstd's default level: most of the gain at a few hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;

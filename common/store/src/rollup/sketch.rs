@@ -2,41 +2,180 @@
 //! configuration tantivy's percentiles use, so an answer from rollups is the raw one) and
 //! distinct counts (HyperLogLog++, exact-sparse while small).
 
+#[cfg(test)]
+mod tests;
+
 use std::hash::{BuildHasher, Hasher};
+
+use std::sync::LazyLock;
 
 use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
 use serde::{Deserialize, Serialize};
-use sketches_ddsketch::{Config, DDSketch};
+use sketches_ddsketch::Config;
 
-/// Quantiles of a number within 1 % relative error (DDSketch's default configuration).
+/// Quantiles of a number within 1 % relative error: DDSketch (its keys, ranks and collapsing of
+/// the lowest keys past 2,048) with the configuration tantivy's percentiles use, so an answer
+/// from rollups is the raw one. Kept as the counts of the keys between the lowest and highest
+/// seen: the crate's store holds at least 128 eight-byte bins a sketch, and a rollup held in
+/// memory has a sketch per hour, population and breakdown value, most of them of a few values.
 #[derive(Clone, Serialize, Deserialize)]
-pub struct Quantiles(DDSketch);
+pub struct Quantiles {
+    positive: Bins,
+    /// Of the values' magnitudes.
+    negative: Bins,
+    zeros: u64,
+    min: f64,
+    max: f64,
+}
+
+/// The configuration DDSketch and tantivy's percentiles default to.
+static CONFIG: LazyLock<Config> = LazyLock::new(Config::defaults);
 
 impl Default for Quantiles {
     fn default() -> Self {
-        Quantiles(DDSketch::new(Config::defaults()))
+        Quantiles {
+            positive: Bins::default(),
+            negative: Bins::default(),
+            zeros: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
     }
 }
 
 impl std::fmt::Debug for Quantiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Quantiles({} values)", self.0.count())
+        write!(f, "Quantiles({} values)", self.count())
     }
 }
 
 impl Quantiles {
     pub fn add(&mut self, value: f64) {
-        self.0.add(value);
+        let config = &*CONFIG;
+        if value > config.min_possible() {
+            self.positive.add(config.key(value), 1);
+        } else if value < -config.min_possible() {
+            self.negative.add(config.key(-value), 1);
+        } else {
+            self.zeros += 1;
+        }
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
     }
 
     pub fn merge(&mut self, other: &Quantiles) {
-        // Sketches of one configuration always merge.
-        let _ = self.0.merge(&other.0);
+        self.positive.merge(&other.positive);
+        self.negative.merge(&other.negative);
+        self.zeros += other.zeros;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
     }
 
-    /// The estimate at `percent` (0–100), `None` over no values.
+    fn count(&self) -> u64 {
+        self.negative.total + self.zeros + self.positive.total
+    }
+
+    /// The estimate at `percent` (0–100), `None` over no values: DDSketch's.
     pub fn percentile(&self, percent: f64) -> Option<f64> {
-        self.0.quantile(percent / 100.0).ok().flatten()
+        let quantile = percent / 100.0;
+        let count = self.count();
+        if !(0.0..=1.0).contains(&quantile) || count == 0 {
+            return None;
+        }
+        if quantile == 0.0 {
+            return Some(self.min);
+        }
+        if quantile == 1.0 {
+            return Some(self.max);
+        }
+        let rank = (quantile * (count as f64 - 1.0)) as u64;
+        let config = &*CONFIG;
+        let negatives = self.negative.total;
+        Some(if rank < negatives {
+            -config.value(self.negative.key_at_rank(negatives - rank - 1))
+        } else if rank < negatives + self.zeros {
+            0.0
+        } else {
+            config.value(self.positive.key_at_rank(rank - negatives - self.zeros))
+        })
+    }
+}
+
+/// The most keys a sketch keeps (DDSketch's default): past that, the lowest fold into the
+/// lowest kept, as the crate's collapsing store does.
+const MAX_BINS: usize = 2048;
+
+/// Counts of consecutive keys from `lowest`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Bins {
+    lowest: i32,
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Bins {
+    fn highest(&self) -> i32 {
+        // At most `MAX_BINS` counts: the length fits.
+        self.lowest + self.counts.len() as i32 - 1
+    }
+
+    fn add(&mut self, key: i32, count: u64) {
+        self.reach(key, key);
+        let index = key.max(self.lowest) - self.lowest;
+        self.counts[index as usize] += count;
+        self.total += count;
+    }
+
+    fn merge(&mut self, other: &Bins) {
+        if other.counts.is_empty() {
+            return;
+        }
+        self.reach(other.lowest, other.highest());
+        for (key, count) in (other.lowest..).zip(&other.counts) {
+            let index = key.max(self.lowest) - self.lowest;
+            self.counts[index as usize] += count;
+        }
+        self.total += other.total;
+    }
+
+    /// Makes room for the keys `low..=high`; when that spans more than [`MAX_BINS`], the
+    /// lowest are folded into the lowest kept.
+    fn reach(&mut self, low: i32, high: i32) {
+        if self.counts.is_empty() {
+            self.lowest = low.max(high.saturating_sub(MAX_BINS as i32 - 1));
+            self.counts = vec![0; (high - self.lowest) as usize + 1];
+            return;
+        }
+        let high = high.max(self.highest());
+        let low = low
+            .min(self.lowest)
+            .max(high.saturating_sub(MAX_BINS as i32 - 1));
+        if low < self.lowest {
+            let grow = (self.lowest - low) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.lowest = low;
+        } else if low > self.lowest {
+            let fold = ((low - self.lowest) as usize).min(self.counts.len());
+            let folded: u64 = self.counts.drain(..fold).sum();
+            self.lowest = low;
+            if self.counts.is_empty() {
+                self.counts.push(0);
+            }
+            self.counts[0] += folded;
+        }
+        self.counts.resize((high - self.lowest) as usize + 1, 0);
+    }
+
+    /// The key of the value at `rank` (0-based, ascending).
+    fn key_at_rank(&self, rank: u64) -> i32 {
+        let mut seen = 0;
+        for (key, count) in (self.lowest..).zip(&self.counts) {
+            seen += count;
+            if seen > rank {
+                return key;
+            }
+        }
+        self.highest()
     }
 }
 
