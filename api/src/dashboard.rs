@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sluice_http::responses::{BadRequest, Unavailable};
 use sluice_http::{ApiError, QueryParams};
-use sluice_store::{Aggregation, AggregationResults, Field, Filter, SearchQuery};
+use sluice_store::{Aggregation, AggregationResults, Field, Filter, SearchQuery, Total};
 use utoipa::ToSchema;
 
 use crate::ApiState;
@@ -324,6 +324,7 @@ pub async fn overview(
     let window = AnalyticsParams::from(params).window()?;
     let recent_errors = SearchQuery {
         size: RECENT_ERRORS,
+        total: Total::NotNeeded,
         ..window
             .query()
             .and(Filter::Equals(Field::LogType, "error".into()))

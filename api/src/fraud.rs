@@ -14,7 +14,7 @@ use sluice_fraud::{DetectError, Detection};
 use sluice_http::responses::{BadRequest, NotFound, Unavailable, UnsupportedMediaType};
 use sluice_http::{ApiError, JsonBody, QueryParams};
 use sluice_meta::{Collection, MetaError};
-use sluice_store::{Aggregation, Field, Filter, SearchQuery, SortKey};
+use sluice_store::{Aggregation, Field, Filter, SearchQuery, SortKey, Total};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
@@ -352,6 +352,7 @@ pub async fn review(
     let flagged = SearchQuery {
         filters: vec![Filter::Equals(Field::DocumentId, id.clone())],
         size: 1,
+        total: Total::NotNeeded,
         ..SearchQuery::default()
     };
     let found = state.store.search(&flagged).await.map_err(store_error)?;

@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sluice_http::responses::{BadRequest, Unavailable};
 use sluice_http::{ApiError, QueryParams};
-use sluice_store::{Aggregation, AggregationResults, Field, Filter, SearchQuery, Sort, SortField};
+use sluice_store::{
+    Aggregation, AggregationResults, Field, Filter, SearchQuery, Sort, SortField, Total,
+};
 use std::ops::Bound;
 use utoipa::ToSchema;
 
@@ -200,6 +202,7 @@ pub async fn api_response_times(
             descending: true,
         },
         size: SLOWEST_SHOWN,
+        total: Total::NotNeeded,
         ..slow.clone()
     };
     let (by_endpoint, slow_by_endpoint, slowest) = tokio::try_join!(

@@ -22,7 +22,7 @@ use sluice_fraud::{
     GeoFacts, History, SharedFraudEngine, is_failure_action, is_failure_status,
 };
 use sluice_geoip::{GeoResolver, Lookup};
-use sluice_store::{EventStore, Field, Filter, SearchQuery, Sort, SortField};
+use sluice_store::{EventStore, Field, Filter, SearchQuery, Sort, SortField, Total};
 
 use crate::pipeline::geo_facts;
 
@@ -270,6 +270,7 @@ async fn rebuild(
             descending: true,
         },
         size: MAX_HISTORY,
+        total: Total::NotNeeded,
         ..SearchQuery::default()
     };
     let ttl_ms = i64::try_from(config.state.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sluice_http::responses::Unavailable;
 use sluice_http::{ApiError, QueryParams};
-use sluice_store::{EventStore, SearchQuery, SortKey};
+use sluice_store::{EventStore, SearchQuery, SortKey, Total};
 use std::sync::Arc;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
@@ -228,6 +228,7 @@ impl Pages {
         let query = SearchQuery {
             search_after: self.after.clone(),
             size: PAGE.min(self.remaining as usize),
+            total: Total::NotNeeded,
             ..self.query.clone()
         };
         let results = match self.store.search(&query).await {

@@ -7,7 +7,7 @@ use sluice_http::ApiError;
 use sluice_store::text_query;
 use sluice_store::{
     DEFAULT_SEARCH_SIZE, Field, Filter, MAX_RESULT_WINDOW, MAX_SEARCH_SIZE, SearchQuery, Sort,
-    SortField, SortKey,
+    SortField, SortKey, Total,
 };
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
@@ -239,6 +239,7 @@ pub fn to_query(request: SearchRequest) -> Result<SearchQuery, ApiError> {
             .map(|(value, id)| SortKey { value, id }),
         offset,
         size,
+        total: Total::Counted,
     })
 }
 

@@ -14,7 +14,7 @@ use sluice_store::aggregation::Dialect;
 use sluice_store::fields::{Field, FieldKind};
 use sluice_store::{
     Aggregations, Filter, Hit, MAX_SEARCH_SIZE, SearchQuery, SearchResults, SortField, SortKey,
-    TextQuery, normalize_level,
+    TextQuery, Total, normalize_level,
 };
 
 /// The document field that breaks ties between hits of equal sort value: the document id, which
@@ -117,7 +117,7 @@ pub(super) fn search_body(query: &SearchQuery) -> Value {
     let mut body = json!({
         "size": query.size.min(MAX_SEARCH_SIZE),
         "from": query.offset,
-        "track_total_hits": true,
+        "track_total_hits": query.total == Total::Counted,
         "query": bool_query(query),
         "sort": [
             { sort_field: { "order": order, "unmapped_type": unmapped } },
@@ -151,13 +151,15 @@ struct SearchAnswer<'a> {
 
 #[derive(Deserialize)]
 struct Hits<'a> {
-    total: Total,
+    /// Absent when not tracked.
+    #[serde(default)]
+    total: HitsTotal,
     #[serde(borrow)]
     hits: Vec<EsHit<'a>>,
 }
 
-#[derive(Deserialize)]
-struct Total {
+#[derive(Deserialize, Default)]
+struct HitsTotal {
     value: u64,
 }
 

@@ -53,7 +53,7 @@ use sluice_store::fields::FieldKind;
 use sluice_store::rollup::{RollupQuestion, Unanswerable};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
-    SortField, StoreDocument, StoreError, StoreUsage,
+    SortField, StoreDocument, StoreError, StoreUsage, Total,
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::{AggregationAnswered, RollupsBuilt, SegmentReads};
@@ -610,6 +610,7 @@ impl TantivyStore {
         // A search the rollups can count (filters on the dashboards' slices only) takes its
         // total from them: counting every match of a month's window reads every segment.
         let counted = match Self::rollup_question(inner, query, &Aggregations::new()) {
+            _ if query.total == Total::NotNeeded => Some(0),
             Ok(question) => {
                 let window = Self::roll_up_window(inner, &searcher, query, &question)?;
                 Some(question.count_parts(&window.parts(&question)))

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{TantivyOptions, TantivyStore, WriterOptions};
 use sluice_store::aggregation::{Aggregation, AggregationResult, AggregationResults, Aggregations};
 use sluice_store::rollup::{HOUR_MS, MAX_VALUES_PER_BUCKET, RollupQuestion};
-use sluice_store::{EventStore, Field, Filter, SearchQuery, StoreDocument};
+use sluice_store::{EventStore, Field, Filter, SearchQuery, StoreDocument, Total};
 
 const END: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const SPAN: i64 = 3 * 86_400_000;
@@ -439,6 +439,13 @@ async fn search_totals_from_rollups_equal_counting_every_match() {
                 };
                 assert_eq!(found.total, expected.total, "{query:?}");
                 assert_eq!(sources(&found.hits), sources(&expected.hits), "{query:?}");
+                let uncounted = SearchQuery {
+                    total: Total::NotNeeded,
+                    ..query.clone()
+                };
+                let page = store.search(&uncounted).await.expect("searches");
+                assert_eq!(page.total, 0);
+                assert_eq!(sources(&page.hits), sources(&expected.hits), "{query:?}");
             }
         }
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::text_query;
 use super::{
     Aggregation, Aggregations, EventStore, Field, Filter, SearchQuery, SearchResults, Sort,
-    SortField, SortKey, StoreDocument, ValueCount,
+    SortField, SortKey, StoreDocument, Total, ValueCount,
 };
 use sluice_event::{LogType, write_rfc3339_ms};
 
@@ -147,6 +147,13 @@ where
     );
     let only_count = store.search(&all(0)).await.expect("search");
     assert_eq!((only_count.total, only_count.hits.len()), (4, 0));
+    let page_only = SearchQuery {
+        total: Total::NotNeeded,
+        ..typed.clone()
+    };
+    let page = store.search(&page_only).await.expect("search");
+    assert_eq!(page.total, 0, "not counted");
+    assert_eq!(ids(page), ["2", "1", "a"], "the same page, uncounted");
 
     let nothing = SearchQuery {
         filters: vec![Filter::Equals(Field::Service, "no-such-service".into())],

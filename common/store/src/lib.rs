@@ -187,6 +187,19 @@ pub struct SearchQuery {
     pub offset: usize,
     /// Page size, at most [`MAX_SEARCH_SIZE`].
     pub size: usize,
+    /// Whether [`SearchResults::total`] is counted.
+    pub total: Total,
+}
+
+/// Whether a search counts every match for its total, as Elasticsearch's `track_total_hits`
+/// says: counting reads every match of the window, where a page of the newest or largest
+/// reads few, so a caller that shows only the page says it does not need it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Total {
+    #[default]
+    Counted,
+    /// The total is 0.
+    NotNeeded,
 }
 
 impl SearchQuery {
@@ -231,7 +244,7 @@ impl Hit {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchResults {
-    /// Every match, not only the page returned.
+    /// Every match, not only the page returned (0 unless [`Total::Counted`]).
     pub total: u64,
     pub hits: Vec<Hit>,
 }
