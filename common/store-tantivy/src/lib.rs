@@ -836,12 +836,14 @@ impl TantivyStore {
                         .copied()
                         .filter(|(from, to)| rollup.rollup.may_hold(*from, *to))
                         .collect();
-                    let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields);
+                    let columns = &inner.rollups.columns;
+                    let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields, columns);
                     window.read.extend(edges.map_err(failed)?);
                     window.kept.push((reader.segment_id(), rollup));
                 }
                 None => {
-                    let all = roll_up_matches(reader, whole.as_ref(), &fields);
+                    let all =
+                        roll_up_matches(reader, whole.as_ref(), &fields, &inner.rollups.columns);
                     window.read.extend(all.map_err(failed)?);
                 }
             }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Column, ColumnType, DynamicColumn, HasAssociatedColumnType, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::Weight;
 use tantivy::{DocId, Searcher, SegmentReader};
@@ -65,6 +65,8 @@ pub(super) struct SegmentRollups {
     kept: RwLock<HashMap<SegmentId, Arc<Kept>>>,
     /// The kept rollups merged per day (see [`DayRollups`]), rebuilt by each pass.
     days: RwLock<DayRollups<(SegmentId, u32)>>,
+    /// The columns questions read, opened once per segment.
+    pub columns: OpenColumns,
     /// One pass at a time (the store's thread, `roll_up_now`): two would build the same rollups.
     /// Holds when days were last merged again.
     passes: Mutex<Instant>,
@@ -103,6 +105,7 @@ impl SegmentRollups {
             dir,
             kept: RwLock::new(kept),
             days: RwLock::new(DayRollups::default()),
+            columns: OpenColumns::default(),
             passes: Mutex::new(Instant::now()),
         })
     }
@@ -226,6 +229,7 @@ impl SegmentRollups {
         for (segment, deleted) in gone {
             self.remove_file(segment, deleted);
         }
+        self.columns.keep_only(&present);
         Ok(built)
     }
 
@@ -306,7 +310,7 @@ fn name_of(path: &Path) -> Option<(SegmentId, u32)> {
 /// The rollup of a segment's live documents.
 fn roll_up_segment(reader: &SegmentReader) -> tantivy::Result<Rollup> {
     let mut builder = RollupBuilder::new(MAX_VALUES_PER_BUCKET);
-    let mut columns = SegmentColumns::open(reader, &rolled_up_fields())?;
+    let mut columns = SegmentColumns::open(reader, &rolled_up_fields(), None)?;
     for doc in reader.doc_ids_alive() {
         columns.roll_up(doc, &mut builder);
     }
@@ -320,8 +324,9 @@ pub(super) fn roll_up_matches(
     reader: &SegmentReader,
     weight: &dyn Weight,
     fields: &[Field],
+    columns: &OpenColumns,
 ) -> tantivy::Result<Option<Rollup>> {
-    let mut matches = Matches::new(reader, fields);
+    let mut matches = Matches::new(reader, fields, columns);
     let mut opened = Ok(());
     weight.for_each_no_score(reader, &mut |docs| {
         for &doc in docs {
@@ -344,8 +349,14 @@ pub(super) fn roll_up_within(
     filter: &dyn Weight,
     windows: &[(i64, i64)],
     fields: &[Field],
+    columns: &OpenColumns,
 ) -> tantivy::Result<Option<Rollup>> {
-    let timestamps = reader.fast_fields().i64(TIMESTAMP)?;
+    if windows.is_empty() {
+        return Ok(None);
+    }
+    let Some(timestamps) = columns.column::<i64>(reader, TIMESTAMP)? else {
+        return Ok(None);
+    };
     let mut docs = Vec::new();
     let mut within = Vec::new();
     for &(from_ms, to_ms) in windows {
@@ -356,7 +367,7 @@ pub(super) fn roll_up_within(
         return Ok(None);
     }
     docs.sort_unstable();
-    let mut matches = Matches::new(reader, fields);
+    let mut matches = Matches::new(reader, fields, columns);
     let mut filtered = filter.scorer(reader, 1.0)?;
     for doc in docs {
         if filtered.doc() < doc {
@@ -374,15 +385,17 @@ pub(super) fn roll_up_within(
 struct Matches<'a> {
     reader: &'a SegmentReader,
     fields: &'a [Field],
+    opened: &'a OpenColumns,
     builder: RollupBuilder,
     columns: Option<SegmentColumns>,
 }
 
 impl<'a> Matches<'a> {
-    fn new(reader: &'a SegmentReader, fields: &'a [Field]) -> Matches<'a> {
+    fn new(reader: &'a SegmentReader, fields: &'a [Field], opened: &'a OpenColumns) -> Matches<'a> {
         Matches {
             reader,
             fields,
+            opened,
             builder: RollupBuilder::new(usize::MAX),
             columns: None,
         }
@@ -392,9 +405,11 @@ impl<'a> Matches<'a> {
         if !self.reader.is_deleted(doc) {
             let columns = match &mut self.columns {
                 Some(columns) => columns,
-                None => self
-                    .columns
-                    .insert(SegmentColumns::open(self.reader, self.fields)?),
+                None => self.columns.insert(SegmentColumns::open(
+                    self.reader,
+                    self.fields,
+                    Some(self.opened),
+                )?),
             };
             columns.roll_up(doc, &mut self.builder);
         }
@@ -408,6 +423,71 @@ impl<'a> Matches<'a> {
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// Columns opened once per segment and kept while it lives: opening one reads its block index,
+/// which was a quarter of a month's dashboard question at 50 M events (two hundred segments,
+/// each opened for the window's edges), and a segment's columns never change. A question opens
+/// only the columns it asks, so the kept ones are the few the dashboards read.
+#[derive(Default)]
+pub(super) struct OpenColumns {
+    opened: Mutex<HashMap<(SegmentId, String, ColumnType), Option<DynamicColumn>>>,
+    /// Opens columns without keeping them (a segment rolled up once).
+    passing: bool,
+}
+
+impl OpenColumns {
+    fn dynamic(
+        &self,
+        reader: &SegmentReader,
+        name: &str,
+        column_type: ColumnType,
+    ) -> tantivy::Result<Option<DynamicColumn>> {
+        let key = (reader.segment_id(), name.to_owned(), column_type);
+        if let Some(opened) = self.lock().get(&key) {
+            return Ok(opened.clone());
+        }
+        let opened = match reader
+            .fast_fields()
+            .dynamic_column_handle(name, column_type)?
+        {
+            Some(handle) => Some(handle.open()?),
+            None => None,
+        };
+        if !self.passing {
+            self.lock().insert(key, opened.clone());
+        }
+        Ok(opened)
+    }
+
+    fn column<T>(&self, reader: &SegmentReader, name: &str) -> tantivy::Result<Option<Column<T>>>
+    where
+        T: HasAssociatedColumnType,
+        DynamicColumn: Into<Option<Column<T>>>,
+    {
+        Ok(self
+            .dynamic(reader, name, T::column_type())?
+            .and_then(Into::into))
+    }
+
+    fn str(&self, reader: &SegmentReader, name: &str) -> tantivy::Result<Option<StrColumn>> {
+        Ok(self
+            .dynamic(reader, name, ColumnType::Str)?
+            .and_then(Into::into))
+    }
+
+    /// Forgets the columns of segments that are gone.
+    fn keep_only(&self, present: &[SegmentId]) {
+        self.lock()
+            .retain(|(segment, _, _), _| present.contains(segment));
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(SegmentId, String, ColumnType), Option<DynamicColumn>>>
+    {
+        self.opened.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -427,17 +507,32 @@ struct SegmentColumns {
 }
 
 impl SegmentColumns {
-    fn open(reader: &SegmentReader, read: &[Field]) -> tantivy::Result<SegmentColumns> {
-        let fast = reader.fast_fields();
-        let timestamp = fast.i64(TIMESTAMP)?;
+    /// The columns of `read`, from `opened` where given (a question's), else opened now (a
+    /// segment rolled up once).
+    fn open(
+        reader: &SegmentReader,
+        read: &[Field],
+        opened: Option<&OpenColumns>,
+    ) -> tantivy::Result<SegmentColumns> {
+        let uncached = OpenColumns {
+            passing: true,
+            ..OpenColumns::default()
+        };
+        let opened = opened.unwrap_or(&uncached);
+        let Some(timestamp) = opened.column::<i64>(reader, TIMESTAMP)? else {
+            return Err(tantivy::TantivyError::SchemaError(format!(
+                "segment {} has no {TIMESTAMP} column",
+                reader.segment_id().uuid_string()
+            )));
+        };
         let mut fields = Vec::new();
         for &field in read {
             let name = field.tantivy_name();
             let values = match field.kind() {
-                FieldKind::Keyword => fast.str(&name)?.map(Values::Keyword),
-                FieldKind::Double => fast.column_opt::<f64>(&name)?.map(Values::Double),
-                FieldKind::Long => fast.column_opt::<i64>(&name)?.map(Values::Long),
-                FieldKind::Boolean => fast.column_opt::<bool>(&name)?.map(Values::Boolean),
+                FieldKind::Keyword => opened.str(reader, &name)?.map(Values::Keyword),
+                FieldKind::Double => opened.column::<f64>(reader, &name)?.map(Values::Double),
+                FieldKind::Long => opened.column::<i64>(reader, &name)?.map(Values::Long),
+                FieldKind::Boolean => opened.column::<bool>(reader, &name)?.map(Values::Boolean),
             };
             if let Some(values) = values {
                 fields.push((field, values));
