@@ -43,7 +43,8 @@ use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
 use self::segment_rollups::{
-    MERGE_DAYS_AGAIN_EVERY, SegmentRollups, WindowRollups, roll_up_matches, roll_up_within,
+    MERGE_DAYS_AGAIN_EVERY, SegmentRollups, Unrolled, WindowRollups, roll_up_matches,
+    roll_up_within,
 };
 use self::sorted::{SortedSearch, ValueType};
 use self::window::WindowQuery;
@@ -609,13 +610,17 @@ impl TantivyStore {
         let size = query.size.min(sluice_store::MAX_SEARCH_SIZE);
         // A search the rollups can count (filters on the dashboards' slices only) takes its
         // total from them: counting every match of a month's window reads every segment.
+        // Without filters or a window tantivy counts from the segments' sizes: nothing to save.
+        let narrowed =
+            !query.filters.is_empty() || query.from_ms.is_some() || query.to_ms.is_some();
         let counted = match Self::rollup_question(inner, query, &Aggregations::new()) {
             _ if query.total == Total::NotNeeded => Some(0),
-            Ok(question) => {
-                let window = Self::roll_up_window(inner, &searcher, query, &question)?;
-                Some(question.count_parts(&window.parts(&question)))
+            Ok(question) if narrowed => {
+                let window =
+                    Self::roll_up_window(inner, &searcher, query, &question, Unrolled::Count)?;
+                Some(question.count_parts(&window.parts(&question)) + window.counted)
             }
-            Err(_) => None,
+            _ => None,
         };
         let page = SortedSearch {
             field,
@@ -665,7 +670,8 @@ impl TantivyStore {
         let searcher = inner.reader.searcher();
         match Self::rollup_question(inner, query, request) {
             Ok(question) => {
-                let window = Self::roll_up_window(inner, &searcher, query, &question)?;
+                let window =
+                    Self::roll_up_window(inner, &searcher, query, &question, Unrolled::RollUp)?;
                 let results = question.answer_parts(&window.parts(&question));
                 AggregationAnswered {
                     from_rollups: true,
@@ -793,6 +799,7 @@ impl TantivyStore {
         searcher: &tantivy::Searcher,
         query: &SearchQuery,
         question: &RollupQuestion,
+        unrolled: Unrolled,
     ) -> Result<WindowRollups, StoreError> {
         let failed = |e: tantivy::TantivyError| StoreError::Search(e.to_string());
         let weight_of = |query: &SearchQuery| {
@@ -821,6 +828,7 @@ impl TantivyStore {
             days: inner.rollups.days(),
             kept: Vec::new(),
             read: Vec::new(),
+            counted: 0,
         };
         for reader in searcher.segment_readers() {
             // A rollup whose breakdown the question needs overflowed is read as events.
@@ -840,6 +848,9 @@ impl TantivyStore {
                     let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields, columns);
                     window.read.extend(edges.map_err(failed)?);
                     window.kept.push((reader.segment_id(), rollup));
+                }
+                None if unrolled == Unrolled::Count => {
+                    window.counted += u64::from(whole.count(reader).map_err(failed)?);
                 }
                 None => {
                     let all =

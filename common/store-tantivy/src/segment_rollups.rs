@@ -278,6 +278,16 @@ pub(super) struct WindowRollups {
     pub days: DayRollups<(SegmentId, u32)>,
     pub kept: Vec<(SegmentId, Arc<Kept>)>,
     pub read: Vec<Rollup>,
+    /// Events of segments not rolled up yet, counted instead ([`Unrolled::Count`]).
+    pub counted: u64,
+}
+
+/// What a question does with a segment not rolled up yet: rolls up what it matches, or, for a
+/// search's total, only counts it (cheaper, and all a count needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unrolled {
+    RollUp,
+    Count,
 }
 
 impl WindowRollups {
