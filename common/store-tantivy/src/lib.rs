@@ -11,6 +11,7 @@ pub mod backup;
 mod document;
 mod fast_queries;
 mod known_ids;
+mod open_columns;
 mod query;
 mod retention;
 mod schema;

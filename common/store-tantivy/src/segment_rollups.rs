@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use tantivy::columnar::{Column, ColumnType, DynamicColumn, HasAssociatedColumnType, StrColumn};
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::query::Weight;
 use tantivy::{DocId, Searcher, SegmentReader};
 
+use super::open_columns::OpenColumns;
 use super::schema::TIMESTAMP;
 use sluice_store::fields::{Field, FieldKind};
 use sluice_store::rollup::{
@@ -436,71 +437,6 @@ impl<'a> Matches<'a> {
     }
 }
 
-/// Columns opened once per segment and kept while it lives: opening one reads its block index,
-/// which was a quarter of a month's dashboard question at 50 M events (two hundred segments,
-/// each opened for the window's edges), and a segment's columns never change. A question opens
-/// only the columns it asks, so the kept ones are the few the dashboards read.
-#[derive(Default)]
-pub(super) struct OpenColumns {
-    opened: Mutex<HashMap<(SegmentId, String, ColumnType), Option<DynamicColumn>>>,
-    /// Opens columns without keeping them (a segment rolled up once).
-    passing: bool,
-}
-
-impl OpenColumns {
-    fn dynamic(
-        &self,
-        reader: &SegmentReader,
-        name: &str,
-        column_type: ColumnType,
-    ) -> tantivy::Result<Option<DynamicColumn>> {
-        let key = (reader.segment_id(), name.to_owned(), column_type);
-        if let Some(opened) = self.lock().get(&key) {
-            return Ok(opened.clone());
-        }
-        let opened = match reader
-            .fast_fields()
-            .dynamic_column_handle(name, column_type)?
-        {
-            Some(handle) => Some(handle.open()?),
-            None => None,
-        };
-        if !self.passing {
-            self.lock().insert(key, opened.clone());
-        }
-        Ok(opened)
-    }
-
-    fn column<T>(&self, reader: &SegmentReader, name: &str) -> tantivy::Result<Option<Column<T>>>
-    where
-        T: HasAssociatedColumnType,
-        DynamicColumn: Into<Option<Column<T>>>,
-    {
-        Ok(self
-            .dynamic(reader, name, T::column_type())?
-            .and_then(Into::into))
-    }
-
-    fn str(&self, reader: &SegmentReader, name: &str) -> tantivy::Result<Option<StrColumn>> {
-        Ok(self
-            .dynamic(reader, name, ColumnType::Str)?
-            .and_then(Into::into))
-    }
-
-    /// Forgets the columns of segments that are gone.
-    fn keep_only(&self, present: &[SegmentId]) {
-        self.lock()
-            .retain(|(segment, _, _), _| present.contains(segment));
-    }
-
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(SegmentId, String, ColumnType), Option<DynamicColumn>>>
-    {
-        self.opened.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 enum Values {
     Keyword(StrColumn),
     Double(Column<f64>),
@@ -524,10 +460,7 @@ impl SegmentColumns {
         read: &[Field],
         opened: Option<&OpenColumns>,
     ) -> tantivy::Result<SegmentColumns> {
-        let uncached = OpenColumns {
-            passing: true,
-            ..OpenColumns::default()
-        };
+        let uncached = OpenColumns::passing();
         let opened = opened.unwrap_or(&uncached);
         let Some(timestamp) = opened.column::<i64>(reader, TIMESTAMP)? else {
             return Err(tantivy::TantivyError::SchemaError(format!(

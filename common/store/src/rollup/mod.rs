@@ -296,7 +296,7 @@ impl Rollup {
     }
 
     /// Whether some event's hour starts in `[first, end)`.
-    pub fn holds_hours(&self, first: i64, end: i64) -> bool {
+    fn holds_hours(&self, first: i64, end: i64) -> bool {
         self.hours(first, end).next().is_some()
     }
 
