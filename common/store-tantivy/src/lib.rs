@@ -614,14 +614,24 @@ impl TantivyStore {
         // Without filters or a window tantivy counts from the segments' sizes: nothing to save.
         let narrowed =
             !query.filters.is_empty() || query.from_ms.is_some() || query.to_ms.is_some();
-        let counted = match Self::rollup_question(inner, query, &Aggregations::new()) {
-            _ if query.total == Total::NotNeeded => Some(0),
-            Ok(question) if narrowed => {
-                let window =
-                    Self::roll_up_window(inner, &searcher, query, &question, Unrolled::Count)?;
-                Some(question.count_parts(&window.parts(&question)) + window.counted)
+        let counted = match query.total {
+            Total::NotNeeded => Some(0),
+            Total::Counted if narrowed => {
+                match Self::rollup_question(inner, query, &Aggregations::new()) {
+                    Ok(question) => {
+                        let window = Self::roll_up_window(
+                            inner,
+                            &searcher,
+                            query,
+                            &question,
+                            Unrolled::Count,
+                        )?;
+                        Some(question.count_parts(&window.parts(&question)) + window.counted)
+                    }
+                    Err(_) => None,
+                }
             }
-            _ => None,
+            Total::Counted => None,
         };
         let page = SortedSearch {
             field,

@@ -321,7 +321,7 @@ fn name_of(path: &Path) -> Option<(SegmentId, u32)> {
 /// The rollup of a segment's live documents.
 fn roll_up_segment(reader: &SegmentReader) -> tantivy::Result<Rollup> {
     let mut builder = RollupBuilder::new(MAX_VALUES_PER_BUCKET);
-    let mut columns = SegmentColumns::open(reader, &rolled_up_fields(), None)?;
+    let mut columns = SegmentColumns::open(reader, &rolled_up_fields(), &OpenColumns::passing())?;
     for doc in reader.doc_ids_alive() {
         columns.roll_up(doc, &mut builder);
     }
@@ -419,7 +419,7 @@ impl<'a> Matches<'a> {
                 None => self.columns.insert(SegmentColumns::open(
                     self.reader,
                     self.fields,
-                    Some(self.opened),
+                    self.opened,
                 )?),
             };
             columns.roll_up(doc, &mut self.builder);
@@ -453,15 +453,13 @@ struct SegmentColumns {
 }
 
 impl SegmentColumns {
-    /// The columns of `read`, from `opened` where given (a question's), else opened now (a
-    /// segment rolled up once).
+    /// The columns of `read`, from `opened` (kept for questions, or passing for a segment
+    /// rolled up once).
     fn open(
         reader: &SegmentReader,
         read: &[Field],
-        opened: Option<&OpenColumns>,
+        opened: &OpenColumns,
     ) -> tantivy::Result<SegmentColumns> {
-        let uncached = OpenColumns::passing();
-        let opened = opened.unwrap_or(&uncached);
         let Some(timestamp) = opened.column::<i64>(reader, TIMESTAMP)? else {
             return Err(tantivy::TantivyError::SchemaError(format!(
                 "segment {} has no {TIMESTAMP} column",
