@@ -111,7 +111,7 @@ echo "watching the server for ${tail_secs}s more (merges)…"
 sleep "$tail_secs"
 kill -0 "$server" 2>/dev/null || fail "the server died during the tail: $(tail -5 "$run/server.log")"
 answer="$(curl -s http://127.0.0.1:18091/api/logs/search -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -d '{"size":0}')"
+  -H 'content-type: application/json' -d '{"size":0,"track_total_hits":true}')"
 total="$(jq -r .total <<<"$answer" 2>/dev/null)" || fail "the search after the tail answered: $answer"
 hwm_kb="$(awk '/^VmHWM:/{print $2}' "/proc/$server/status")"
 read -r rss anon file < <(awk '{if ($2>r) r=$2; if ($3>a) a=$3; if ($4>f) f=$4}

@@ -22,9 +22,14 @@ fn comparable(hit: &Value) -> Value {
 /// comparison is of the time sequence plus the hits as a set.
 fn assert_same_answer(request: &Value, tantivy: &Value, elasticsearch: &Value) {
     assert_eq!(
-        tantivy["total"], elasticsearch["total"],
+        (&tantivy["total"], &tantivy["total_relation"]),
+        (&elasticsearch["total"], &elasticsearch["total_relation"]),
         "total for {request}"
     );
+    assert_same_hits(request, tantivy, elasticsearch);
+}
+
+fn assert_same_hits(request: &Value, tantivy: &Value, elasticsearch: &Value) {
     let hits = |answer: &Value| -> Vec<Value> {
         answer["hits"]
             .as_array()
@@ -131,6 +136,53 @@ async fn search_answers_the_same_on_tantivy_and_elasticsearch() {
         json!(events.iter().filter(|e| e["log_type"] == "error").count()),
         "and both are right"
     );
+    // Counted up to a bound (`track_total_hits`, as Elasticsearch documents it): the same page;
+    // the total exact within the bound; past it, the bound and "gte", or the exact count said
+    // to be exact where a store knows it without reading every match.
+    for request in [
+        json!({"query": "payment gateway", "track_total_hits": 100}),
+        json!({"query": "timed out", "size": 0, "track_total_hits": 10}),
+        json!({"log_type": "transaction", "track_total_hits": 100}),
+        json!({"size": 5, "track_total_hits": 100}),
+        json!({"query": "payment gateway", "track_total_hits": 100_000}),
+        json!({"query": "payment gateway", "track_total_hits": false}),
+    ] {
+        let mut counted = request.clone();
+        counted["track_total_hits"] = json!(true);
+        let matching = on_tantivy.total(counted).await;
+        let bound = request["track_total_hits"].as_u64();
+        let answers = [
+            on_tantivy.search(request.clone()).await,
+            on_elasticsearch.search(request.clone()).await,
+        ];
+        assert_same_hits(&request, &answers[0], &answers[1]);
+        for answer in &answers {
+            let total = answer["total"].as_u64().expect("total");
+            match (answer["total_relation"].as_str(), bound) {
+                (Some("eq"), _) => assert_eq!(total, matching, "{request}: {answer}"),
+                (Some("gte"), Some(bound)) => assert!(
+                    total == bound && matching > bound,
+                    "{request}: at least {total} of {matching}"
+                ),
+                (Some("gte"), None) => assert_eq!(total, 0, "not counted: {request}"),
+                _ => panic!("{request}: a total_relation of eq or gte: {answer}"),
+            }
+            if bound.is_some_and(|bound| bound >= matching) {
+                assert_eq!(answer["total_relation"], "eq", "{request}: {answer}");
+            }
+        }
+    }
+    let refused = on_tantivy
+        .http
+        .post(on_tantivy.url("/api/logs/search"))
+        .json(&json!({"track_total_hits": -1}))
+        .send()
+        .await
+        .expect("search sent");
+    assert_eq!(refused.status().as_u16(), 400);
+    let refused: Value = refused.json().await.expect("error body");
+    assert_eq!(refused["error"]["field"], "track_total_hits", "{refused}");
+
     let recent = |server: &Server| {
         let server_url = server.url("/api/logs/recent?limit=25");
         let http = server.http.clone();

@@ -299,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
 async fn total(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
     let answer: Value = http
         .post(format!("{url}/api/logs/search"))
-        .json(&json!({"size": 0}))
+        .json(&json!({"size": 0, "track_total_hits": true}))
         .send()
         .await?
         .json()

@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
 
     let total: Value = http
         .post(format!("{}/api/logs/search", args.url))
-        .json(&json!({"size": 0}))
+        .json(&json!({"size": 0, "track_total_hits": true}))
         .send()
         .await
         .context("is sluice serve running at --url?")?

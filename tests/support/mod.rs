@@ -399,12 +399,16 @@ impl Server {
         response.json().await.expect("search answer")
     }
 
-    pub async fn total(&self, body: Value) -> u64 {
-        self.search(body)
-            .await
-            .get("total")
-            .and_then(Value::as_u64)
-            .expect("total")
+    /// Every match of `body`: counted in full unless the body says how far to count.
+    pub async fn total(&self, mut body: Value) -> u64 {
+        if let Some(fields) = body.as_object_mut() {
+            fields
+                .entry("track_total_hits")
+                .or_insert(Value::Bool(true));
+        }
+        let answer = self.search(body).await;
+        assert_eq!(answer["total_relation"], "eq", "an exact total: {answer}");
+        answer.get("total").and_then(Value::as_u64).expect("total")
     }
 
     /// Polls until `total(query) == expected`, failing after `timeout` with what it last saw.

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sluice_http::responses::{BadRequest, Unavailable};
 use sluice_http::{ApiError, QueryParams};
-use sluice_store::{Hit, SearchQuery, SearchResults, StoreError, TextField};
+use sluice_store::{Hit, SearchQuery, SearchResults, StoreError, TextField, TotalRelation};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
@@ -23,8 +23,11 @@ pub use request::{SearchRequest, SortCursor, offset_within_window, size, to_quer
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchAnswer {
-    /// Events matching, on every page.
+    /// Events matching, on every page, as far as `track_total_hits` counts them.
     pub total: u64,
+    /// `eq` when `total` is every match, `gte` when more may match (Elasticsearch's
+    /// `hits.total.relation`).
+    pub total_relation: Relation,
     /// The stored documents, each with its id as `_id` and, where the search's words occur in
     /// `message` or `error_message`, the marked fragments as `_highlight`.
     #[schema(value_type = Vec<Object>)]
@@ -33,6 +36,24 @@ pub struct SearchAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<SortCursor>)]
     next_search_after: Option<(f64, String)>,
+}
+
+/// Whether a total is every match or a lower bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Relation {
+    #[default]
+    Eq,
+    Gte,
+}
+
+impl From<TotalRelation> for Relation {
+    fn from(relation: TotalRelation) -> Relation {
+        match relation {
+            TotalRelation::Exact => Relation::Eq,
+            TotalRelation::AtLeast => Relation::Gte,
+        }
+    }
 }
 
 /// A page of events; the first page of a search is kept among the caller's recent searches.
@@ -58,7 +79,14 @@ pub async fn search(
     let query = to_query(request)?;
     let answer = run(&state, &query, highlight).await?;
     if query.offset == 0 && query.search_after.is_none() {
-        saved::remember(&state, &claims.sub, &raw, answer.total).await;
+        saved::remember(
+            &state,
+            &claims.sub,
+            &raw,
+            answer.total,
+            answer.total_relation,
+        )
+        .await;
     }
     Ok(answer)
 }
@@ -126,7 +154,11 @@ async fn run(
     query: &SearchQuery,
     highlight: bool,
 ) -> Result<Json<SearchAnswer>, ApiError> {
-    let SearchResults { total, hits } = state.store.search(query).await.map_err(store_error)?;
+    let SearchResults {
+        total,
+        total_relation,
+        hits,
+    } = state.store.search(query).await.map_err(store_error)?;
     let next_search_after = match hits.last() {
         Some(last) if hits.len() == query.size => Some((last.sort.value, last.sort.id.clone())),
         _ => None,
@@ -141,6 +173,7 @@ async fn run(
         .collect::<Result<_, _>>()?;
     Ok(Json(SearchAnswer {
         total,
+        total_relation: total_relation.into(),
         hits,
         next_search_after,
     }))

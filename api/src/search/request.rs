@@ -2,15 +2,16 @@
 //! a 400 that names the field and says what would be accepted.
 
 use serde::Deserialize;
+use serde_json::Value;
 use sluice_event::LogType;
 use sluice_http::ApiError;
 use sluice_store::text_query;
 use sluice_store::{
-    DEFAULT_SEARCH_SIZE, Field, Filter, MAX_RESULT_WINDOW, MAX_SEARCH_SIZE, SearchQuery, Sort,
-    SortField, SortKey, Total,
+    DEFAULT_SEARCH_SIZE, DEFAULT_TRACK_TOTAL_HITS, Field, Filter, MAX_RESULT_WINDOW,
+    MAX_SEARCH_SIZE, SearchQuery, Sort, SortField, SortKey, Total,
 };
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::time_param::{TimeBound, TimeParam, window};
@@ -61,7 +62,30 @@ pub struct SearchRequest {
     pub search_after: Option<(f64, String)>,
     /// Whether hits carry `_highlight` (default true).
     pub highlight: Option<bool>,
+    /// How far `total` is counted, as Elasticsearch's `track_total_hits`: a number counts up to
+    /// it (default 10,000) and past it `total` is that number with `total_relation` `gte`;
+    /// `true` counts every match (slower over a large index); `false` counts none.
+    #[schema(value_type = Option<TrackTotalHits>)]
+    pub track_total_hits: Option<Value>,
 }
+
+/// `true`, `false` or how many matches to count at most.
+pub struct TrackTotalHits;
+
+impl PartialSchema for TrackTotalHits {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for TrackTotalHits {}
 
 /// What results are sorted by: `@timestamp` or a numeric field, as [`Field`] lists them.
 pub struct SortName;
@@ -156,7 +180,30 @@ fn number_range(
     Ok((min.is_some() || max.is_some()).then(|| Filter::between(field, min, max)))
 }
 
+/// `track_total_hits` as Elasticsearch reads it, with the default it has.
+fn total(track_total_hits: Option<&Value>) -> Result<Total, ApiError> {
+    let bound = match track_total_hits {
+        None => return Ok(Total::UpTo(DEFAULT_TRACK_TOTAL_HITS)),
+        Some(Value::Bool(true)) => return Ok(Total::Counted),
+        Some(Value::Bool(false)) => return Ok(Total::NotNeeded),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(_) => None,
+    };
+    bound.map(Total::UpTo).ok_or_else(|| {
+        let given = track_total_hits.map(Value::to_string).unwrap_or_default();
+        ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "track_total_hits {given}: true (count every match), false (count none) or how \
+                 many to count at most, a whole number from 0 (default {DEFAULT_TRACK_TOTAL_HITS})"
+            ),
+        )
+        .field("track_total_hits")
+    })
+}
+
 pub fn to_query(request: SearchRequest) -> Result<SearchQuery, ApiError> {
+    let total = total(request.track_total_hits.as_ref())?;
     let text = request
         .query
         .as_deref()
@@ -239,7 +286,7 @@ pub fn to_query(request: SearchRequest) -> Result<SearchQuery, ApiError> {
             .map(|(value, id)| SortKey { value, id }),
         offset,
         size,
-        total: Total::Counted,
+        total,
     })
 }
 
@@ -279,6 +326,16 @@ mod tests {
         assert_eq!(q.filters, [Filter::Equals(Field::LogType, "error".into())]);
     }
 
+    /// As Elasticsearch: up to 10,000 unless asked otherwise.
+    #[test]
+    fn totals_are_counted_as_track_total_hits_says() {
+        let total = |json: &str| parse(json).expect("valid").total;
+        assert_eq!(total("{}"), Total::UpTo(10_000));
+        assert_eq!(total(r#"{"track_total_hits":true}"#), Total::Counted);
+        assert_eq!(total(r#"{"track_total_hits":false}"#), Total::NotNeeded);
+        assert_eq!(total(r#"{"track_total_hits":250}"#), Total::UpTo(250));
+    }
+
     #[test]
     fn filters_sort_and_paging() {
         let q = parse(
@@ -311,6 +368,11 @@ mod tests {
         assert!(message(r#"{"offset":9995,"size":10}"#).contains("search_after"));
         assert!(message(r#"{"offset":5,"search_after":[1,"a"]}"#).contains("not both"));
         assert!(message(r#"{"range":"2w"}"#).contains("quick range"));
+        for bad in ["-1", "2.5", "\"all\"", "[]"] {
+            let refused = parse(&format!(r#"{{"track_total_hits":{bad}}}"#)).expect_err(bad);
+            assert_eq!(refused.field, Some("track_total_hits"), "{bad}");
+            assert!(refused.message.contains("whole number"), "{bad}");
+        }
         let unknown: Result<SearchRequest, _> = serde_json::from_str(r#"{"qeury":"x"}"#);
         assert!(
             unknown

@@ -19,6 +19,7 @@ use sluice_http::{ApiError, JsonBody, QueryParams};
 use sluice_meta::{Collection, MetaError, Page};
 use utoipa::{IntoParams, ToSchema};
 
+use super::Relation;
 use super::request::{SearchRequest, to_query};
 use crate::ApiState;
 use crate::auth::CurrentUser;
@@ -250,13 +251,21 @@ pub struct RecentSearch {
     search: Value,
     /// RFC 3339.
     at: String,
-    /// Events it matched then.
+    /// Events it matched then, as far as counted.
     total: u64,
+    #[serde(default)]
+    total_relation: Relation,
 }
 
 /// Puts `search` first in the user's recent searches (moving it up if it is already there).
 /// Paging (`offset`, `search_after`) is left out: turning pages is not a new search.
-pub async fn remember(state: &ApiState, user_id: &str, search: &Value, total: u64) {
+pub async fn remember(
+    state: &ApiState,
+    user_id: &str,
+    search: &Value,
+    total: u64,
+    total_relation: Relation,
+) {
     let mut search = search.clone();
     if let Value::Object(fields) = &mut search {
         fields.remove("offset");
@@ -276,6 +285,7 @@ pub async fn remember(state: &ApiState, user_id: &str, search: &Value, total: u6
                 search,
                 at: format_rfc3339_ms(sluice_event::now_ms()),
                 total,
+                total_relation,
             },
         );
         recent.truncate(RECENT_KEPT);

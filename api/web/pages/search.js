@@ -198,18 +198,39 @@ export default async function search(view, ui) {
     ];
   }
 
+  /** A total as the server counted it: "10,000+" when counting stopped there. */
+  function totalText(answer) {
+    return fmt.number(answer.total) + (answer.total_relation === 'gte' ? '+' : '');
+  }
+
+  /** Counts every match of the search shown, for a total that stopped at "10,000+". */
+  async function countAll() {
+    const shownNow = shown;
+    try {
+      const answer = await ui.api('/api/logs/search', { method: 'POST', body: { ...shownNow, size: 0, track_total_hits: true } });
+      if (!view.isConnected || shown !== shownNow || !current) return;
+      current = { ...current, total: answer.total, total_relation: answer.total_relation };
+      show(current, null);
+    } catch (error) {
+      ui.toast(error.message, 'error');
+    }
+  }
+
   function show(answer, took) {
     current = answer;
+    const atLeast = answer.total_relation === 'gte';
     const first = cursors.length * state.size + 1;
     const last = cursors.length * state.size + answer.hits.length;
-    status.replaceChildren(answer.total === 0
+    const tookText = took === null ? '' : ` · ${took} ms`;
+    status.replaceChildren(answer.total === 0 && !atLeast
       ? el('p', { class: 'empty' }, `No events match, ${ui.describeRange(state.range).toLowerCase()}.`)
-      : el('p', {}, el('strong', { id: 'total' }, fmt.number(answer.total)), ` events · ${ui.describeRange(state.range)} · ${took} ms`));
+      : el('p', {}, el('strong', { id: 'total' }, totalText(answer)), ` events · ${ui.describeRange(state.range)}${tookText}`,
+        ...(atLeast ? [' · ', el('button', { type: 'button', class: 'link', id: 'count-all', onclick: countAll }, 'count all')] : [])));
     resultsBody.replaceChildren(...answer.hits.flatMap(row));
-    pageLabel.textContent = answer.total === 0 ? '' : `${fmt.number(first)}–${fmt.number(last)} of ${fmt.number(answer.total)}`;
+    pageLabel.textContent = answer.total === 0 && !atLeast ? '' : `${fmt.number(first)}–${fmt.number(last)} of ${totalText(answer)}`;
     previous.disabled = cursors.length === 0;
-    next.disabled = !answer.next_search_after || last >= answer.total;
-    exportButton.disabled = answer.total === 0;
+    next.disabled = !answer.next_search_after || (!atLeast && last >= answer.total);
+    exportButton.disabled = answer.total === 0 && !atLeast;
   }
 
   async function fetchPage(after) {
@@ -297,7 +318,7 @@ export default async function search(view, ui) {
         ? [el('li', { class: 'empty' }, 'None yet.')]
         : answer.searches.slice(0, 10).map((recent) => el('li', {},
           el('button', { type: 'button', class: 'link', onclick: () => load(recent.search) }, describe(recent.search)),
-          el('span', { class: 'muted' }, fmt.number(recent.total))))));
+          el('span', { class: 'muted' }, totalText(recent))))));
     } catch (error) {
       recentList.replaceChildren(el('li', {}, ui.errorBox(error)));
     }
@@ -326,16 +347,19 @@ export default async function search(view, ui) {
   async function exportHits() {
     if (!shown || !current) return;
     const format = exportFormat.value;
-    const limit = Math.min(current.total, EXPORT_LIMIT);
+    // A total counted only so far is no count of what the export will hold.
+    const known = current.total_relation !== 'gte';
+    const limit = known ? Math.min(current.total, EXPORT_LIMIT) : EXPORT_LIMIT;
     exportButton.disabled = true;
-    exportStatus.textContent = `Exporting ${fmt.number(limit)} events…`;
+    exportStatus.textContent = known ? `Exporting ${fmt.number(limit)} events…` : 'Exporting the matching events…';
     try {
       const response = await ui.api('/api/logs/search/export', { method: 'POST', query: { format, limit }, body: shown, raw: true });
       const blob = await response.blob();
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
       ui.download(blob, `sluice-search-${stamp}.${format}`);
-      exportStatus.textContent = `Downloaded ${fmt.number(limit)} events (${fmt.number(Math.ceil(blob.size / 1024))} KB)`
-        + (current.total > EXPORT_LIMIT ? `: the first million of ${fmt.number(current.total)}; narrow the search for the rest.` : '.');
+      const size = `${fmt.number(Math.ceil(blob.size / 1024))} KB`;
+      exportStatus.textContent = (known ? `Downloaded ${fmt.number(limit)} events (${size})` : `Downloaded the matching events, up to a million (${size})`)
+        + (known && current.total > EXPORT_LIMIT ? `: the first million of ${fmt.number(current.total)}; narrow the search for the rest.` : '.');
     } catch (error) {
       exportStatus.replaceChildren(ui.errorBox(error));
     } finally {

@@ -14,7 +14,7 @@ use sluice_store::aggregation::Dialect;
 use sluice_store::fields::{Field, FieldKind};
 use sluice_store::{
     Aggregations, Filter, Hit, MAX_SEARCH_SIZE, SearchQuery, SearchResults, SortField, SortKey,
-    TextQuery, Total, normalize_level,
+    TextQuery, Total, TotalRelation, normalize_level,
 };
 
 /// The document field that breaks ties between hits of equal sort value: the document id, which
@@ -117,7 +117,11 @@ pub(super) fn search_body(query: &SearchQuery) -> Value {
     let mut body = json!({
         "size": query.size.min(MAX_SEARCH_SIZE),
         "from": query.offset,
-        "track_total_hits": query.total == Total::Counted,
+        "track_total_hits": match query.total {
+            Total::Counted => json!(true),
+            Total::UpTo(bound) => json!(bound),
+            Total::NotNeeded => json!(false),
+        },
         "query": bool_query(query),
         "sort": [
             { sort_field: { "order": order, "unmapped_type": unmapped } },
@@ -151,16 +155,33 @@ struct SearchAnswer<'a> {
 
 #[derive(Deserialize)]
 struct Hits<'a> {
-    /// Absent when not tracked.
     #[serde(default)]
     total: HitsTotal,
     #[serde(borrow)]
     hits: Vec<EsHit<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+/// Absent when not tracked: 0, at least.
+#[derive(Deserialize)]
 struct HitsTotal {
     value: u64,
+    relation: Relation,
+}
+
+impl Default for HitsTotal {
+    fn default() -> HitsTotal {
+        HitsTotal {
+            value: 0,
+            relation: Relation::Gte,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Relation {
+    Eq,
+    Gte,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +200,10 @@ pub(super) fn read_answer(answer: &[u8]) -> Result<SearchResults, String> {
         serde_json::from_slice(answer).map_err(|e| format!("unreadable search answer: {e}"))?;
     Ok(SearchResults {
         total: answer.hits.total.value,
+        total_relation: match answer.hits.total.relation {
+            Relation::Eq => TotalRelation::Exact,
+            Relation::Gte => TotalRelation::AtLeast,
+        },
         hits: answer
             .hits
             .hits
@@ -280,5 +305,31 @@ mod tests {
         assert_eq!(results.hits[0].id(), "x1");
         assert_eq!(results.hits[0].source, br#"{"a":1,"b":"two"}"#);
         assert_eq!(results.hits[0].sort.value, 1_795_514_400_000.0);
+    }
+
+    /// Elasticsearch's answers to `track_total_hits` of a bound (a lower bound past it) and of
+    /// `false` (no `total` at all).
+    #[test]
+    fn reads_a_bounded_or_untracked_total_as_at_least() {
+        let bounded = br#"{"hits":{"total":{"value":10000,"relation":"gte"},"hits":[]}}"#;
+        let results = read_answer(bounded).expect("answer");
+        assert_eq!(
+            (results.total, results.total_relation),
+            (10_000, TotalRelation::AtLeast)
+        );
+        let untracked = br#"{"hits":{"hits":[]}}"#;
+        let results = read_answer(untracked).expect("answer");
+        assert_eq!(
+            (results.total, results.total_relation),
+            (0, TotalRelation::AtLeast)
+        );
+        let exact = read_answer(br#"{"hits":{"total":{"value":3,"relation":"eq"},"hits":[]}}"#)
+            .expect("answer");
+        assert_eq!(exact.total_relation, TotalRelation::Exact);
+        let body = search_body(&SearchQuery {
+            total: Total::UpTo(10_000),
+            ..SearchQuery::default()
+        });
+        assert_eq!(body["track_total_hits"], 10_000);
     }
 }

@@ -20,6 +20,7 @@ mod segment_rollups;
 #[cfg(test)]
 mod segment_rollups_tests;
 mod sorted;
+mod total;
 mod window;
 
 use std::path::{Path, PathBuf};
@@ -47,7 +48,8 @@ use self::segment_rollups::{
     MERGE_DAYS_AGAIN_EVERY, SegmentRollups, Unrolled, WindowRollups, roll_up_matches,
     roll_up_within,
 };
-use self::sorted::{SortedSearch, ValueType};
+use self::sorted::{SortedPage, SortedSearch, ValueType};
+use self::total::TotalCounter;
 use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
@@ -55,7 +57,7 @@ use sluice_store::fields::FieldKind;
 use sluice_store::rollup::{RollupQuestion, Unanswerable};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
-    SortField, StoreDocument, StoreError, StoreUsage, Total,
+    SortField, StoreDocument, StoreError, StoreUsage, Total, TotalRelation,
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::{AggregationAnswered, RollupsBuilt, SegmentReads};
@@ -611,12 +613,14 @@ impl TantivyStore {
         let size = query.size.min(sluice_store::MAX_SEARCH_SIZE);
         // A search the rollups can count (filters on the dashboards' slices only) takes its
         // total from them: counting every match of a month's window reads every segment.
-        // Without filters or a window tantivy counts from the segments' sizes: nothing to save.
+        // Without words, filters or a window tantivy counts from the segments' sizes: exact,
+        // and nothing to save.
         let narrowed =
             !query.filters.is_empty() || query.from_ms.is_some() || query.to_ms.is_some();
+        let everything = !narrowed && query.text.is_none();
         let counted = match query.total {
-            Total::NotNeeded => Some(0),
-            Total::Counted if narrowed => {
+            Total::NotNeeded => None,
+            Total::Counted | Total::UpTo(_) if narrowed => {
                 match Self::rollup_question(inner, query, &Aggregations::new()) {
                     Ok(question) => {
                         let window = Self::roll_up_window(
@@ -631,36 +635,48 @@ impl TantivyStore {
                     Err(_) => None,
                 }
             }
-            Total::Counted => None,
+            Total::Counted | Total::UpTo(_) => None,
         };
-        let page = SortedSearch {
-            field,
-            value_type,
-            descending: query.sort.descending,
-            after: query.search_after.clone(),
-            limit: query.offset + size,
-            offset: query.offset,
-            count: counted.is_none(),
+        let total = match (counted, query.total) {
+            (Some(_), _) => Total::NotNeeded,
+            (None, Total::UpTo(_)) if everything => Total::Counted,
+            (None, total) => total,
         };
-        let (total, ranked) = if size == 0 {
-            let total = match counted {
-                Some(total) => total,
-                None => searcher
-                    .search(&tantivy_query, &Count)
-                    .map_err(|e| StoreError::Search(e.to_string()))? as u64,
-            };
-            (total, Vec::new())
+        let weight = tantivy_query
+            .weight(EnableScoring::disabled_from_searcher(&searcher))
+            .map_err(|e| StoreError::Search(e.to_string()))?;
+        let page = if size == 0 {
+            let mut counter = TotalCounter::new(total);
+            for reader in searcher.segment_readers() {
+                counter
+                    .count(weight.as_ref(), reader)
+                    .map_err(|e| StoreError::Search(e.to_string()))?;
+            }
+            let (total, total_relation) = counter.finish();
+            SortedPage {
+                total,
+                total_relation,
+                hits: Vec::new(),
+            }
         } else {
-            let weight = tantivy_query
-                .weight(EnableScoring::disabled_from_searcher(&searcher))
-                .map_err(|e| StoreError::Search(e.to_string()))?;
-            let page = page
-                .run(&searcher, weight.as_ref())
-                .map_err(|e| StoreError::Search(e.to_string()))?;
-            (counted.unwrap_or(page.total), page.hits)
+            SortedSearch {
+                field,
+                value_type,
+                descending: query.sort.descending,
+                after: query.search_after.clone(),
+                limit: query.offset + size,
+                offset: query.offset,
+                total,
+            }
+            .run(&searcher, weight.as_ref())
+            .map_err(|e| StoreError::Search(e.to_string()))?
+        };
+        let (total, total_relation) = match counted {
+            Some(counted) => (counted, TotalRelation::Exact),
+            None => (page.total, page.total_relation),
         };
         let mut hits = Vec::with_capacity(size);
-        for (sort, address) in ranked {
+        for (sort, address) in page.hits {
             let stored: TantivyDocument = searcher
                 .doc(address)
                 .map_err(|e| StoreError::Search(e.to_string()))?;
@@ -670,7 +686,11 @@ impl TantivyStore {
                 .unwrap_or_default();
             hits.push(Hit { source, sort });
         }
-        Ok(SearchResults { total, hits })
+        Ok(SearchResults {
+            total,
+            total_relation,
+            hits,
+        })
     }
 
     fn run_aggregate(
@@ -1423,6 +1443,30 @@ mod tests {
                     expected[offset..end],
                     "offset {offset}, descending {descending}"
                 );
+            }
+            // Words the rollups cannot count, counted up to a bound: the same page; past the
+            // bound the bound, "at least".
+            let matching = expected.len() as u64;
+            for (bound, total) in [
+                (100, (100, TotalRelation::AtLeast)),
+                (matching - 1, (matching - 1, TotalRelation::AtLeast)),
+                (matching, (matching, TotalRelation::Exact)),
+            ] {
+                for size in [0, 20] {
+                    let worded = SearchQuery {
+                        text: sluice_store::text_query::parse("pruned").expect("parses"),
+                        total: Total::UpTo(bound),
+                        ..query(0, size, None)
+                    };
+                    let page = store.search(&worded).await.expect("search");
+                    let ids: Vec<String> = page.hits.into_iter().map(|h| h.sort.id).collect();
+                    assert_eq!(ids, expected[..size], "descending {descending}");
+                    assert_eq!(
+                        (page.total, page.total_relation),
+                        total,
+                        "counted up to {bound}, a page of {size}"
+                    );
+                }
             }
         }
     }

@@ -24,7 +24,9 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::Weight;
 use tantivy::{DocAddress, DocId, Searcher, SegmentOrdinal, SegmentReader};
 
-use sluice_store::{Field, SortKey};
+use sluice_store::{Field, SortKey, Total, TotalRelation};
+
+use crate::total::TotalCounter;
 
 /// Above this share of a segment's documents, candidates from the column cost more than reading
 /// the segment in blocks.
@@ -46,8 +48,9 @@ pub(super) struct SortedSearch {
     pub limit: usize,
     /// How many of those are skipped (their ids are never read).
     pub offset: usize,
-    /// Whether to count every match: a segment that cannot make the page is skipped when not.
-    pub count: bool,
+    /// How far to count matches: a segment that cannot make the page is skipped once the
+    /// count is done.
+    pub total: Total,
 }
 
 /// Larger is earlier in the order, for either direction: the value and the id's ordinal are
@@ -290,9 +293,10 @@ impl Candidate<'_> {
     }
 }
 
-/// The page, and how many documents matched in all (0 when not counted).
+/// The page, and how many documents matched in all, as far as counted.
 pub(super) struct SortedPage {
     pub total: u64,
+    pub total_relation: TotalRelation,
     pub hits: Vec<(SortKey, DocAddress)>,
 }
 
@@ -322,23 +326,19 @@ impl SortedSearch {
         }
         visits.sort_by(|a, b| b.best.total_cmp(&a.best));
 
-        let mut total = 0;
+        let mut counter = TotalCounter::new(self.total);
         let mut tops = Vec::new();
         // The ranked values of the best documents kept so far, for the bar across segments.
         let mut kept: Vec<f64> = Vec::new();
         let mut bar = f64::NEG_INFINITY;
         for visit in visits {
-            let count = |reader| match self.count {
-                true => weight.count(reader).map(u64::from),
-                false => Ok(0),
-            };
             let Some(values) = &visit.values else {
                 // No document of the segment has the field: none sorts, all count.
-                total += count(visit.reader)?;
+                counter.count(weight, visit.reader)?;
                 continue;
             };
             if visit.best < bar {
-                total += count(visit.reader)?;
+                counter.count(weight, visit.reader)?;
                 continue;
             }
             let ids = visit
@@ -361,10 +361,10 @@ impl SortedSearch {
             if bar > f64::NEG_INFINITY
                 && self.collect_candidates(&mut pass, weight, visit.reader)?
             {
-                total += count(visit.reader)?;
+                counter.count(weight, visit.reader)?;
             } else {
                 Self::scan(&mut pass, weight, visit.reader)?;
-                total += pass.matched;
+                counter.add(pass.matched);
             }
             let ranks = pass.harvest();
             kept.extend(ranks.iter().map(|rank| rank.value));
@@ -379,8 +379,10 @@ impl SortedSearch {
                 ids,
             });
         }
+        let (total, total_relation) = counter.finish();
         Ok(SortedPage {
             total,
+            total_relation,
             hits: self.merge(&tops),
         })
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::text_query;
 use super::{
     Aggregation, Aggregations, EventStore, Field, Filter, SearchQuery, SearchResults, Sort,
-    SortField, SortKey, StoreDocument, Total, ValueCount,
+    SortField, SortKey, StoreDocument, Total, TotalRelation, ValueCount,
 };
 use sluice_event::{LogType, write_rfc3339_ms};
 
@@ -152,8 +152,52 @@ where
         ..typed.clone()
     };
     let page = store.search(&page_only).await.expect("search");
-    assert_eq!(page.total, 0, "not counted");
+    assert_eq!(
+        (page.total, page.total_relation),
+        (0, TotalRelation::AtLeast),
+        "not counted"
+    );
     assert_eq!(ids(page), ["2", "1", "a"], "the same page, uncounted");
+
+    // Counted up to a bound: exact within it; past it, the bound and "at least" — or the exact
+    // count, said to be exact, where a store knows it without reading every match.
+    let gateway = SearchQuery {
+        text: text_query::parse("gateway").expect("parses"),
+        ..all(1)
+    };
+    for (query, matching) in [(&typed, 3), (&gateway, 3), (&all(1), 4)] {
+        for (bound, size) in [(1, 1), (2, 0), (3, 1), (10, 1), (10, 0)] {
+            let bounded = SearchQuery {
+                total: Total::UpTo(bound),
+                size,
+                ..query.clone()
+            };
+            let results = store.search(&bounded).await.expect("search");
+            assert_eq!(
+                results.hits.len() as u64,
+                (size as u64).min(matching),
+                "the page, whatever is counted"
+            );
+            match results.total_relation {
+                TotalRelation::Exact => assert_eq!(
+                    results.total, matching,
+                    "an exact total up to {bound}: {query:?}"
+                ),
+                TotalRelation::AtLeast => assert!(
+                    results.total == bound && matching > bound,
+                    "at least {} of {matching}, counted up to {bound}: {query:?}",
+                    results.total
+                ),
+            }
+            if bound >= matching {
+                assert_eq!(
+                    (results.total, results.total_relation),
+                    (matching, TotalRelation::Exact),
+                    "within the bound every match is counted: {query:?}"
+                );
+            }
+        }
+    }
 
     let nothing = SearchQuery {
         filters: vec![Filter::Equals(Field::Service, "no-such-service".into())],

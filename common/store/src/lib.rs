@@ -105,6 +105,9 @@ fn is_normalized_level(level: &str) -> bool {
 /// Largest page a search may ask for.
 pub const MAX_SEARCH_SIZE: usize = 10_000;
 pub const DEFAULT_SEARCH_SIZE: usize = 20;
+/// How many matches a search through the API counts before it says "at least" (Elasticsearch's
+/// `track_total_hits` default).
+pub const DEFAULT_TRACK_TOTAL_HITS: u64 = 10_000;
 /// How deep `offset` paging may go (Elasticsearch's `index.max_result_window`); deeper pages
 /// use `search_after`, which costs the same on every page.
 pub const MAX_RESULT_WINDOW: usize = 10_000;
@@ -191,15 +194,31 @@ pub struct SearchQuery {
     pub total: Total,
 }
 
-/// Whether a search counts every match for its total, as Elasticsearch's `track_total_hits`
-/// says: counting reads every match of the window, where a page of the newest or largest
-/// reads few, so a caller that shows only the page says it does not need it.
+/// How much of a search's total is counted, as Elasticsearch's `track_total_hits` says:
+/// counting reads every match of the window, where a page of the newest or largest reads few.
+/// A caller that shows only the page says it does not need the total; one that shows "10,000+"
+/// counts up to a bound and leaves the rest of a large index unread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Total {
+    /// Every match: the total is exact.
     #[default]
     Counted,
-    /// The total is 0.
+    /// Exact up to this many matches; beyond, the total is this many and
+    /// [`TotalRelation::AtLeast`] (Elasticsearch's `"relation": "gte"`).
+    UpTo(u64),
+    /// The total is 0, [`TotalRelation::AtLeast`].
     NotNeeded,
+}
+
+/// Whether [`SearchResults::total`] is every match or a lower bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TotalRelation {
+    /// Every match was counted (`"eq"`).
+    #[default]
+    Exact,
+    /// At least this many matched (`"gte"`): counting stopped at [`Total::UpTo`]'s bound, or
+    /// was not asked for.
+    AtLeast,
 }
 
 impl SearchQuery {
@@ -244,8 +263,9 @@ impl Hit {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchResults {
-    /// Every match, not only the page returned (0 unless [`Total::Counted`]).
+    /// Every match, not only the page returned, as far as [`SearchQuery::total`] asked.
     pub total: u64,
+    pub total_relation: TotalRelation,
     pub hits: Vec<Hit>,
 }
 

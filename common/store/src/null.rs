@@ -23,10 +23,7 @@ impl EventStore for NullStore {
     }
 
     async fn search(&self, _: &SearchQuery) -> Result<SearchResults, StoreError> {
-        Ok(SearchResults {
-            total: 0,
-            hits: Vec::new(),
-        })
+        Ok(SearchResults::default())
     }
 
     async fn aggregate(
