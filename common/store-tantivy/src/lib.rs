@@ -866,14 +866,14 @@ impl TantivyStore {
             match inner
                 .rollups
                 .of(reader)
-                .filter(|r| question.reads(&r.rollup))
+                .filter(|r| question.reads(&r.outline))
             {
                 Some(rollup) => {
                     // An edge outside the segment's hours matches none of its events.
                     let edges: Vec<(i64, i64)> = edges
                         .iter()
                         .copied()
-                        .filter(|(from, to)| rollup.rollup.may_hold(*from, *to))
+                        .filter(|(from, to)| rollup.outline.may_hold(*from, *to))
                         .collect();
                     let columns = &inner.rollups.columns;
                     let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields, columns);

@@ -1,10 +1,10 @@
 //! Which questions rollups answer, and their answers in the stores' shape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, FieldKey, HOUR_MS, MEASURED, MEASURED_BY,
-    Numbers, POPULATION, Population, Quantiles, Rollup, SKETCHED, SKETCHED_BY,
+    Numbers, POPULATION, Population, Quantiles, Rollup, RollupOutline, SKETCHED, SKETCHED_BY,
 };
 use crate::aggregation::{
     Aggregation, AggregationKind, AggregationResult, AggregationResults, Aggregations, Stats,
@@ -131,19 +131,22 @@ impl RollupQuestion {
     }
 
     /// Whether `rollup` holds what the question reads: every breakdown it asks for is whole.
-    pub fn reads(&self, rollup: &Rollup) -> bool {
-        fn whole(aggregations: &Aggregations, rollup: &Rollup) -> bool {
+    pub fn reads(&self, rollup: &RollupOutline) -> bool {
+        self.reads_whole(&rollup.overflowed)
+    }
+
+    /// [`reads`](Self::reads), of a rollup that did not hold these breakdowns whole.
+    pub(super) fn reads_whole(&self, overflowed: &BTreeSet<FieldKey>) -> bool {
+        fn whole(aggregations: &Aggregations, overflowed: &BTreeSet<FieldKey>) -> bool {
             aggregations.values().all(|aggregation| {
                 let broken_down = match &aggregation.kind {
-                    AggregationKind::Terms { field, .. } => {
-                        rollup.overflowed.contains(&FieldKey(*field))
-                    }
+                    AggregationKind::Terms { field, .. } => overflowed.contains(&FieldKey(*field)),
                     _ => false,
                 };
-                !broken_down && whole(&aggregation.nested, rollup)
+                !broken_down && whole(&aggregation.nested, overflowed)
             })
         }
-        whole(&self.aggregations, rollup)
+        whole(&self.aggregations, overflowed)
     }
 
     /// The answer from `rollup`, which holds exactly the window's events.

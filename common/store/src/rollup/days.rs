@@ -19,11 +19,32 @@ use std::sync::Arc;
 use super::{Part, Rollup, RollupQuestion};
 use crate::retention::{MS_PER_DAY, day_start};
 
-/// A partition's current rollup and the days it holds events in ([`Rollup::days`]).
+/// A partition's current rollup and the days it holds events in
+/// ([`RollupOutline::days`](super::RollupOutline::days)).
 pub struct Partition<'a, K> {
     pub key: K,
-    pub rollup: &'a Rollup,
+    pub rollup: &'a dyn PartitionRollup,
     pub days: &'a [i64],
+}
+
+/// A partition's rollup, as its store keeps it: a store may keep it encoded and decode it only
+/// when a day is merged or a question reads one of its days not merged yet. Once the day merges
+/// hold a partition whole, nothing else reads its rollup.
+pub trait PartitionRollup {
+    /// The rollup, decoded for as long as the store keeps it so.
+    fn rollup(&self) -> &Rollup;
+
+    /// Calls `read` with the rollup, leaving it as encoded as it was: merging every partition
+    /// into its days need not hold them all decoded at once.
+    fn read(&self, read: &mut dyn FnMut(&Rollup)) {
+        read(self.rollup());
+    }
+}
+
+impl PartitionRollup for Rollup {
+    fn rollup(&self) -> &Rollup {
+        self
+    }
 }
 
 /// The merged rollup of one day and the partitions it holds.
@@ -34,21 +55,16 @@ struct Day<K> {
 }
 
 impl<K: Hash + Eq + Clone> Day<K> {
-    fn of(start: i64, partitions: &[&Partition<'_, K>]) -> Day<K> {
-        let mut day = Day {
-            members: HashSet::with_capacity(partitions.len()),
+    fn empty() -> Day<K> {
+        Day {
+            members: HashSet::new(),
             rollup: Rollup::default(),
-        };
-        for partition in partitions {
-            day.add(start, partition);
         }
-        day
     }
 
-    fn add(&mut self, start: i64, partition: &Partition<'_, K>) {
-        self.rollup
-            .merge_hours(partition.rollup, start, start + MS_PER_DAY);
-        self.members.insert(partition.key.clone());
+    fn add(&mut self, start: i64, key: &K, rollup: &Rollup) {
+        self.rollup.merge_hours(rollup, start, start + MS_PER_DAY);
+        self.members.insert(key.clone());
     }
 }
 
@@ -93,37 +109,70 @@ impl<K: Hash + Eq + Clone> DayRollups<K> {
                 wanted.entry(*day).or_default().push(partition);
             }
         }
-        let days = wanted
-            .into_iter()
-            .map(|(start, holding)| {
-                let merged = match self.days.get(&start) {
-                    Some(day) if holding.len() == day.members.len() && day_holds(day, &holding) => {
-                        Arc::clone(day)
+        // The days that stay as they are, and those built (from a copy, or anew).
+        let mut days: BTreeMap<i64, Arc<Day<K>>> = BTreeMap::new();
+        let mut building: BTreeMap<i64, Day<K>> = BTreeMap::new();
+        for (start, holding) in wanted {
+            match self.days.get(&start) {
+                Some(day) if holding.len() == day.members.len() && day_holds(day, &holding) => {
+                    days.insert(start, Arc::clone(day));
+                }
+                Some(day) if day_holds_only(day, &holding) => {
+                    building.insert(start, Day::clone(day));
+                }
+                Some(day) if !merge_again => {
+                    behind = true;
+                    days.insert(start, Arc::clone(day));
+                }
+                _ => {
+                    building.insert(start, Day::empty());
+                }
+            }
+        }
+        // Each partition is read once, into every day built that lacks it.
+        for partition in partitions {
+            let into: Vec<i64> = partition
+                .days
+                .iter()
+                .copied()
+                .filter(|start| {
+                    building
+                        .get(start)
+                        .is_some_and(|day| !day.members.contains(&partition.key))
+                })
+                .collect();
+            if into.is_empty() {
+                continue;
+            }
+            partition.rollup.read(&mut |rollup| {
+                for start in &into {
+                    if let Some(day) = building.get_mut(start) {
+                        day.add(*start, &partition.key, rollup);
                     }
-                    Some(day) if day_holds_only(day, &holding) => {
-                        let mut day = Day::clone(day);
-                        for partition in holding {
-                            if !day.members.contains(&partition.key) {
-                                day.add(start, partition);
-                            }
-                        }
-                        Arc::new(day)
-                    }
-                    Some(day) if !merge_again => {
-                        behind = true;
-                        Arc::clone(day)
-                    }
-                    _ => Arc::new(Day::of(start, &holding)),
-                };
-                (start, merged)
-            })
-            .collect();
+                }
+            });
+        }
+        days.extend(
+            building
+                .into_iter()
+                .map(|(start, day)| (start, Arc::new(day))),
+        );
         DayRollups { days, behind }
     }
 
     /// Whether a day was left holding a partition that is gone (see [`updated`](Self::updated)).
     pub fn behind(&self) -> bool {
         self.behind
+    }
+
+    /// Whether the merge of each of `days` holds the partition `key`: then no question reads the
+    /// partition's own rollup.
+    pub fn hold(&self, key: &K, days: &[i64]) -> bool {
+        days.iter().all(|day| {
+            self.days
+                .get(day)
+                .is_some_and(|merge| merge.members.contains(key))
+        })
     }
 }
 
@@ -157,7 +206,9 @@ impl RollupQuestion {
         let mut parts = Vec::new();
         let mut merged_days = HashSet::new();
         for (start, day) in days.days.range(first_day..until) {
-            if self.reads(&day.rollup) && day.members.iter().all(|key| present.contains(key)) {
+            if self.reads_whole(&day.rollup.overflowed)
+                && day.members.iter().all(|key| present.contains(key))
+            {
                 let (first, end) = clip(*start).unzip();
                 parts.push(Part {
                     rollup: &day.rollup,
@@ -189,7 +240,7 @@ impl RollupQuestion {
             }
             if !partition.days.iter().any(merged) {
                 parts.push(Part {
-                    rollup: partition.rollup,
+                    rollup: partition.rollup.rollup(),
                     first,
                     end,
                 });
@@ -198,7 +249,7 @@ impl RollupQuestion {
             for day in own_days {
                 let (first, end) = clip(day).unzip();
                 parts.push(Part {
-                    rollup: partition.rollup,
+                    rollup: partition.rollup.rollup(),
                     first,
                     end,
                 });

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use answer::{Part, RollupQuestion, Unanswerable};
 pub use builder::{MAX_VALUES_PER_BUCKET, RollupBuilder, RollupValue, TermId, TermTexts};
-pub use days::{DayRollups, Partition};
+pub use days::{DayRollups, Partition, PartitionRollup};
 pub use sketch::{Distinct, Quantiles};
 
 use super::fields::Field;
@@ -282,6 +282,41 @@ impl Default for Rollup {
     }
 }
 
+/// What a rollup holds, without its buckets: the hours it has events in and the breakdowns it
+/// does not hold whole. Enough to plan a question, so that a store need not keep decoded the
+/// rollups its day merges already hold (a few per cent of their size).
+#[derive(Debug, Clone, Default)]
+pub struct RollupOutline {
+    /// The hours' starts, ascending.
+    hours: Vec<i64>,
+    overflowed: BTreeSet<FieldKey>,
+}
+
+impl RollupOutline {
+    /// Whether some event may lie within `from_ms..=to_ms`: whether an hour it touches holds
+    /// any.
+    pub fn may_hold(&self, from_ms: i64, to_ms: i64) -> bool {
+        let first = from_ms.saturating_sub(from_ms.rem_euclid(HOUR_MS));
+        let end = to_ms
+            .saturating_sub(to_ms.rem_euclid(HOUR_MS))
+            .saturating_add(1);
+        let at = self.hours.partition_point(|hour| *hour < first);
+        self.hours.get(at).is_some_and(|hour| *hour < end)
+    }
+
+    /// The UTC days (their starts, epoch ms) whose hours hold events, ascending.
+    pub fn days(&self) -> Vec<i64> {
+        let mut days: Vec<i64> = Vec::new();
+        for hour in &self.hours {
+            let day = day_start(*hour);
+            if days.last() != Some(&day) {
+                days.push(day);
+            }
+        }
+        days
+    }
+}
+
 /// A rollup that could not be read back.
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable rollup: {0}")]
@@ -295,31 +330,18 @@ impl Rollup {
             .take_while(move |((hour, _), _)| *hour < end)
     }
 
-    /// Whether some event's hour starts in `[first, end)`.
-    fn holds_hours(&self, first: i64, end: i64) -> bool {
-        self.hours(first, end).next().is_some()
-    }
-
-    /// Whether some event may lie within `from_ms..=to_ms`: whether an hour it touches holds
-    /// any.
-    pub fn may_hold(&self, from_ms: i64, to_ms: i64) -> bool {
-        let first = from_ms.saturating_sub(from_ms.rem_euclid(HOUR_MS));
-        let end = to_ms
-            .saturating_sub(to_ms.rem_euclid(HOUR_MS))
-            .saturating_add(1);
-        self.holds_hours(first, end)
-    }
-
-    /// The UTC days (their starts, epoch ms) whose hours hold events, ascending.
-    pub fn days(&self) -> Vec<i64> {
-        let mut days: Vec<i64> = Vec::new();
+    /// What the rollup holds, without its buckets.
+    pub fn outline(&self) -> RollupOutline {
+        let mut hours: Vec<i64> = Vec::new();
         for (hour, _) in self.buckets.keys() {
-            let day = day_start(*hour);
-            if days.last() != Some(&day) {
-                days.push(day);
+            if hours.last() != Some(hour) {
+                hours.push(*hour);
             }
         }
-        days
+        RollupOutline {
+            hours,
+            overflowed: self.overflowed.clone(),
+        }
     }
 
     /// Adds `other`'s hours that start in `[first, end)`, and its overflowed breakdowns (a sum
