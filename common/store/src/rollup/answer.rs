@@ -10,6 +10,7 @@ use crate::aggregation::{
     Aggregation, AggregationKind, AggregationResult, AggregationResults, Aggregations, Stats,
     TermBucket, TimeBucket, fill_timeline,
 };
+use crate::retention::day_start;
 use crate::{Field, Filter, SearchQuery};
 
 /// Why a question is read from the events instead: said in the answer, so the path is visible.
@@ -177,7 +178,15 @@ impl RollupQuestion {
             let hours = part
                 .rollup
                 .hours(part.first.unwrap_or(i64::MIN), part.end.unwrap_or(i64::MAX));
-            buckets.extend(hours.filter(|((_, population), _)| self.selects(population)));
+            buckets.extend(
+                hours
+                    .filter(|((_, population), _)| self.selects(population))
+                    .map(|(key, bucket)| Entry {
+                        key,
+                        bucket,
+                        of: part.rollup,
+                    }),
+            );
         }
         buckets
     }
@@ -211,7 +220,7 @@ impl RollupQuestion {
                 }
                 AggregationKind::Terms { field, size } => {
                     let mut cells: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
-                    for (_, bucket) in buckets {
+                    for Entry { bucket, .. } in buckets {
                         for (value, cell) in bucket.by.get(&FieldKey(*field)).into_iter().flatten()
                         {
                             cells.entry(value).or_default().push(cell);
@@ -247,16 +256,10 @@ impl RollupQuestion {
                     ))
                 }
                 AggregationKind::Cardinality(field) => {
-                    let mut distinct = Distinct::default();
-                    for (_, bucket) in buckets {
-                        if let Some(sketch) = bucket.distinct.get(&FieldKey(*field)) {
-                            distinct.merge(sketch);
-                        }
-                    }
-                    AggregationResult::Cardinality(distinct.count())
+                    AggregationResult::Cardinality(distinct_of(buckets, FieldKey(*field)))
                 }
                 AggregationKind::Stats(_) | AggregationKind::Percentiles { .. } => {
-                    let cells: Vec<&Cell> = buckets.iter().map(|(_, bucket)| &bucket.all).collect();
+                    let cells: Vec<&Cell> = buckets.iter().map(|entry| &entry.bucket.all).collect();
                     metric(aggregation, &cells)
                 }
             };
@@ -266,8 +269,13 @@ impl RollupQuestion {
     }
 }
 
-/// One hour of one population, as a question reads it.
-type Entry<'a> = (&'a (i64, Population), &'a Bucket);
+/// One hour of one population, as a question reads it, and the rollup it is read from.
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    key: &'a (i64, Population),
+    bucket: &'a Bucket,
+    of: &'a Rollup,
+}
 
 /// The buckets by `key` (those without one left out).
 fn grouped<'a, K: Ord>(
@@ -276,7 +284,7 @@ fn grouped<'a, K: Ord>(
 ) -> BTreeMap<K, Vec<Entry<'a>>> {
     let mut groups: BTreeMap<K, Vec<Entry<'a>>> = BTreeMap::new();
     for entry in buckets {
-        if let Some(key) = key(entry.0) {
+        if let Some(key) = key(entry.key) {
             groups.entry(key).or_default().push(*entry);
         }
     }
@@ -284,7 +292,53 @@ fn grouped<'a, K: Ord>(
 }
 
 fn count_of(group: &[Entry<'_>]) -> u64 {
-    group.iter().map(|(_, bucket)| bucket.all.count).sum()
+    group.iter().map(|entry| entry.bucket.all.count).sum()
+}
+
+/// The hours of one population in one day that a question reads from one rollup.
+struct DayRead<'a> {
+    of: &'a Rollup,
+    hours: BTreeSet<i64>,
+    buckets: Vec<&'a Bucket>,
+}
+
+/// The distinct count of `field` over the buckets. Where they hold every hour a rollup has of
+/// one population in one day, that day's sketch ([`Rollup::summarize_days`]) stands for its
+/// hours: the union is the same, and a month reads thirty sketches instead of seven hundred
+/// and twenty.
+fn distinct_of(buckets: &[Entry<'_>], field: FieldKey) -> u64 {
+    // Keyed by the rollup's address: a question reads each rollup in place.
+    let mut days: BTreeMap<(*const Rollup, i64, &Population), DayRead<'_>> = BTreeMap::new();
+    for entry in buckets {
+        let (hour, population) = entry.key;
+        let read = days
+            .entry((std::ptr::from_ref(entry.of), day_start(*hour), population))
+            .or_insert_with(|| DayRead {
+                of: entry.of,
+                hours: BTreeSet::new(),
+                buckets: Vec::new(),
+            });
+        read.hours.insert(*hour);
+        read.buckets.push(entry.bucket);
+    }
+    let mut distinct = Distinct::default();
+    for ((_, day, population), read) in days {
+        match read.of.days.get(&(day, population.clone())) {
+            Some(summary) if summary.hours == read.hours.len() => {
+                if let Some(sketch) = summary.distinct.get(&field) {
+                    distinct.merge(sketch);
+                }
+            }
+            _ => {
+                for bucket in read.buckets {
+                    if let Some(sketch) = bucket.distinct.get(&field) {
+                        distinct.merge(sketch);
+                    }
+                }
+            }
+        }
+    }
+    distinct.count()
 }
 
 /// Where in an answer an aggregation sits: over whole buckets, or within the events of one

@@ -152,11 +152,10 @@ impl<K: Hash + Eq + Clone> DayRollups<K> {
                 }
             });
         }
-        days.extend(
-            building
-                .into_iter()
-                .map(|(start, day)| (start, Arc::new(day))),
-        );
+        days.extend(building.into_iter().map(|(start, mut day)| {
+            day.rollup.summarize_days();
+            (start, Arc::new(day))
+        }));
         DayRollups { days, behind }
     }
 

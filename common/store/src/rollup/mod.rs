@@ -270,6 +270,20 @@ pub struct Rollup {
     /// Breakdowns some bucket had more values of than it keeps ([`MAX_VALUES_PER_BUCKET`]):
     /// questions by them read this rollup's events instead.
     overflowed: BTreeSet<FieldKey>,
+    /// Each UTC day's distinct counts by population, the union of its hours': kept by a day's
+    /// merge ([`summarize_days`](Self::summarize_days)) and never written, so that a month's
+    /// distinct users merge thirty sketches, not seven hundred and twenty.
+    #[serde(skip)]
+    days: BTreeMap<(i64, Population), DayDistinct>,
+}
+
+/// A day's distinct counts for one population, and how many of its hours hold that population:
+/// a question that reads every one of those hours may read these instead.
+#[derive(Debug, Clone)]
+struct DayDistinct {
+    hours: usize,
+    /// By [`DISTINCT`] field.
+    distinct: BTreeMap<FieldKey, Distinct>,
 }
 
 impl Default for Rollup {
@@ -278,6 +292,7 @@ impl Default for Rollup {
             format: FORMAT,
             buckets: BTreeMap::new(),
             overflowed: BTreeSet::new(),
+            days: BTreeMap::new(),
         }
     }
 }
@@ -347,6 +362,8 @@ impl Rollup {
     /// Adds `other`'s hours that start in `[first, end)`, and its overflowed breakdowns (a sum
     /// of rollups holds whole only what each of them does).
     pub fn merge_hours(&mut self, other: &Rollup, first: i64, end: i64) {
+        // Days summarized before this merge would no longer be their hours' union.
+        self.days.clear();
         for (key, bucket) in other.hours(first, end) {
             match self.buckets.get_mut(key) {
                 Some(mine) => mine.merge(bucket),
@@ -356,6 +373,25 @@ impl Rollup {
             }
         }
         self.overflowed.extend(other.overflowed.iter().copied());
+    }
+
+    /// Keeps each day's distinct counts by population ([`DayDistinct`]), for questions over
+    /// whole days. Until the rollup next changes: merging into it drops them.
+    pub fn summarize_days(&mut self) {
+        let mut days: BTreeMap<(i64, Population), DayDistinct> = BTreeMap::new();
+        for ((hour, population), bucket) in &self.buckets {
+            let day = days
+                .entry((day_start(*hour), population.clone()))
+                .or_insert_with(|| DayDistinct {
+                    hours: 0,
+                    distinct: BTreeMap::new(),
+                });
+            day.hours += 1;
+            for (field, sketch) in &bucket.distinct {
+                day.distinct.entry(*field).or_default().merge(sketch);
+            }
+        }
+        self.days = days;
     }
 
     /// The breakdowns this rollup does not hold whole (see [`MAX_VALUES_PER_BUCKET`]).

@@ -422,6 +422,13 @@ fn days_question(from_hour: i64, to_hour: i64) -> RollupQuestion {
                 Aggregation::timeline(6 * HOUR_MS)
                     .with("users", Aggregation::cardinality(Field::UserId)),
             ),
+            // Over whole days, read from the day merges' own distinct sketches.
+            (
+                "daily",
+                Aggregation::timeline(24 * HOUR_MS)
+                    .with("users", Aggregation::cardinality(Field::UserId)),
+            ),
+            ("users", Aggregation::cardinality(Field::UserId)),
         ]),
     )
     .expect("answerable")
@@ -479,6 +486,60 @@ proptest! {
         let parts = question.parts(&now, &updated);
         prop_assert!(parts.iter().all(|part| !rollups.iter().any(|own| std::ptr::eq(part.rollup, own))));
         prop_assert_eq!(&question.answer_parts(&parts), &expected);
+    }
+}
+
+/// A day's merge keeps, per population, the union of its hours' distinct sketches, so that a
+/// month's distinct count merges one sketch a day instead of one an hour; it stands for the
+/// hours only where a question reads all of them.
+#[test]
+fn day_merges_keep_each_days_distinct_counts() {
+    let events: Vec<(i64, FieldValues)> = (0..30)
+        .map(|hour| {
+            event(
+                hour * HOUR_MS,
+                json!({"log_type": "transaction", "status": "completed", "amount": 1.0,
+                       "user_id": format!("u{}", hour % 20)}),
+            )
+        })
+        .collect();
+    let rollup = rollup_of(&events);
+    let days = rollup.outline().days();
+    let partitions = [Partition {
+        key: 1,
+        rollup: &rollup,
+        days: &days,
+    }];
+    let merged = DayRollups::default().updated(&partitions, true);
+    let summarized: Vec<(i64, usize)> = days_question(0, 48)
+        .parts(&partitions, &merged)
+        .iter()
+        .flat_map(|part| &part.rollup.days)
+        .map(|((day, _), summary)| (*day, summary.hours))
+        .collect();
+    assert_eq!(summarized, [(T0, 24), (T0 + 24 * HOUR_MS, 6)]);
+    let windows = [
+        (0, 48, 20),
+        (0, 24, 20),
+        (24, 48, 6),
+        (2, 26, 20),
+        (20, 30, 10),
+    ];
+    for (from_hour, to_hour, users) in windows {
+        let question = days_question(from_hour, to_hour);
+        let parts = question.parts(&partitions, &merged);
+        let answer = question.answer_parts(&parts);
+        assert_eq!(
+            answer.cardinality("users"),
+            users,
+            "hours {from_hour}..{to_hour}"
+        );
+        let expected: Vec<(i64, FieldValues)> = events
+            .iter()
+            .filter(|(at, _)| (T0 + from_hour * HOUR_MS..T0 + to_hour * HOUR_MS).contains(at))
+            .cloned()
+            .collect();
+        assert_eq!(answer, question.answer(&rollup_of(&expected)));
     }
 }
 
