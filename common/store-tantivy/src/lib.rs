@@ -10,6 +10,7 @@
 pub mod backup;
 mod document;
 mod fast_queries;
+mod hour_rows;
 mod known_ids;
 mod open_columns;
 mod query;
@@ -875,8 +876,9 @@ impl TantivyStore {
                         .copied()
                         .filter(|(from, to)| rollup.outline.may_hold(*from, *to))
                         .collect();
-                    let columns = &inner.rollups.columns;
-                    let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields, columns);
+                    let (columns, rows) = (&inner.rollups.columns, &inner.rollups.hour_rows);
+                    let edges =
+                        roll_up_within(reader, filter.as_ref(), &edges, &fields, columns, rows);
                     window.read.extend(edges.map_err(failed)?);
                     window.kept.push((reader.segment_id(), rollup));
                 }

@@ -20,6 +20,7 @@ use tantivy::index::SegmentId;
 use tantivy::query::Weight;
 use tantivy::{DocId, Searcher, SegmentReader};
 
+use super::hour_rows::HourRows;
 use super::open_columns::OpenColumns;
 use super::schema::TIMESTAMP;
 use sluice_store::fields::{Field, FieldKind};
@@ -115,6 +116,8 @@ pub(super) struct SegmentRollups {
     days: RwLock<DayRollups<(SegmentId, u32)>>,
     /// The columns questions read, opened once per segment.
     pub columns: OpenColumns,
+    /// Where the windows' edges lie in each segment.
+    pub hour_rows: HourRows,
     /// One pass at a time (the store's thread, `roll_up_now`): two would build the same rollups.
     /// Holds when days were last merged again.
     passes: Mutex<Instant>,
@@ -154,6 +157,7 @@ impl SegmentRollups {
             kept: RwLock::new(kept),
             days: RwLock::new(DayRollups::default()),
             columns: OpenColumns::default(),
+            hour_rows: HourRows::default(),
             passes: Mutex::new(Instant::now()),
         })
     }
@@ -296,6 +300,7 @@ impl SegmentRollups {
             self.remove_file(segment, deleted);
         }
         self.columns.keep_only(&present);
+        self.hour_rows.keep_only(&present);
         Ok(built)
     }
 
@@ -417,15 +422,16 @@ pub(super) fn roll_up_matches(
 
 /// Rolls up the live documents of one segment that `filter` matches and whose timestamp lies
 /// within one of `windows` (inclusive, disjoint): a question's ragged edges. Each window's
-/// timestamps are found in one pass over the column and only those documents are checked
-/// against the filter, where a range query intersected with the filter would seek through
-/// every document the filter matches.
+/// timestamps are found in one pass over the rows of its hours ([`HourRows`]) and only those
+/// documents are checked against the filter, where a range query intersected with the filter
+/// would seek through every document the filter matches.
 pub(super) fn roll_up_within(
     reader: &SegmentReader,
     filter: &dyn Weight,
     windows: &[(i64, i64)],
     fields: &[Field],
     columns: &OpenColumns,
+    hour_rows: &HourRows,
 ) -> tantivy::Result<Option<Rollup>> {
     if windows.is_empty() {
         return Ok(None);
@@ -434,10 +440,8 @@ pub(super) fn roll_up_within(
         return Ok(None);
     };
     let mut docs = Vec::new();
-    let mut within = Vec::new();
     for &(from_ms, to_ms) in windows {
-        timestamps.get_docids_for_value_range(from_ms..=to_ms, 0..reader.max_doc(), &mut within);
-        docs.append(&mut within);
+        hour_rows.docs_within(reader, &timestamps, from_ms, to_ms, &mut docs);
     }
     if docs.is_empty() {
         return Ok(None);
