@@ -5,8 +5,10 @@
 //! scanned every row of the timestamp column of each segment with events in those hours, a
 //! fifth of a dashboard question at 50 M events. Events arrive roughly in time order, so an
 //! hour's documents sit close together in a segment; the edges move through an hour minute by
-//! minute, so the hour's rows, found by the first question, serve every later one. A segment's
-//! timestamps never change (it only loses documents), so what is found holds while it lives.
+//! minute, so the hour's rows, found by the first question, serve every later one. A merged
+//! segment holds the runs of the segments it merged one after another, so an hour's documents
+//! lie in a few runs, kept as such. A segment's timestamps never change (it only loses
+//! documents), so what is found holds while it lives.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -17,13 +19,17 @@ use tantivy::columnar::Column;
 use tantivy::index::SegmentId;
 use tantivy::{DocId, SegmentReader};
 
+/// Documents this close are kept as one run: fewer runs to keep, a few more rows to scan.
+const MOST_SKIPPED: DocId = 4_096;
+
 /// How many (segment, hour) rows are kept before all are forgotten: a few MB. Dashboards ask a
 /// handful of edge hours at a time; a long-lived segment sees new ones every hour, and rows
 /// found again cost one scan each.
 const MOST_KEPT: usize = 1 << 16;
 
-/// A segment's documents in one hour (its start, epoch ms): `None` when it has no event there.
-type Found = HashMap<(SegmentId, i64), Option<Range<DocId>>>;
+/// A segment's documents in one hour (its start, epoch ms), as ascending disjoint runs: none
+/// when it has no event there.
+type Found = HashMap<(SegmentId, i64), Vec<Range<DocId>>>;
 
 /// The rows found, by segment and hour.
 #[derive(Default)]
@@ -45,29 +51,37 @@ impl HourRows {
         if from_ms > to_ms {
             return;
         }
-        let mut rows: Option<Range<DocId>> = None;
+        let mut runs: Vec<Range<DocId>> = Vec::new();
         let mut hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
         while hour <= to_ms {
-            if let Some(found) = self.rows_of(reader, timestamps, hour) {
-                rows = Some(match rows {
-                    Some(rows) => rows.start.min(found.start)..rows.end.max(found.end),
-                    None => found,
-                });
-            }
+            runs.extend(self.rows_of(reader, timestamps, hour));
             hour = hour.saturating_add(HOUR_MS);
         }
-        if let Some(rows) = rows {
-            timestamps.get_docids_for_value_range(from_ms..=to_ms, rows, docs);
+        // The hours' runs may interleave: each row is scanned once, in order.
+        runs.sort_by_key(|run| run.start);
+        let mut scanned: Option<Range<DocId>> = None;
+        for run in runs {
+            match &mut scanned {
+                Some(current) if run.start <= current.end => current.end = current.end.max(run.end),
+                _ => {
+                    if let Some(done) = scanned.replace(run) {
+                        timestamps.get_docids_for_value_range(from_ms..=to_ms, done, docs);
+                    }
+                }
+            }
+        }
+        if let Some(last) = scanned {
+            timestamps.get_docids_for_value_range(from_ms..=to_ms, last, docs);
         }
     }
 
-    /// The documents of the hour that starts at `hour`, from the first to the last.
+    /// The runs of documents of the hour that starts at `hour`.
     fn rows_of(
         &self,
         reader: &SegmentReader,
         timestamps: &Column<i64>,
         hour: i64,
-    ) -> Option<Range<DocId>> {
+    ) -> Vec<Range<DocId>> {
         let key = (reader.segment_id(), hour);
         if let Some(found) = self.lock().get(&key) {
             return found.clone();
@@ -78,10 +92,7 @@ impl HourRows {
             0..reader.max_doc(),
             &mut docs,
         );
-        let found = match (docs.iter().min(), docs.iter().max()) {
-            (Some(first), Some(last)) => Some(*first..last + 1),
-            _ => None,
-        };
+        let found = runs_of(&docs);
         let mut kept = self.lock();
         if kept.len() >= MOST_KEPT {
             kept.clear();
@@ -101,6 +112,21 @@ impl HourRows {
     }
 }
 
+/// `docs` (ascending) as runs, each from a document to the one after the last within
+/// [`MOST_SKIPPED`] of the one before.
+fn runs_of(docs: &[DocId]) -> Vec<Range<DocId>> {
+    let mut runs: Vec<Range<DocId>> = Vec::new();
+    for &doc in docs {
+        match runs.last_mut() {
+            Some(run) if doc < run.end.saturating_add(MOST_SKIPPED) => {
+                run.end = run.end.max(doc + 1);
+            }
+            _ => runs.push(doc..doc + 1),
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,9 +135,10 @@ mod tests {
 
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
-    /// Events mostly in time order, every tenth arriving up to three hours late, and hours
-    /// with no event at all: whatever the order, the narrowed scan finds what a scan of every
-    /// row does, asked once or again.
+    /// Two runs of events over the same hours one after the other, as in a merged segment, the
+    /// first with every tenth event arriving up to three hours late, and hours with no event
+    /// at all: whatever the order, the narrowed scan finds what a scan of every row does,
+    /// asked once or again.
     #[test]
     fn edges_find_the_documents_a_scan_of_every_row_does() {
         let mut schema = Schema::builder();
@@ -120,16 +147,17 @@ mod tests {
         let mut writer = index
             .writer_with_num_threads(1, 15_000_000)
             .expect("writer");
-        let times: Vec<i64> = (0..3_000i64)
-            .map(|n| {
-                let at = T0 + n * 4_000;
+        let run = |late: bool| {
+            (0..12_000i64).map(move |n| {
+                let at = T0 + n * 1_200;
                 match n % 10 {
-                    0 => at - (n % 3 + 1) * HOUR_MS,
+                    0 if late => at - (n % 3 + 1) * HOUR_MS,
                     _ if (2 * HOUR_MS..3 * HOUR_MS).contains(&(at - T0)) => at + HOUR_MS,
                     _ => at,
                 }
             })
-            .collect();
+        };
+        let times: Vec<i64> = run(true).chain(run(false)).collect();
         for at in &times {
             let mut document = TantivyDocument::new();
             document.add_i64(timestamp, *at);
@@ -159,6 +187,11 @@ mod tests {
                 assert_eq!(narrowed, all, "{round}: {from_ms}..={to_ms}");
             }
         }
+        assert_eq!(
+            rows.rows_of(reader, &column, T0 + 3 * HOUR_MS).len(),
+            2,
+            "an hour of each run"
+        );
         let found = times
             .iter()
             .filter(|at| (T0 + 123_456..T0 + HOUR_MS).contains(*at))
