@@ -6,30 +6,12 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{Server, count_by_type, generate, sluice_command};
 
 /// No answer cache: each request below is computed, so its header says how.
 const ENV: &[(&str, &str)] = &[("SLUICE_CACHE__ANSWER_TTL_SECS", "0")];
-
-/// The answer to `path` and the path its aggregations took.
-async fn answered(server: &Server, path: &str) -> (Value, String) {
-    let response = server
-        .http
-        .get(server.url(path))
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(response.status().as_u16(), 200, "{path}");
-    let taken = response
-        .headers()
-        .get("x-sluice-aggregation")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("none")
-        .to_owned();
-    (response.json().await.expect("JSON answer"), taken)
-}
 
 #[tokio::test]
 async fn dashboards_over_days_are_answered_from_rollups_and_rebuilt_on_demand() {
@@ -50,7 +32,9 @@ async fn dashboards_over_days_are_answered_from_rollups_and_rebuilt_on_demand() 
 
     let now = sluice_event::now_ms();
     let week = format!("from={}&to={now}", now - 7 * 86_400_000);
-    let (overview, taken) = answered(&server, &format!("/api/dashboard/overview?{week}")).await;
+    let (overview, taken) = server
+        .get_aggregated(&format!("/api/dashboard/overview?{week}"))
+        .await;
     assert_eq!(taken, "rollups");
     let expected = count_by_type(&events);
     assert_eq!(overview["stats"]["events"], events.len());
@@ -62,10 +46,12 @@ async fn dashboards_over_days_are_answered_from_rollups_and_rebuilt_on_demand() 
         "/api/performance/metrics",
         "/api/fraud/stats",
     ] {
-        let (_, taken) = answered(&server, &format!("{endpoint}?{week}")).await;
+        let (_, taken) = server.get_aggregated(&format!("{endpoint}?{week}")).await;
         assert_eq!(taken, "rollups", "{endpoint}");
     }
-    let (_, taken) = answered(&server, "/api/dashboard/metrics?range=1h").await;
+    let (_, taken) = server
+        .get_aggregated("/api/dashboard/metrics?range=1h")
+        .await;
     assert_eq!(taken, "events", "minute buckets are read from the events");
 
     server.stop();
@@ -77,7 +63,9 @@ async fn dashboards_over_days_are_answered_from_rollups_and_rebuilt_on_demand() 
         String::from_utf8_lossy(&rebuilt.stderr)
     );
     let mut server = Server::start(dir.path(), None, ENV);
-    let (again, taken) = answered(&server, &format!("/api/dashboard/overview?{week}")).await;
+    let (again, taken) = server
+        .get_aggregated(&format!("/api/dashboard/overview?{week}"))
+        .await;
     assert_eq!(taken, "rollups");
     for part in ["stats", "timeline", "charts"] {
         assert_eq!(again[part], overview[part], "{part} after the rebuild");
@@ -90,7 +78,9 @@ async fn dashboards_over_days_are_answered_from_rollups_and_rebuilt_on_demand() 
         .chain([("SLUICE_STORE__ROLLUPS", "false")])
         .collect();
     let server = Server::start(dir.path(), None, &rollups_off);
-    let (by_events, taken) = answered(&server, &format!("/api/dashboard/overview?{week}")).await;
+    let (by_events, taken) = server
+        .get_aggregated(&format!("/api/dashboard/overview?{week}"))
+        .await;
     assert_eq!(taken, "events", "store.rollups = false reads the events");
     for count in ["events", "transactions", "errors", "fraud_alerts"] {
         assert_eq!(

@@ -1,5 +1,6 @@
 //! `kill -9` at 20 random moments while several producers send and resend: after the last
-//! restart every acknowledged event is indexed once, and counted once by the dashboards. The
+//! restart every acknowledged event is indexed once, and counted once by the dashboards, whose
+//! answers from rollups equal those the events give with rollups off. The
 //! moments are drawn from a seed printed at the start, so a failure can be replayed
 //! (`FAULTS_SEED`).
 
@@ -79,6 +80,39 @@ async fn twenty_kills_under_resending_producers_lose_and_duplicate_nothing() {
         assert_eq!(stats["stats"]["errors"], acked.len(), "{stats}");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    // Every dashboard answer from the rollups equals the events' own aggregation: the same
+    // questions of the same index, asked again with rollups off. Both without the answer
+    // cache, so each is computed. Over a week, so that timelines are in hours (a shorter
+    // window's minute buckets are read from the events either way).
+    let window = format!("from={}&to={to}", from - 7 * 24 * HOUR_MS);
+    let questions = [
+        "/api/dashboard/overview",
+        "/api/dashboard/charts",
+        "/api/analytics/errors",
+        "/api/analytics/trends",
+        "/api/performance/metrics",
+    ]
+    .map(|endpoint| format!("{endpoint}?{window}"));
+    let mut answers = Vec::new();
+    for (rollups, path_taken) in [("true", "rollups"), ("false", "events")] {
+        server.stop();
+        let env = [
+            ("SLUICE_CACHE__ANSWER_TTL_SECS", "0"),
+            ("SLUICE_STORE__ROLLUPS", rollups),
+        ];
+        server = Server::start(&data, None, &env);
+        let mut answered = Vec::new();
+        for question in &questions {
+            let (answer, taken) = server.get_aggregated(question).await;
+            assert_eq!(taken, path_taken, "{question}");
+            answered.push(answer);
+        }
+        answers.push(answered);
+    }
+    for ((question, by_rollups), by_events) in questions.iter().zip(&answers[0]).zip(&answers[1]) {
+        assert_eq!(by_rollups, by_events, "{question}");
+    }
+    assert_eq!(answers[0][0]["stats"]["events"], acked.len());
     println!(
         "{KILLS} kills, {} events acknowledged and indexed once; answers {:?}; drained {:?} after the producers",
         acked.len(),

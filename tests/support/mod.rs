@@ -366,6 +366,25 @@ impl Server {
             .expect("JSON answer")
     }
 
+    /// GETs `path`, requires a 200, and returns its JSON answer with the path its aggregations
+    /// took (the `x-sluice-aggregation` header: `rollups`, `events`, or `none`).
+    pub async fn get_aggregated(&self, path: &str) -> (Value, String) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let taken = response
+            .headers()
+            .get("x-sluice-aggregation")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("none")
+            .to_owned();
+        (response.json().await.expect("JSON answer"), taken)
+    }
+
     pub async fn get_text(&self, path: &str) -> String {
         self.http
             .get(self.url(path))
