@@ -390,19 +390,6 @@ fn assert_close(path: &str, left: &Value, right: &Value) {
     }
 }
 
-async fn get_ok(server: &Server, path: &str) -> Value {
-    let response = server
-        .http
-        .get(server.url(path))
-        .send()
-        .await
-        .expect("request sent");
-    let status = response.status().as_u16();
-    let answer: Value = response.json().await.expect("JSON answer");
-    assert_eq!(status, 200, "{path}: {answer}");
-    answer
-}
-
 /// The exact `percent` percentile of `values`, by rank.
 fn percentile(values: &mut [f64], percent: f64) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -436,8 +423,8 @@ async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Val
     let mut elastic_performance = Value::Null;
     for endpoint in endpoints {
         let path = format!("{endpoint}?{window}");
-        let tantivy = get_ok(on_tantivy, &path).await;
-        let elastic = get_ok(on_elasticsearch, &path).await;
+        let tantivy = on_tantivy.get_aggregated(&path).await.0;
+        let elastic = on_elasticsearch.get_aggregated(&path).await.0;
         if endpoint.ends_with("suspicious-activities") || endpoint.ends_with("overview") {
             // Hits: compared as searches are (their ingest times differ).
             let hits = |a: &Value| json!({"total": a["total"], "hits": a["hits"]});
@@ -639,7 +626,7 @@ async fn analytics(on_tantivy: &Server, on_elasticsearch: &Server, events: &[Val
         );
         let path = format!("{endpoint}?{window}");
         for server in [on_tantivy, on_elasticsearch] {
-            let answer = get_ok(server, &path).await;
+            let (answer, _) = server.get_aggregated(&path).await;
             let estimate = answer
                 .get("stats")
                 .unwrap_or(&answer)

@@ -375,14 +375,16 @@ impl Server {
             .send()
             .await
             .expect("request sent");
-        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let status = response.status().as_u16();
         let taken = response
             .headers()
             .get("x-sluice-aggregation")
             .and_then(|value| value.to_str().ok())
             .unwrap_or("none")
             .to_owned();
-        (response.json().await.expect("JSON answer"), taken)
+        let answer: Value = response.json().await.expect("JSON answer");
+        assert_eq!(status, 200, "{path}: {answer}");
+        (answer, taken)
     }
 
     pub async fn get_text(&self, path: &str) -> String {
