@@ -9,6 +9,7 @@
 
 pub mod backup;
 mod document;
+mod edge_minutes;
 mod fast_queries;
 mod hour_rows;
 mod known_ids;
@@ -37,7 +38,9 @@ use tantivy::indexer::{IndexWriterOptions, UserOperation};
 use tantivy::merge_policy::LogMergePolicy;
 use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument, Term,
+};
 
 use self::document::{Batch, BatchDocument};
 use self::known_ids::KnownIds;
@@ -46,7 +49,7 @@ use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
 use self::segment_aggregations::{Edge, Question, SegmentAggregations};
 use self::segment_rollups::{
-    MERGE_DAYS_AGAIN_EVERY, SegmentRollups, Unrolled, WindowRollups, roll_up_matches,
+    Kept, MERGE_DAYS_AGAIN_EVERY, SegmentRollups, Unrolled, WindowRollups, roll_up_matches,
     roll_up_within,
 };
 use self::sorted::{SortedPage, SortedSearch, ValueType};
@@ -55,7 +58,7 @@ use self::window::WindowQuery;
 use sluice_config::{DEFAULT_KEPT_AGGREGATIONS, DEFAULT_MAX_DOCS_PER_MERGE};
 use sluice_store::aggregation::{self, Dialect};
 use sluice_store::fields::FieldKind;
-use sluice_store::rollup::{RollupQuestion, Unanswerable};
+use sluice_store::rollup::{HOUR_MS, RollupQuestion, Unanswerable};
 use sluice_store::{
     AggregationResults, Aggregations, EventStore, Hit, IndexReport, SearchQuery, SearchResults,
     SortField, StoreDocument, StoreError, StoreUsage, Total, TotalRelation,
@@ -845,43 +848,25 @@ impl TantivyStore {
             to_ms: None,
             ..query.clone()
         })?;
-        let edges: Vec<(i64, i64)> = question
-            .edges(query)
-            .iter()
-            .map(|edge| {
-                (
-                    edge.from_ms.unwrap_or(i64::MIN),
-                    edge.to_ms.unwrap_or(i64::MAX),
-                )
-            })
-            .collect();
         let fields = question.fields();
         let mut window = WindowRollups {
             days: inner.rollups.days(),
             kept: Vec::new(),
+            edges: Vec::new(),
             read: Vec::new(),
             counted: 0,
         };
+        // The segments whose rollup the question reads: their whole hours are read from it (or
+        // their days' merges), their edges below. A rollup whose breakdown the question needs
+        // overflowed is read as events.
+        let mut rolled_up: Vec<(&SegmentReader, Arc<Kept>)> = Vec::new();
         for reader in searcher.segment_readers() {
-            // A rollup whose breakdown the question needs overflowed is read as events.
             match inner
                 .rollups
                 .of(reader)
                 .filter(|r| question.reads(&r.outline))
             {
-                Some(rollup) => {
-                    // An edge outside the segment's hours matches none of its events.
-                    let edges: Vec<(i64, i64)> = edges
-                        .iter()
-                        .copied()
-                        .filter(|(from, to)| rollup.outline.may_hold(*from, *to))
-                        .collect();
-                    let (columns, rows) = (&inner.rollups.columns, &inner.rollups.hour_rows);
-                    let edges =
-                        roll_up_within(reader, filter.as_ref(), &edges, &fields, columns, rows);
-                    window.read.extend(edges.map_err(failed)?);
-                    window.kept.push((reader.segment_id(), rollup));
-                }
+                Some(rollup) => rolled_up.push((reader, rollup)),
                 None if unrolled == Unrolled::Count => {
                     window.counted += u64::from(whole.count(reader).map_err(failed)?);
                 }
@@ -892,7 +877,72 @@ impl TantivyStore {
                 }
             }
         }
+        let from_events = Self::edges_by_minute(inner, question, query, &rolled_up, &mut window)
+            .map_err(failed)?;
+        for (reader, rollup) in rolled_up {
+            // An edge outside the segment's hours matches none of its events.
+            let edges: Vec<(i64, i64)> = from_events
+                .iter()
+                .copied()
+                .filter(|(from, to)| rollup.outline.may_hold(*from, *to))
+                .collect();
+            let (columns, rows) = (&inner.rollups.columns, &inner.rollups.hour_rows);
+            let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields, columns, rows);
+            window.read.extend(edges.map_err(failed)?);
+            window.kept.push((reader.segment_id(), rollup));
+        }
         Ok(window)
+    }
+
+    /// Adds to `window` the edge hours that hold the whole minutes of the window's edges, over
+    /// the segments `rolled_up`, and returns what of the edges is left to read from those
+    /// segments' events: partial minutes, and the edges of hours whose minutes do not hold a
+    /// breakdown the question reads.
+    fn edges_by_minute(
+        inner: &Inner,
+        question: &RollupQuestion,
+        query: &SearchQuery,
+        rolled_up: &[(&SegmentReader, Arc<Kept>)],
+        window: &mut WindowRollups,
+    ) -> tantivy::Result<Vec<(i64, i64)>> {
+        let mut from_events = Vec::new();
+        for edge in question.edges(query) {
+            let (from, to) = (
+                edge.from_ms.unwrap_or(i64::MIN),
+                edge.to_ms.unwrap_or(i64::MAX),
+            );
+            let Some(hours) = edge_minutes::edge_hours(from, to) else {
+                from_events.push((from, to));
+                continue;
+            };
+            for hour in hours {
+                let (from, to) = (from.max(hour), to.min(hour + HOUR_MS - 1));
+                let holders: Vec<&SegmentReader> = rolled_up
+                    .iter()
+                    .filter(|(_, rollup)| rollup.outline.may_hold(from, to))
+                    .map(|(reader, _)| *reader)
+                    .collect();
+                let (Some((first, end)), rest) = edge_minutes::whole_minutes(from, to) else {
+                    from_events.push((from, to));
+                    continue;
+                };
+                if holders.is_empty() {
+                    continue;
+                }
+                let (columns, rows) = (&inner.rollups.columns, &inner.rollups.hour_rows);
+                let minutes = inner
+                    .rollups
+                    .edge_minutes
+                    .hour(hour, &holders, columns, rows)?;
+                if minutes.answers(question) {
+                    window.edges.push((minutes, first, end));
+                    from_events.extend(rest);
+                } else {
+                    from_events.push((from, to));
+                }
+            }
+        }
+        Ok(from_events)
     }
 }
 

@@ -20,13 +20,14 @@ use tantivy::index::SegmentId;
 use tantivy::query::Weight;
 use tantivy::{DocId, Searcher, SegmentReader};
 
+use super::edge_minutes::{EdgeHour, EdgeMinutes};
 use super::hour_rows::HourRows;
 use super::open_columns::OpenColumns;
 use super::schema::TIMESTAMP;
 use sluice_store::fields::{Field, FieldKind};
 use sluice_store::rollup::{
-    DayRollups, MAX_VALUES_PER_BUCKET, Part, Partition, PartitionRollup, Rollup, RollupBuilder,
-    RollupOutline, RollupQuestion, RollupValue, TermId, TermTexts, rolled_up_fields,
+    DayRollups, HOUR_MS, MAX_VALUES_PER_BUCKET, Part, Partition, PartitionRollup, Rollup,
+    RollupBuilder, RollupOutline, RollupQuestion, RollupValue, TermId, TermTexts, rolled_up_fields,
 };
 use sluice_telemetry::InternalEvent;
 use sluice_telemetry::events::RollupOverflowed;
@@ -118,6 +119,8 @@ pub(super) struct SegmentRollups {
     pub columns: OpenColumns,
     /// Where the windows' edges lie in each segment.
     pub hour_rows: HourRows,
+    /// The hours the windows' edges fall in, by minute.
+    pub edge_minutes: EdgeMinutes,
     /// One pass at a time (the store's thread, `roll_up_now`): two would build the same rollups.
     /// Holds when days were last merged again.
     passes: Mutex<Instant>,
@@ -158,6 +161,7 @@ impl SegmentRollups {
             days: RwLock::new(DayRollups::default()),
             columns: OpenColumns::default(),
             hour_rows: HourRows::default(),
+            edge_minutes: EdgeMinutes::default(),
             passes: Mutex::new(Instant::now()),
         })
     }
@@ -204,6 +208,7 @@ impl SegmentRollups {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         *self.days.write().unwrap_or_else(PoisonError::into_inner) = DayRollups::default();
+        self.edge_minutes.clear();
         let cleared =
             std::fs::remove_dir_all(&self.dir).and_then(|()| std::fs::create_dir_all(&self.dir));
         cleared.map_err(|e| format!("clearing {}: {e}", self.dir.display()))?;
@@ -343,11 +348,14 @@ impl SegmentRollups {
 }
 
 /// What a question over a window reads: the day merges and the segments' rollups for the
-/// window's whole hours, and rollups of events made on the spot (its edges, segments not
-/// rolled up yet) for all of theirs.
+/// window's whole hours, the edge hours for the whole minutes of its edges, and rollups of
+/// events made on the spot (the rest of its edges, segments not rolled up yet) for all of
+/// theirs.
 pub(super) struct WindowRollups {
     pub days: DayRollups<(SegmentId, u32)>,
     pub kept: Vec<(SegmentId, Arc<Kept>)>,
+    /// Edge hours, each with the minutes `[first, end)` read from it.
+    pub edges: Vec<(Arc<EdgeHour>, i64, i64)>,
     pub read: Vec<Rollup>,
     /// Events of segments not rolled up yet, counted instead ([`Unrolled::Count`]).
     pub counted: u64,
@@ -369,6 +377,13 @@ impl WindowRollups {
             .map(|(segment, kept)| kept.partition(*segment))
             .collect();
         let mut parts = question.parts(&partitions, &self.days);
+        for (hour, first, end) in &self.edges {
+            parts.extend(hour.rollups().map(|rollup| Part {
+                rollup,
+                first: Some(*first),
+                end: Some(*end),
+            }));
+        }
         parts.extend(self.read.iter().map(|rollup| Part {
             rollup,
             first: None,
@@ -407,7 +422,7 @@ pub(super) fn roll_up_matches(
     fields: &[Field],
     columns: &OpenColumns,
 ) -> tantivy::Result<Option<Rollup>> {
-    let mut matches = Matches::new(reader, fields, columns);
+    let mut matches = Matches::new(reader, fields, columns, RollupBuilder::new(usize::MAX));
     let mut opened = Ok(());
     weight.for_each_no_score(reader, &mut |docs| {
         for &doc in docs {
@@ -447,7 +462,7 @@ pub(super) fn roll_up_within(
         return Ok(None);
     }
     docs.sort_unstable();
-    let mut matches = Matches::new(reader, fields, columns);
+    let mut matches = Matches::new(reader, fields, columns, RollupBuilder::new(usize::MAX));
     let mut filtered = filter.scorer(reader, 1.0)?;
     for doc in docs {
         if filtered.doc() < doc {
@@ -456,6 +471,38 @@ pub(super) fn roll_up_within(
         if filtered.doc() == doc {
             matches.add(doc)?;
         }
+    }
+    matches.finish()
+}
+
+/// Rolls up by minute every live document of one segment in the hour that starts at `hour`,
+/// reading every field a rollup keeps: what an edge hour holds of the segment
+/// ([`EdgeMinutes`](super::edge_minutes::EdgeMinutes)). Its breakdowns are capped as a kept
+/// rollup's are, per minute. Columns are opened for this once and not kept: the edge hours'
+/// questions read few of them.
+pub(super) fn roll_up_hour_by_minute(
+    reader: &SegmentReader,
+    hour: i64,
+    columns: &OpenColumns,
+    hour_rows: &HourRows,
+) -> tantivy::Result<Option<Rollup>> {
+    let Some(timestamps) = columns.column::<i64>(reader, TIMESTAMP)? else {
+        return Ok(None);
+    };
+    let mut docs = Vec::new();
+    hour_rows.docs_within(
+        reader,
+        &timestamps,
+        hour,
+        hour.saturating_add(HOUR_MS - 1),
+        &mut docs,
+    );
+    let fields = rolled_up_fields();
+    let passing = OpenColumns::passing();
+    let builder = RollupBuilder::by_minute(MAX_VALUES_PER_BUCKET);
+    let mut matches = Matches::new(reader, &fields, &passing, builder);
+    for doc in docs {
+        matches.add(doc)?;
     }
     matches.finish()
 }
@@ -471,12 +518,17 @@ struct Matches<'a> {
 }
 
 impl<'a> Matches<'a> {
-    fn new(reader: &'a SegmentReader, fields: &'a [Field], opened: &'a OpenColumns) -> Matches<'a> {
+    fn new(
+        reader: &'a SegmentReader,
+        fields: &'a [Field],
+        opened: &'a OpenColumns,
+        builder: RollupBuilder,
+    ) -> Matches<'a> {
         Matches {
             reader,
             fields,
             opened,
-            builder: RollupBuilder::new(usize::MAX),
+            builder,
             columns: None,
         }
     }

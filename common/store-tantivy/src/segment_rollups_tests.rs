@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::edge_minutes::MOST_PIECES;
 use super::segment_rollups::Unrolled;
 use super::{TantivyOptions, TantivyStore, WriterOptions};
 use sluice_store::aggregation::{Aggregation, AggregationResult, AggregationResults, Aggregations};
@@ -312,6 +313,58 @@ async fn rollups_answer_the_dashboards_as_the_events_do() {
     let answer = store.aggregate(&all, &request).await.expect("answers");
     let counted: u64 = answer.terms("types").iter().map(|b| b.count).sum();
     assert_eq!(counted, documents.len() as u64);
+}
+
+/// The hours a window's ragged edges fall in are kept by minute: a segment added since is
+/// added to them as a piece of its own, one replayed into has the hour rolled up again, and
+/// every answer stays the events' own.
+#[tokio::test]
+async fn edge_hours_answer_as_the_events_do_as_segments_come_and_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+    let (from_ms, to_ms) = (
+        END - SPAN + 7 * HOUR_MS + 123_457,
+        END - 5 * HOUR_MS - 98_765,
+    );
+    let (first_hour, last_hour) = (END - SPAN + 7 * HOUR_MS, END - 6 * HOUR_MS);
+    let window = [(Some(from_ms), Some(to_ms))];
+    let pieces = |hour| store.inner.rollups.edge_minutes.pieces(hour);
+    let first = documents(11, 3_000);
+    for batch in first.chunks(1_500) {
+        store
+            .index(Arc::new(batch.to_vec()))
+            .await
+            .expect("indexes");
+    }
+    store.roll_up_now().await.expect("rolls up");
+    assert_rollups_answer_as_events(&store, &window).await;
+    assert_eq!(pieces(first_hour), Some(1), "rolled up by minute");
+    assert_eq!(pieces(last_hour), Some(1), "rolled up by minute");
+
+    // Segments added one at a time, up to as many pieces as an hour gathers, and one more.
+    for pieces_now in 2..=MOST_PIECES + 1 {
+        store
+            .index(Arc::new(documents(10 + pieces_now as u64, 800)))
+            .await
+            .expect("indexes");
+        store.roll_up_now().await.expect("rolls up");
+        assert_rollups_answer_as_events(&store, &window).await;
+        let expected = if pieces_now > MOST_PIECES {
+            1
+        } else {
+            pieces_now
+        };
+        assert_eq!(pieces(first_hour), Some(expected), "the new segment added");
+    }
+
+    // A replay replaces documents in the segments the hours hold: rolled up again, whole.
+    store
+        .index(Arc::new(first[..400].to_vec()))
+        .await
+        .expect("replays");
+    store.roll_up_now().await.expect("rolls up");
+    assert_rollups_answer_as_events(&store, &window).await;
+    assert_eq!(pieces(first_hour), Some(1), "rolled up again");
 }
 
 #[tokio::test]

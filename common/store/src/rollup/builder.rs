@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, FieldKey, HOUR_MS, MEASURED, MEASURED_BY,
-    Numbers, Population, Quantiles, Rollup, SKETCHED, SKETCHED_BY,
+    MINUTE_MS, Numbers, Population, Quantiles, Rollup, SKETCHED, SKETCHED_BY,
 };
 use crate::fields::Field;
 
@@ -54,7 +54,7 @@ type NumberSet<K> = rustc_hash::FxHashSet<K>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct BucketKey {
-    hour: i64,
+    start: i64,
     log_type: Option<TermId>,
     status: Option<TermId>,
     fraud_detected: Option<bool>,
@@ -127,6 +127,8 @@ struct BucketBuilder {
 /// Builds a [`Rollup`] one event at a time.
 pub struct RollupBuilder {
     max_values_per_bucket: usize,
+    /// [`HOUR_MS`], or [`MINUTE_MS`] for a store's rollups of a window's edge hours.
+    bucket_ms: i64,
     buckets: NumberMap<BucketKey, BucketBuilder>,
     /// One event's numbers: (index in MEASURED, value), reused between events.
     numbers: Vec<(usize, f64)>,
@@ -143,15 +145,27 @@ impl RollupBuilder {
     pub fn new(max_values_per_bucket: usize) -> RollupBuilder {
         RollupBuilder {
             max_values_per_bucket,
+            bucket_ms: HOUR_MS,
             buckets: NumberMap::default(),
             numbers: Vec::new(),
+        }
+    }
+
+    /// A builder of minute buckets: a rollup that answers for any whole minutes of its hours,
+    /// which a store keeps in memory for the hours a window's ragged edges fall in, never on
+    /// disk (a kept rollup's buckets are hours: [`Rollup::outline`] and the day merges read them
+    /// as such).
+    pub fn by_minute(max_values_per_bucket: usize) -> RollupBuilder {
+        RollupBuilder {
+            bucket_ms: MINUTE_MS,
+            ..RollupBuilder::new(max_values_per_bucket)
         }
     }
 
     /// Adds one event: its time and its values, keywords as term ids (see [`TermId`]).
     pub fn add(&mut self, timestamp_ms: i64, values: &[(Field, RollupValue)]) {
         let mut key = BucketKey {
-            hour: timestamp_ms.div_euclid(HOUR_MS) * HOUR_MS,
+            start: timestamp_ms.div_euclid(self.bucket_ms) * self.bucket_ms,
             log_type: None,
             status: None,
             fraud_detected: None,
@@ -275,7 +289,7 @@ impl RollupBuilder {
                 bucket.distinct.insert(FieldKey(field), distinct);
             }
             // Ids are one per text within a field, so no two keys name one population.
-            rollup.buckets.insert((key.hour, population), bucket);
+            rollup.buckets.insert((key.start, population), bucket);
         }
         Ok(rollup)
     }

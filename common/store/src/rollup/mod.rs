@@ -39,6 +39,9 @@ use super::retention::day_start;
 /// The width of a rollup bucket.
 pub const HOUR_MS: i64 = 3_600_000;
 
+/// The width of a bucket of a rollup built [`by_minute`](RollupBuilder::by_minute).
+pub const MINUTE_MS: i64 = 60_000;
+
 /// The fields a rollup breaks its counts down by (`terms` aggregations on them are answered).
 pub const COUNTED_BY: &[Field] = &[
     Field::Level,
@@ -262,7 +265,9 @@ const FORMAT: u32 = 5;
 /// zstd's default level: most of the gain at a few hundred MB/s.
 const ZSTD_LEVEL: i32 = 3;
 
-/// The rollup of a set of events: buckets by hour (its start, epoch ms) and population.
+/// The rollup of a set of events: buckets by hour (its start, epoch ms) and population; by
+/// minute for one built [`by_minute`](RollupBuilder::by_minute), which answers the same
+/// questions (a question's time buckets are whole hours) over any whole minutes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rollup {
     format: u32,
