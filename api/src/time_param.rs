@@ -89,6 +89,16 @@ pub fn quick_range_ms(range: &str) -> Result<i64, ApiError> {
     }
 }
 
+/// Where a window of `range_ms` back from `now_ms` starts: on the minute at or before, as
+/// Elasticsearch's `now-30d/m`. A dashboard refreshed within the minute asks the same start, and
+/// a start on the minute is read from the rollups' minutes without reading any event (a
+/// partial minute is read from each segment's events, whose cost grows with the store).
+pub fn quick_range_start(now_ms: i64, range_ms: i64) -> i64 {
+    (now_ms - range_ms).div_euclid(MINUTE_MS) * MINUTE_MS
+}
+
+const MINUTE_MS: i64 = 60_000;
+
 /// A time window as clients give it: `from`/`to`, or a quick `range` back from now (not both).
 pub fn window(
     from: Option<TimeParam>,
@@ -103,7 +113,10 @@ pub fn window(
         )),
         Some(range) => {
             let now = sluice_event::now_ms();
-            Ok((Some(now - quick_range_ms(range)?), Some(now)))
+            Ok((
+                Some(quick_range_start(now, quick_range_ms(range)?)),
+                Some(now),
+            ))
         }
     }
 }
@@ -152,6 +165,16 @@ mod tests {
     }
 
     #[test]
+    fn quick_ranges_start_on_the_minute() {
+        let now = 1_714_564_842_123; // 2024-05-01T12:00:42.123Z
+        assert_eq!(quick_range_start(now, 86_400_000), 1_714_478_400_000);
+        assert_eq!(
+            quick_range_start(1_714_564_800_000, 900_000),
+            1_714_563_900_000
+        );
+    }
+
+    #[test]
     fn quick_ranges() {
         assert_eq!(quick_range_ms("15m").expect("valid"), 900_000);
         assert_eq!(quick_range_ms("24h").expect("valid"), 86_400_000);
@@ -170,7 +193,9 @@ mod tests {
             assert!(quick_range_ms(bad).is_err(), "{bad}");
         }
         let (from, to) = window(None, None, Some("1h")).expect("valid");
-        assert_eq!(to.zip(from).map(|(t, f)| t - f), Some(3_600_000));
+        let (from, to) = from.zip(to).expect("both bounds");
+        assert!((3_600_000..3_660_000).contains(&(to - from)), "{from} {to}");
+        assert_eq!(from % 60_000, 0, "on the minute");
         assert!(window(Some(TimeParam::Millis(1)), None, Some("1h")).is_err());
     }
 }

@@ -8,7 +8,7 @@ use sluice_store::SearchQuery;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::search::size;
-use crate::time_param::{TimeBound, TimeParam, quick_range_ms, time_range};
+use crate::time_param::{TimeBound, TimeParam, quick_range_ms, quick_range_start, time_range};
 
 /// Without a range, analytics look at the last day, as Kibana's default does.
 const DEFAULT_WINDOW_MS: i64 = 86_400_000;
@@ -142,12 +142,12 @@ impl AnalyticsParams {
                     "give either range or from/to, not both",
                 ));
             }
-            Some(range) => (now - quick_range_ms(range)?, now),
-            None => {
-                let (from, to) = time_range(self.from.clone(), self.to.clone())?;
-                let to = to.unwrap_or(now);
-                (from.unwrap_or(to - DEFAULT_WINDOW_MS), to)
-            }
+            Some(range) => (quick_range_start(now, quick_range_ms(range)?), now),
+            None => match time_range(self.from.clone(), self.to.clone())? {
+                (Some(from), to) => (from, to.unwrap_or(now)),
+                (None, Some(to)) => (to - DEFAULT_WINDOW_MS, to),
+                (None, None) => (quick_range_start(now, DEFAULT_WINDOW_MS), now),
+            },
         };
         let span = (to_ms - from_ms).max(1);
         let interval_ms = match &self.interval {
@@ -239,6 +239,10 @@ mod tests {
             .window()
             .expect("valid");
         assert_eq!(w.interval_ms, 12 * 3_600_000);
+        assert_eq!(w.from_ms % 60_000, 0, "a quick range starts on the minute");
+        assert!((0..60_000).contains(&(w.to_ms - w.from_ms - 30 * 86_400_000)));
+        let w = params(serde_json::json!({})).window().expect("valid");
+        assert_eq!(w.from_ms % 60_000, 0, "so does the last day by default");
         let w = params(serde_json::json!({"to": 100_000_000}))
             .window()
             .expect("valid");
