@@ -1,6 +1,6 @@
 //! Which questions rollups answer, and their answers in the stores' shape.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{
     Bucket, COUNTED_BY, Cell, DISTINCT, Distinct, FieldKey, HOUR_MS, MEASURED, MEASURED_BY,
@@ -205,6 +205,9 @@ impl RollupQuestion {
         buckets: &[Entry<'_>],
     ) -> AggregationResults {
         let mut results = BTreeMap::new();
+        // What an aggregation that does not look at hours reads: whole days as one bucket.
+        let days = std::cell::OnceCell::new();
+        let by_days = || days.get_or_init(|| by_days(buckets));
         for (name, aggregation) in aggregations {
             let result = match &aggregation.kind {
                 AggregationKind::Terms { field, size } if Population::splits_by(*field) => {
@@ -220,7 +223,7 @@ impl RollupQuestion {
                 }
                 AggregationKind::Terms { field, size } => {
                     let mut cells: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
-                    for Entry { bucket, .. } in buckets {
+                    for Entry { bucket, .. } in by_days() {
                         for (value, cell) in bucket.by.get(&FieldKey(*field)).into_iter().flatten()
                         {
                             cells.entry(value).or_default().push(cell);
@@ -256,10 +259,11 @@ impl RollupQuestion {
                     ))
                 }
                 AggregationKind::Cardinality(field) => {
-                    AggregationResult::Cardinality(distinct_of(buckets, FieldKey(*field)))
+                    AggregationResult::Cardinality(distinct_of(by_days(), FieldKey(*field)))
                 }
                 AggregationKind::Stats(_) | AggregationKind::Percentiles { .. } => {
-                    let cells: Vec<&Cell> = buckets.iter().map(|entry| &entry.bucket.all).collect();
+                    let cells: Vec<&Cell> =
+                        by_days().iter().map(|entry| &entry.bucket.all).collect();
                     metric(aggregation, &cells)
                 }
             };
@@ -295,47 +299,59 @@ fn count_of(group: &[Entry<'_>]) -> u64 {
     group.iter().map(|entry| entry.bucket.all.count).sum()
 }
 
-/// The hours of one population in one day that a question reads from one rollup.
-struct DayRead<'a> {
-    of: &'a Rollup,
-    hours: BTreeSet<i64>,
-    buckets: Vec<&'a Bucket>,
+/// `buckets` with each day of one population that a rollup's day summary stands for (the
+/// buckets hold every hour of it: [`Rollup::summarize_days`]) read as that summary: the same
+/// events, one bucket instead of up to twenty-four. A month's breakdown by product reads thirty
+/// buckets a population, and its distinct users merge thirty sketches, not 720.
+fn by_days<'a>(buckets: &[Entry<'a>]) -> Vec<Entry<'a>> {
+    // Keyed by the rollup's address: a question reads each rollup in place.
+    let mut days: HashMap<(*const Rollup, i64, &Population), Vec<Entry<'a>>> = HashMap::new();
+    let mut order = Vec::new();
+    for entry in buckets {
+        if entry.of.days.is_empty() {
+            order.push(Err(*entry));
+            continue;
+        }
+        let (hour, population) = entry.key;
+        let key = (std::ptr::from_ref(entry.of), day_start(*hour), population);
+        let day = days.entry(key).or_default();
+        if day.is_empty() {
+            order.push(Ok(key));
+        }
+        day.push(*entry);
+    }
+    let mut read = Vec::with_capacity(order.len());
+    for at in order {
+        let key = match at {
+            Ok(key) => key,
+            Err(entry) => {
+                read.push(entry);
+                continue;
+            }
+        };
+        let Some(day) = days.remove(&key) else {
+            continue;
+        };
+        let (_, start, population) = key;
+        let of = day[0].of;
+        match of.days.get_key_value(&(start, population.clone())) {
+            Some((key, summary)) if summary.hours == day.len() => read.push(Entry {
+                key,
+                bucket: &summary.bucket,
+                of,
+            }),
+            _ => read.extend(day),
+        }
+    }
+    read
 }
 
-/// The distinct count of `field` over the buckets. Where they hold every hour a rollup has of
-/// one population in one day, that day's sketch ([`Rollup::summarize_days`]) stands for its
-/// hours: the union is the same, and a month reads thirty sketches instead of seven hundred
-/// and twenty.
+/// The distinct count of `field` over the buckets.
 fn distinct_of(buckets: &[Entry<'_>], field: FieldKey) -> u64 {
-    // Keyed by the rollup's address: a question reads each rollup in place.
-    let mut days: BTreeMap<(*const Rollup, i64, &Population), DayRead<'_>> = BTreeMap::new();
-    for entry in buckets {
-        let (hour, population) = entry.key;
-        let read = days
-            .entry((std::ptr::from_ref(entry.of), day_start(*hour), population))
-            .or_insert_with(|| DayRead {
-                of: entry.of,
-                hours: BTreeSet::new(),
-                buckets: Vec::new(),
-            });
-        read.hours.insert(*hour);
-        read.buckets.push(entry.bucket);
-    }
     let mut distinct = Distinct::default();
-    for ((_, day, population), read) in days {
-        match read.of.days.get(&(day, population.clone())) {
-            Some(summary) if summary.hours == read.hours.len() => {
-                if let Some(sketch) = summary.distinct.get(&field) {
-                    distinct.merge(sketch);
-                }
-            }
-            _ => {
-                for bucket in read.buckets {
-                    if let Some(sketch) = bucket.distinct.get(&field) {
-                        distinct.merge(sketch);
-                    }
-                }
-            }
+    for entry in buckets {
+        if let Some(sketch) = entry.bucket.distinct.get(&field) {
+            distinct.merge(sketch);
         }
     }
     distinct.count()

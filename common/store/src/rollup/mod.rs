@@ -275,20 +275,19 @@ pub struct Rollup {
     /// Breakdowns some bucket had more values of than it keeps ([`MAX_VALUES_PER_BUCKET`]):
     /// questions by them read this rollup's events instead.
     overflowed: BTreeSet<FieldKey>,
-    /// Each UTC day's distinct counts by population, the union of its hours': kept by a day's
-    /// merge ([`summarize_days`](Self::summarize_days)) and never written, so that a month's
-    /// distinct users merge thirty sketches, not seven hundred and twenty.
+    /// Each UTC day's buckets by population, merged: kept by a day's merge
+    /// ([`summarize_days`](Self::summarize_days)) and never written, so that a month's question
+    /// reads thirty buckets a population, not seven hundred and twenty.
     #[serde(skip)]
-    days: BTreeMap<(i64, Population), DayDistinct>,
+    days: BTreeMap<(i64, Population), DaySummary>,
 }
 
-/// A day's distinct counts for one population, and how many of its hours hold that population:
-/// a question that reads every one of those hours may read these instead.
+/// A day's buckets for one population merged, and how many of its hours hold that population:
+/// a question that reads every one of those hours may read this instead.
 #[derive(Debug, Clone)]
-struct DayDistinct {
+struct DaySummary {
     hours: usize,
-    /// By [`DISTINCT`] field.
-    distinct: BTreeMap<FieldKey, Distinct>,
+    bucket: Bucket,
 }
 
 impl Default for Rollup {
@@ -380,21 +379,19 @@ impl Rollup {
         self.overflowed.extend(other.overflowed.iter().copied());
     }
 
-    /// Keeps each day's distinct counts by population ([`DayDistinct`]), for questions over
+    /// Keeps each day's buckets by population merged ([`DaySummary`]), for questions over
     /// whole days. Until the rollup next changes: merging into it drops them.
     pub fn summarize_days(&mut self) {
-        let mut days: BTreeMap<(i64, Population), DayDistinct> = BTreeMap::new();
+        let mut days: BTreeMap<(i64, Population), DaySummary> = BTreeMap::new();
         for ((hour, population), bucket) in &self.buckets {
             let day = days
                 .entry((day_start(*hour), population.clone()))
-                .or_insert_with(|| DayDistinct {
+                .or_insert_with(|| DaySummary {
                     hours: 0,
-                    distinct: BTreeMap::new(),
+                    bucket: Bucket::default(),
                 });
             day.hours += 1;
-            for (field, sketch) in &bucket.distinct {
-                day.distinct.entry(*field).or_default().merge(sketch);
-            }
+            day.bucket.merge(bucket);
         }
         self.days = days;
     }

@@ -422,7 +422,7 @@ fn days_question(from_hour: i64, to_hour: i64) -> RollupQuestion {
                 Aggregation::timeline(6 * HOUR_MS)
                     .with("users", Aggregation::cardinality(Field::UserId)),
             ),
-            // Over whole days, read from the day merges' own distinct sketches.
+            // Over whole days, read from the day merges' own summaries.
             (
                 "daily",
                 Aggregation::timeline(24 * HOUR_MS)
@@ -489,11 +489,11 @@ proptest! {
     }
 }
 
-/// A day's merge keeps, per population, the union of its hours' distinct sketches, so that a
-/// month's distinct count merges one sketch a day instead of one an hour; it stands for the
-/// hours only where a question reads all of them.
+/// A day's merge keeps, per population, its hours' buckets merged (counts, breakdowns, sums,
+/// timing and distinct sketches), so that a month's question reads one bucket a day instead of
+/// one an hour; it stands for the hours only where a question reads all of them.
 #[test]
-fn day_merges_keep_each_days_distinct_counts() {
+fn day_merges_keep_each_days_summary() {
     let events: Vec<(i64, FieldValues)> = (0..30)
         .map(|hour| {
             event(
