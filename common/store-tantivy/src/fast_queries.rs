@@ -25,6 +25,7 @@ use tantivy::query::{
 };
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, TantivyError};
 
+use super::open_columns::OpenColumns;
 use super::sorted::{ValueType, Values};
 
 /// A proposed document's value is checked when the rest of the query proposes at most one in
@@ -293,7 +294,12 @@ impl Weight for CheckedRangesWeight {
         }
         let mut checks = Vec::with_capacity(self.ranges.len());
         for (range, _) in &self.ranges {
-            match Values::open(reader, &range.field, range.value_type)? {
+            match Values::open(
+                reader,
+                &range.field,
+                range.value_type,
+                &OpenColumns::passing(),
+            )? {
                 Some(values) => checks.push((range.clone(), values)),
                 // No document of the segment has the field: none is in range.
                 None => return Ok(Box::new(EmptyScorer)),

@@ -488,6 +488,11 @@ impl TantivyStore {
             .reader
             .reload()
             .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
+        // Columns kept for searches go with their segments, rollups on or off.
+        let present: Vec<_> = (inner.reader.searcher().segment_readers().iter())
+            .map(SegmentReader::segment_id)
+            .collect();
+        inner.rollups.columns.keep_only(&present);
         // Full: a pass is due already, and it will see this commit's segments.
         if let Some(roll_up) = &inner.roll_up {
             let _ = roll_up.try_send(());
@@ -672,7 +677,7 @@ impl TantivyStore {
                 offset: query.offset,
                 total,
             }
-            .run(&searcher, weight.as_ref())
+            .run(&searcher, weight.as_ref(), &inner.rollups.columns)
             .map_err(|e| StoreError::Search(e.to_string()))?
         };
         let (total, total_relation) = match counted {
@@ -1330,6 +1335,55 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_kept_when_keeping_is_off() {
         aggregations_follow_deletions_and_new_segments(0).await;
+    }
+
+    /// Searches keep each segment's sort and id columns open; a commit that removes a segment
+    /// forgets them, rollups on or off (off, no rollup pass prunes them), so a merged-away
+    /// segment's files are not held open.
+    #[tokio::test]
+    async fn columns_kept_for_searches_go_with_their_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = TantivyOptions {
+            writer: WriterOptions::with_memory(20_000_000),
+            kept_aggregations: 0,
+            rollups: false,
+        };
+        let store = TantivyStore::open_with(dir.path(), options).expect("opens");
+        let first: Vec<StoreDocument> = (0..100_i64)
+            .map(|n| document(&format!("a{n}"), n * 1_000, LogType::Error, "info", "kept"))
+            .collect();
+        store.index(Arc::new(first.clone())).await.expect("index");
+        let second = document("b0", 500_000, LogType::Error, "info", "kept");
+        store.index(Arc::new(vec![second])).await.expect("index");
+        use std::collections::HashSet;
+        use tantivy::index::SegmentId;
+        let segments = || -> HashSet<SegmentId> {
+            let searcher = store.inner.reader.searcher();
+            searcher
+                .segment_readers()
+                .iter()
+                .map(SegmentReader::segment_id)
+                .collect()
+        };
+        let newest = SearchQuery {
+            size: 5,
+            ..SearchQuery::range(None, None)
+        };
+        let page = store.search(&newest).await.expect("search");
+        assert_eq!(page.hits.len(), 5);
+        let before = segments();
+        assert_eq!(before.len(), 2);
+        assert_eq!(store.inner.rollups.columns.segments(), before, "kept");
+
+        // Every event of the first segment replayed: the commit removes it.
+        store.index(Arc::new(first)).await.expect("replay");
+        let after = segments();
+        assert!(before.iter().any(|segment| !after.contains(segment)));
+        assert!(
+            store.inner.rollups.columns.segments().is_subset(&after),
+            "the gone segment's columns are forgotten"
+        );
+        assert_eq!(store.search(&newest).await.expect("search").hits.len(), 5);
     }
 
     async fn aggregations_follow_deletions_and_new_segments(kept_aggregations: usize) {

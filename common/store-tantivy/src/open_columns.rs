@@ -70,6 +70,12 @@ impl OpenColumns {
             .and_then(Into::into))
     }
 
+    /// The segments with columns kept.
+    #[cfg(test)]
+    pub fn segments(&self) -> std::collections::HashSet<SegmentId> {
+        self.lock().keys().map(|(segment, _, _)| *segment).collect()
+    }
+
     /// Forgets the columns of segments that are gone.
     pub fn keep_only(&self, present: &[SegmentId]) {
         self.lock()
