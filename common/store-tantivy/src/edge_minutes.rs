@@ -8,7 +8,8 @@
 //! grows with the data, where the whole hours' does not. Dashboards ask the same edges over and
 //! over (a "last 30 days" window moves a minute a minute), so the hour is rolled up by minute
 //! once, over every segment with events in it, and a question reads from the events only what
-//! its window holds of a minute it does not hold whole.
+//! its window holds of a minute it does not hold whole. The minutes are kept ten at a time as
+//! well, so a window's part of an hour reads at most fourteen buckets a population.
 //!
 //! As a day's merge does ([`sluice_store::rollup::DayRollups`]), an edge hour knows the
 //! segments it holds, by id and count of deleted documents, and answers only for exactly those:
@@ -20,7 +21,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sluice_store::rollup::{HOUR_MS, MINUTE_MS, Rollup, RollupOutline, RollupQuestion};
+use sluice_store::rollup::{HOUR_MS, MINUTE_MS, Part, Rollup, RollupOutline, RollupQuestion};
 use tantivy::SegmentReader;
 use tantivy::index::SegmentId;
 
@@ -43,9 +44,14 @@ fn member(reader: &SegmentReader) -> Member {
     (reader.segment_id(), reader.num_deleted_docs())
 }
 
-/// Some segments' events in one hour, by minute.
+/// How many minutes a coarse bucket of a piece holds.
+const TEN_MINUTES_MS: i64 = 10 * MINUTE_MS;
+
+/// Some segments' events in one hour, by minute and by ten minutes: the minutes a window holds
+/// are read ten at a time where they can be.
 struct Piece {
-    rollup: Rollup,
+    minutes: Rollup,
+    tens: Rollup,
     outline: RollupOutline,
 }
 
@@ -66,9 +72,29 @@ impl EdgeHour {
             .all(|piece| question.reads(&piece.outline))
     }
 
-    /// The rollups the hour is read from.
-    pub fn rollups(&self) -> impl Iterator<Item = &Rollup> {
-        self.pieces.iter().map(|piece| &piece.rollup)
+    /// The parts the minutes `[first, end)` of the hour are read from: whole ten minutes from
+    /// the coarse buckets, the minutes on either side of them from the minutes'.
+    pub fn parts(&self, first: i64, end: i64) -> Vec<Part<'_>> {
+        let tens_first = first.div_euclid(TEN_MINUTES_MS) * TEN_MINUTES_MS
+            + i64::from(first.rem_euclid(TEN_MINUTES_MS) != 0) * TEN_MINUTES_MS;
+        let tens_end = end.div_euclid(TEN_MINUTES_MS) * TEN_MINUTES_MS;
+        let part = |rollup, first, end| Part {
+            rollup,
+            first: Some(first),
+            end: Some(end),
+        };
+        let mut parts = Vec::new();
+        for piece in &self.pieces {
+            match tens_first < tens_end {
+                true => parts.extend([
+                    part(&piece.minutes, first, tens_first),
+                    part(&piece.tens, tens_first, tens_end),
+                    part(&piece.minutes, tens_end, end),
+                ]),
+                false => parts.push(part(&piece.minutes, first, end)),
+            }
+        }
+        parts
     }
 }
 
@@ -159,9 +185,10 @@ fn roll_up(
             None => merged = Some(rollup),
         }
     }
-    Ok(merged.map(|rollup| Piece {
-        outline: rollup.outline(),
-        rollup,
+    Ok(merged.map(|minutes| Piece {
+        outline: minutes.outline(),
+        tens: minutes.coarsened(TEN_MINUTES_MS),
+        minutes,
     }))
 }
 

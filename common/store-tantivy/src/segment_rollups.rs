@@ -378,11 +378,7 @@ impl WindowRollups {
             .collect();
         let mut parts = question.parts(&partitions, &self.days);
         for (hour, first, end) in &self.edges {
-            parts.extend(hour.rollups().map(|rollup| Part {
-                rollup,
-                first: Some(*first),
-                end: Some(*end),
-            }));
+            parts.extend(hour.parts(*first, *end));
         }
         parts.extend(self.read.iter().map(|rollup| Part {
             rollup,

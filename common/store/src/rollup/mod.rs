@@ -379,6 +379,26 @@ impl Rollup {
         self.overflowed.extend(other.overflowed.iter().copied());
     }
 
+    /// The same events in buckets `width_ms` wide, a multiple of this rollup's own: a store
+    /// keeps an edge hour's minutes ten at a time as well, so that the part of an hour a window
+    /// holds reads at most fourteen buckets a population, not fifty-nine.
+    pub fn coarsened(&self, width_ms: i64) -> Rollup {
+        let mut coarse = Rollup {
+            overflowed: self.overflowed.clone(),
+            ..Rollup::default()
+        };
+        for ((start, population), bucket) in &self.buckets {
+            let key = (start.div_euclid(width_ms) * width_ms, population.clone());
+            match coarse.buckets.get_mut(&key) {
+                Some(coarse) => coarse.merge(bucket),
+                None => {
+                    coarse.buckets.insert(key, bucket.clone());
+                }
+            }
+        }
+        coarse
+    }
+
     /// Keeps each day's buckets by population merged ([`DaySummary`]), for questions over
     /// whole days. Until the rollup next changes: merging into it drops them.
     pub fn summarize_days(&mut self) {
