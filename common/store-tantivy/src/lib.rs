@@ -488,7 +488,8 @@ impl TantivyStore {
             .reader
             .reload()
             .map_err(|e| StoreError::Write(format!("reader reload: {e}")))?;
-        // Columns kept for searches go with their segments, rollups on or off.
+        // Columns kept for searches and rollups go with their segments, rollups on or off: the
+        // reader sees other segments only here (it is reloaded by hand, after a commit).
         let present: Vec<_> = (inner.reader.searcher().segment_readers().iter())
             .map(SegmentReader::segment_id)
             .collect();

@@ -304,7 +304,7 @@ impl SegmentRollups {
         for (segment, deleted) in gone {
             self.remove_file(segment, deleted);
         }
-        self.columns.keep_only(&present);
+        // The kept columns are pruned where segments change: each commit's reader reload.
         self.hour_rows.keep_only(&present);
         Ok(built)
     }
