@@ -75,9 +75,8 @@ impl EdgeHour {
     /// The parts the minutes `[first, end)` of the hour are read from: whole ten minutes from
     /// the coarse buckets, the minutes on either side of them from the minutes'.
     pub fn parts(&self, first: i64, end: i64) -> Vec<Part<'_>> {
-        let tens_first = first.div_euclid(TEN_MINUTES_MS) * TEN_MINUTES_MS
-            + i64::from(first.rem_euclid(TEN_MINUTES_MS) != 0) * TEN_MINUTES_MS;
-        let tens_end = end.div_euclid(TEN_MINUTES_MS) * TEN_MINUTES_MS;
+        let tens_first = start_at_or_after(first, TEN_MINUTES_MS);
+        let tens_end = start_at_or_before(end, TEN_MINUTES_MS);
         let part = |rollup, first, end| Part {
             rollup,
             first: Some(first),
@@ -199,9 +198,8 @@ type Inclusive = (i64, i64);
 /// outside them (at most two, inclusive), which are read from the events. No whole minute when
 /// the window holds none.
 pub(super) fn whole_minutes(from_ms: i64, to_ms: i64) -> (Option<(i64, i64)>, Vec<Inclusive>) {
-    let first = from_ms.div_euclid(MINUTE_MS) * MINUTE_MS
-        + i64::from(from_ms.rem_euclid(MINUTE_MS) != 0) * MINUTE_MS;
-    let end = to_ms.saturating_add(1).div_euclid(MINUTE_MS) * MINUTE_MS;
+    let first = start_at_or_after(from_ms, MINUTE_MS);
+    let end = start_at_or_before(to_ms.saturating_add(1), MINUTE_MS);
     if end <= first {
         return (None, vec![(from_ms, to_ms)]);
     }
@@ -213,6 +211,16 @@ pub(super) fn whole_minutes(from_ms: i64, to_ms: i64) -> (Option<(i64, i64)>, Ve
         rest.push((end, to_ms));
     }
     (Some((first, end)), rest)
+}
+
+/// The start of the first bucket `width_ms` wide that begins at or after `ms`.
+fn start_at_or_after(ms: i64, width_ms: i64) -> i64 {
+    start_at_or_before(ms, width_ms) + i64::from(ms.rem_euclid(width_ms) != 0) * width_ms
+}
+
+/// The start of the bucket `width_ms` wide that holds `ms`.
+fn start_at_or_before(ms: i64, width_ms: i64) -> i64 {
+    ms.div_euclid(width_ms) * width_ms
 }
 
 /// The starts of the hours `from_ms..=to_ms` touches, when it touches at most two: an edge of a
