@@ -445,6 +445,79 @@ async fn endless_distinct_values_are_answered_from_events_not_kept_in_rollups() 
     );
 }
 
+/// The same hostile producer, with its pages spread over the hour a window ends in: the edge
+/// hour's minutes neither keep the pages nor lose any, and a question by page or by action over
+/// the ragged window is answered exactly.
+#[tokio::test]
+async fn endless_distinct_values_in_an_edge_hour_are_answered_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TantivyStore::open(dir.path(), 20_000_000).expect("opens");
+    let pages = MAX_VALUES_PER_BUCKET + 200;
+    let hour = END - 10 * HOUR_MS;
+    let at = |n: usize| hour + 2_000 * n as i64;
+    let documents: Vec<StoreDocument> = (0..pages)
+        .map(|n| {
+            let event = json!({"log_type": "user_behavior", "action": "view",
+                               "page": format!("/hostile/{n}"), "user_id": format!("u{}", n % 7)});
+            StoreDocument::from_source(&format!("e{n}"), at(n), &event)
+        })
+        .collect();
+    store.index(Arc::new(documents)).await.expect("indexes");
+    // An ordinary segment with events in the same hour, whose rollup holds its pages whole.
+    store
+        .index(Arc::new(documents_within(hour, 300)))
+        .await
+        .expect("indexes");
+    store.roll_up_now().await.expect("rolls up");
+
+    let to_ms = hour + 30 * 60_000 + 1_234;
+    let window = SearchQuery::range(Some(hour - HOUR_MS / 2 + 17), Some(to_ms));
+    let hostile = (0..pages).filter(|&n| at(n) <= to_ms).count();
+    for request in [
+        named(vec![(
+            "pages",
+            Aggregation::terms(Field::Page, pages + 400),
+        )]),
+        named(vec![("actions", Aggregation::terms(Field::Action, 10))]),
+    ] {
+        RollupQuestion::of(&window, &request).expect("a question rollups answer");
+        let inner = Arc::clone(&store.inner);
+        let query = window.clone();
+        let (by_rollups, by_events) = tokio::task::spawn_blocking(move || {
+            let searcher = inner.reader.searcher();
+            (
+                TantivyStore::run_aggregate(&inner, &query, &request).expect("rollups"),
+                TantivyStore::aggregate_from_events(&inner, &searcher, &query, &request)
+                    .expect("events"),
+            )
+        })
+        .await
+        .expect("joins");
+        assert_agree("ragged window", &by_rollups, &by_events);
+        if let Some(AggregationResult::Terms(pages)) = by_rollups.0.get("pages") {
+            let hostile_counted = pages.iter().filter(|p| p.value.starts_with("/hostile/"));
+            assert_eq!(
+                hostile_counted.count(),
+                hostile,
+                "every hostile page in the window"
+            );
+        }
+    }
+}
+
+/// `count` sample events within the hour that starts at `hour`.
+fn documents_within(hour: i64, count: usize) -> Vec<StoreDocument> {
+    documents(5, count)
+        .into_iter()
+        .enumerate()
+        .map(|(n, document)| {
+            let source: Value = serde_json::from_str(&document.source).expect("json");
+            let at = hour + (n as i64 * 11_987) % HOUR_MS;
+            StoreDocument::from_source(&format!("o{n}"), at, &source)
+        })
+        .collect()
+}
+
 #[test]
 fn sample_documents_carry_what_the_questions_ask() {
     let documents = documents(1, 500);
