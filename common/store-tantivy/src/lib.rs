@@ -44,6 +44,7 @@ use tantivy::{
 
 use self::document::{Batch, BatchDocument};
 use self::known_ids::KnownIds;
+use self::open_columns::OpenColumns;
 use self::query::QueryBuilder;
 use self::retention::{DayMergePolicy, SegmentDays};
 use self::schema::Fields;
@@ -90,6 +91,9 @@ struct Inner {
     days: SegmentDays,
     aggregations: SegmentAggregations,
     rollups: Arc<SegmentRollups>,
+    /// The columns searches and rollup questions read, opened once per segment and forgotten
+    /// with it (see [`open_columns`]).
+    columns: OpenColumns,
     /// Wakes the thread that rolls up new segments (see [`segment_rollups`]).
     /// `None` when rollups are off.
     roll_up: Option<SyncSender<()>>,
@@ -263,6 +267,7 @@ impl TantivyStore {
                 days,
                 aggregations: SegmentAggregations::new(options.kept_aggregations),
                 rollups,
+                columns: OpenColumns::default(),
                 roll_up,
             }),
         })
@@ -493,7 +498,7 @@ impl TantivyStore {
         let present: Vec<_> = (inner.reader.searcher().segment_readers().iter())
             .map(SegmentReader::segment_id)
             .collect();
-        inner.rollups.columns.keep_only(&present);
+        inner.columns.keep_only(&present);
         // Full: a pass is due already, and it will see this commit's segments.
         if let Some(roll_up) = &inner.roll_up {
             let _ = roll_up.try_send(());
@@ -678,7 +683,7 @@ impl TantivyStore {
                 offset: query.offset,
                 total,
             }
-            .run(&searcher, weight.as_ref(), &inner.rollups.columns)
+            .run(&searcher, weight.as_ref(), &inner.columns)
             .map_err(|e| StoreError::Search(e.to_string()))?
         };
         let (total, total_relation) = match counted {
@@ -877,8 +882,7 @@ impl TantivyStore {
                     window.counted += u64::from(whole.count(reader).map_err(failed)?);
                 }
                 None => {
-                    let all =
-                        roll_up_matches(reader, whole.as_ref(), &fields, &inner.rollups.columns);
+                    let all = roll_up_matches(reader, whole.as_ref(), &fields, &inner.columns);
                     window.read.extend(all.map_err(failed)?);
                 }
             }
@@ -892,7 +896,7 @@ impl TantivyStore {
                 .copied()
                 .filter(|(from, to)| rollup.outline.may_hold(*from, *to))
                 .collect();
-            let (columns, rows) = (&inner.rollups.columns, &inner.rollups.hour_rows);
+            let (columns, rows) = (&inner.columns, &inner.rollups.hour_rows);
             let edges = roll_up_within(reader, filter.as_ref(), &edges, &fields, columns, rows);
             window.read.extend(edges.map_err(failed)?);
             window.kept.push((reader.segment_id(), rollup));
@@ -923,19 +927,19 @@ impl TantivyStore {
             };
             for hour in hours {
                 let (from, to) = (from.max(hour), to.min(hour + HOUR_MS - 1));
+                let (Some((first, end)), rest) = edge_minutes::whole_minutes(from, to) else {
+                    from_events.push((from, to));
+                    continue;
+                };
                 let holders: Vec<&SegmentReader> = rolled_up
                     .iter()
                     .filter(|(_, rollup)| rollup.outline.may_hold(from, to))
                     .map(|(reader, _)| *reader)
                     .collect();
-                let (Some((first, end)), rest) = edge_minutes::whole_minutes(from, to) else {
-                    from_events.push((from, to));
-                    continue;
-                };
                 if holders.is_empty() {
                     continue;
                 }
-                let (columns, rows) = (&inner.rollups.columns, &inner.rollups.hour_rows);
+                let (columns, rows) = (&inner.columns, &inner.rollups.hour_rows);
                 let minutes = inner
                     .rollups
                     .edge_minutes
@@ -1343,6 +1347,8 @@ mod tests {
     /// segment's files are not held open.
     #[tokio::test]
     async fn columns_kept_for_searches_go_with_their_segments() {
+        use std::collections::HashSet;
+        use tantivy::index::SegmentId;
         let dir = tempfile::tempdir().expect("tempdir");
         let options = TantivyOptions {
             writer: WriterOptions::with_memory(20_000_000),
@@ -1356,8 +1362,6 @@ mod tests {
         store.index(Arc::new(first.clone())).await.expect("index");
         let second = document("b0", 500_000, LogType::Error, "info", "kept");
         store.index(Arc::new(vec![second])).await.expect("index");
-        use std::collections::HashSet;
-        use tantivy::index::SegmentId;
         let segments = || -> HashSet<SegmentId> {
             let searcher = store.inner.reader.searcher();
             searcher
@@ -1374,14 +1378,14 @@ mod tests {
         assert_eq!(page.hits.len(), 5);
         let before = segments();
         assert_eq!(before.len(), 2);
-        assert_eq!(store.inner.rollups.columns.segments(), before, "kept");
+        assert_eq!(store.inner.columns.segments(), before, "kept");
 
         // Every event of the first segment replayed: the commit removes it.
         store.index(Arc::new(first)).await.expect("replay");
         let after = segments();
         assert!(before.iter().any(|segment| !after.contains(segment)));
         assert!(
-            store.inner.rollups.columns.segments().is_subset(&after),
+            store.inner.columns.segments().is_subset(&after),
             "the gone segment's columns are forgotten"
         );
         assert_eq!(store.search(&newest).await.expect("search").hits.len(), 5);

@@ -115,8 +115,6 @@ pub(super) struct SegmentRollups {
     kept: RwLock<HashMap<SegmentId, Arc<Kept>>>,
     /// The kept rollups merged per day (see [`DayRollups`]), rebuilt by each pass.
     days: RwLock<DayRollups<(SegmentId, u32)>>,
-    /// The columns questions read, opened once per segment.
-    pub columns: OpenColumns,
     /// Where the windows' edges lie in each segment.
     pub hour_rows: HourRows,
     /// The hours the windows' edges fall in, by minute.
@@ -159,7 +157,6 @@ impl SegmentRollups {
             dir,
             kept: RwLock::new(kept),
             days: RwLock::new(DayRollups::default()),
-            columns: OpenColumns::default(),
             hour_rows: HourRows::default(),
             edge_minutes: EdgeMinutes::default(),
             passes: Mutex::new(Instant::now()),
